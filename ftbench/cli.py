@@ -1,0 +1,188 @@
+"""The `ftbench` command. Imports stay light: torch loads only when a run starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from ftbench import __version__
+from ftbench.errors import FtbenchError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (its default prints usage + error, also exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"ftbench: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ftbench",
+        description="Benchmark fine-tuning methods (full, head-only, last-layer, LoRA, QLoRA, "
+        "adapters, IA3, prefix, BitFit) on your own hardware.",
+    )
+    parser.add_argument("--version", action="version", version=f"ftbench {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a preset (headless)")
+    run.add_argument("--preset", required=True, help="built-in preset name or path to a .toml file")
+    run.add_argument("--headless", action="store_true", help="run without the TUI (scripts and CI)")
+    run.add_argument("--method", action="append", default=[], metavar="NAME",
+                     help="run only these methods (repeat or comma-separate)")
+    run.add_argument("--model", help="override the model (hub id, local folder, minilm-l6, tiny-bert ...)")
+    run.add_argument("--dataset", help="override the dataset (logical name)")
+    run.add_argument("--max-steps", type=int, help="stop each run after this many optimizer steps")
+    run.add_argument("--seeds", type=int, help="seeds per method (default: the preset's)")
+    run.add_argument("--offline", action="store_true",
+                     help="swap hub models for minilm-l6 and hub datasets for bundled copies")
+    run.add_argument("--runs-dir", help="where run files go (default: ./runs or $FTBENCH_RUNS_DIR)")
+    run.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    run.add_argument("--report-to", action="append", default=[], metavar="TRACKER",
+                     help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
+    run.set_defaults(func=_cmd_run)
+
+    presets = sub.add_parser("presets", help="list the built-in presets")
+    presets.add_argument("--json", action="store_true")
+    presets.set_defaults(func=_cmd_presets)
+
+    runs = sub.add_parser("runs", help="list saved runs")
+    runs.add_argument("--runs-dir")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=_cmd_runs)
+
+    doctor = sub.add_parser("doctor", help="what this machine can run (GPU, QLoRA, bundled data, hub)")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=_cmd_doctor)
+
+    _add_report_commands(sub)
+    return parser
+
+
+def _add_report_commands(sub: argparse._SubParsersAction) -> None:
+    try:
+        from ftbench.report.cli import add_compare_parser, add_export_parser
+    except ImportError:
+        return
+    add_compare_parser(sub)
+    add_export_parser(sub)
+
+
+def _split(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ftbench.headless import run_specs
+    from ftbench.presets import Overrides, expand, load_preset
+
+    if not args.headless and sys.stdout.isatty():
+        print("ftbench: the TUI is not available yet; running headless", file=sys.stderr)
+    preset = load_preset(args.preset)
+    overrides = Overrides(
+        methods=_split(args.method), model=args.model, dataset=args.dataset,
+        max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
+        report_to=_split(args.report_to),
+    )
+    specs = expand(preset, overrides)
+    from ftbench.preflight import preflight
+
+    preflight(specs)
+    return run_specs(specs, args.runs_dir, args.json)
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ftbench.presets import load_all, runnable_here
+
+    errors: list[str] = []
+    presets = load_all(errors.append)
+    if args.json:
+        rows = [{"name": p.name, "title": p.title, "task": p.task, "model": p.model,
+                 "dataset": p.data.name, "methods": [m.name for m in p.methods],
+                 "runs_here": runnable_here(p), "path": p.path} for p in presets]
+        print(json.dumps(rows, indent=2))
+    else:
+        table = Table(title="ftbench presets")
+        for col in ("name", "task", "model", "dataset", "methods", "runs here"):
+            table.add_column(col, overflow="fold")
+        for p in presets:
+            table.add_row(p.name, p.task, p.model, p.data.name,
+                          ", ".join(m.name for m in p.methods), runnable_here(p))
+        Console().print(table)
+    for line in errors:
+        print(f"ftbench: {line}", file=sys.stderr)
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ftbench.results.store import load_runs, runs_dir
+
+    folder = runs_dir(args.runs_dir)
+    loaded = load_runs(folder)
+    for path, problem in loaded.problems:
+        print(f"ftbench: skipped {path}: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in loaded.records], indent=2))
+        return 0
+    if not loaded.records:
+        print(f"no runs in {folder}")
+        return 0
+    table = Table(title=f"runs in {folder}")
+    for col in ("run id", "preset", "method", "model", "dataset", "seed", "status", "metric", "train s"):
+        table.add_column(col, overflow="fold")
+    for r in loaded.records:
+        m = r.metrics
+        metric = next((f"{k} {m[k]:.4f}" for k in ("accuracy", "exact_match")
+                       if isinstance(m.get(k), (int, float))), r.error or "-")
+        train_s = r.timing.get("train_s")
+        table.add_row(r.run_id, r.preset, r.method, r.model, r.dataset, str(r.seed), r.status,
+                      metric, f"{train_s:.1f}" if train_s is not None else "-")
+    Console().print(table)
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from ftbench.doctor import main as doctor_main
+
+    return doctor_main(as_json=args.json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        return func(args)
+    except FtbenchError as exc:
+        print(f"ftbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ftbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,455 @@
+"""The one training path: ``run(spec, emit, cancel)``.
+
+Both front ends (headless CLI and TUI) call this; it reports only through ``emit`` and stops
+when ``cancel`` is set (checked after every optimizer step). Whatever happens — completion,
+an exception, out-of-memory, NaN loss, cancellation, Ctrl+C — a `RunRecord` is built from
+what was measured and saved atomically; if the runs folder cannot be written the record goes
+to a fallback folder and the `RunFinished` event says where.
+
+Measurement rules (DESIGN.md): train time excludes evaluation; torch peak counters are reset
+at the start of the run; NVML is sampled by a thread every 0.5 s; parameter counts say whether
+the head is included; every record carries its environment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ftbench import __version__
+from ftbench.engine.events import Emit, GpuSample, Log, RunFinished, RunStarted, ignore
+from ftbench.errors import FtbenchError
+from ftbench.results.record import RunRecord
+from ftbench.results.store import StoreError, new_run_id, save_record
+from ftbench.spec import RunSpec
+
+
+@dataclass
+class Hooks:
+    """Fault-injection points for tests (never set in normal use).
+
+    ``before_train`` runs after the model is built; ``on_step`` after each optimizer step
+    (raise from it to simulate a crash or OOM mid-training); ``nvml_fault`` inside each NVML
+    sample; ``loss_override`` multiplies the loss (float('nan') forces divergence);
+    ``save`` replaces `save_record` (to simulate an unwritable folder or a full disk).
+    """
+
+    before_train: Callable[[], None] | None = None
+    on_step: Callable[[int], None] | None = None
+    nvml_fault: Callable[[], None] | None = None
+    loss_override: float | None = None
+    save: Callable[[RunRecord, Any], Path] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(exc, FtbenchError):
+        return first or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
+
+
+def _is_oom(exc: BaseException) -> bool:
+    name = exc.__class__.__name__
+    return name == "OutOfMemoryError" or isinstance(exc, MemoryError) \
+        or "out of memory" in str(exc).lower()
+
+
+def run(
+    spec: RunSpec,
+    emit: Emit = ignore,
+    cancel: threading.Event | None = None,
+    *,
+    runs_dir: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+    hooks: Hooks | None = None,
+) -> RunFinished:
+    """Train and evaluate one method on one model/dataset/seed; save and return its record."""
+    cancel = cancel or threading.Event()
+    hooks = hooks or Hooks()
+    record = RunRecord(
+        run_id=run_id or new_run_id(spec.preset, spec.method.name, spec.seed),
+        preset=spec.preset,
+        method=spec.method.name,
+        status="failed",
+        created_at=_now(),
+        spec=spec.to_dict(),
+        ftbench_version=__version__,
+    )
+    record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
+                         for r in spec.references]
+    session = _Session(spec, record, emit, cancel, hooks)
+    reraise: BaseException | None = None
+    try:
+        session.execute()
+    except KeyboardInterrupt:
+        record.status = "cancelled"
+        progress = session.callback.progress if session.callback else None
+        record.error = (f"cancelled at step {progress.step} of {progress.total_steps}"
+                        if progress and progress.total_steps else "cancelled before training started")
+    except Exception as exc:  # every failure becomes a saved record, never a lost run
+        record.status = "failed"
+        record.error = _failure_line(exc)
+        if os.environ.get("FTBENCH_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        emit(Log(record.run_id, "error", record.error))
+    except BaseException as exc:  # SystemExit and friends: save, then let them through
+        record.status = "failed"
+        record.error = _failure_line(exc)
+        reraise = exc
+    finally:
+        session.finish()
+    finished = _save(record, runs_dir, emit, hooks)
+    if reraise is not None:
+        raise reraise
+    return finished
+
+
+def _failure_line(exc: BaseException) -> str:
+    if _is_oom(exc):
+        return ("out of memory: " + _one_line(exc)[:200] +
+                " — try a smaller batch_size or max_length, gradient_checkpointing, or qlora")
+    return _one_line(exc)
+
+
+def _save(record: RunRecord, runs_dir: Any, emit: Emit, hooks: Hooks) -> RunFinished:
+    saver = hooks.save or save_record
+    try:
+        path = saver(record, runs_dir)
+        event = RunFinished(record, str(path))
+    except (StoreError, OSError) as exc:
+        fallback = Path(tempfile.gettempdir()) / "ftbench-unsaved"
+        try:
+            path = save_record(record, fallback)
+            message = f"{exc}; record saved to {path} instead"
+            event = RunFinished(record, str(path), save_error=message)
+        except (StoreError, OSError) as exc2:
+            message = f"{exc}; fallback {fallback} failed too ({exc2}); record printed below"
+            event = RunFinished(record, None, save_error=message)
+        emit(Log(record.run_id, "error", message))
+    emit(event)
+    return event
+
+
+class _Session:
+    """The state of one run while it executes (kept off `run()` to keep that readable)."""
+
+    def __init__(self, spec: RunSpec, record: RunRecord, emit: Emit, cancel: threading.Event,
+                 hooks: Hooks) -> None:
+        self.spec = spec
+        self.record = record
+        self.emit = emit
+        self.cancel = cancel
+        self.hooks = hooks
+        self.telemetry: Any = None
+        self.callback: Any = None
+        self.trainer: Any = None
+        self.torch: Any = None
+        self.device = "cpu"
+        self.t_start = time.perf_counter()
+        self.final_eval_s = 0.0
+        self.finished = False
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit(Log(self.record.run_id, level, message))
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+
+    # --- the run -------------------------------------------------------------------------
+    def execute(self) -> None:
+        spec = self.spec
+        self.log(f"{spec.preset} · {spec.method.name} · {spec.model} · {spec.data.name} · seed {spec.seed}")
+        import torch
+
+        self.torch = torch
+        from ftbench.engine import environment
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.record.environment = environment.collect(self.device, torch)
+        for line in spec.substitutions:
+            self.log(f"offline: {line}")
+
+        from ftbench.models import resolve_model
+
+        ref = resolve_model(spec.model)
+        self.record.model_info = ref.to_dict()
+        if ref.random_init:
+            self.log(f"{spec.model} is random-init: figures measure the method's mechanics, not quality",
+                     "warning")
+        self.check_cancel()
+
+        from ftbench.tasks.registry import get_task
+
+        task = get_task(spec.task)
+        tokenizer = _load_tokenizer(ref.path)
+        prepared = task.prepare(spec, tokenizer, self.log)
+        self.record.data_info = prepared.data_info
+        self.log(f"data: {prepared.data_info.get('source')}")
+        self.check_cancel()
+
+        precision = _resolve_precision(spec.train.precision, self.device, torch)
+        model = self._build_model(ref.path, prepared, precision)
+        self.check_cancel()
+        if self.hooks.before_train is not None:
+            self.hooks.before_train()
+
+        self._train(model, tokenizer, prepared, precision)
+
+    def _build_model(self, path: str, prepared: Any, precision: str) -> Any:
+        torch = self.torch
+        from ftbench.methods import (apply_method, count_parameters, from_pretrained_kwargs,
+                                     head_module_names)
+
+        compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+        kwargs = dict(prepared.model_kwargs)
+        kwargs.update(from_pretrained_kwargs(self.spec.method, compute_dtype))
+        torch.manual_seed(self.spec.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = prepared.model_class.from_pretrained(
+                path, trust_remote_code=False, use_safetensors=_use_safetensors(path), **kwargs
+            )
+        heads = head_module_names(model)
+        model = apply_method(model, self.spec.method, self.spec.task)
+        counts = count_parameters(model, heads)
+        self.record.params = {
+            "trainable": counts.trainable,
+            "total": counts.total,
+            "trainable_without_head": counts.trainable_without_head,
+            "head_included": True,
+            "head_modules": list(heads),
+            "trainable_pct": round(100.0 * counts.trainable / counts.total, 4) if counts.total else None,
+        }
+        self.log(f"trainable {counts.trainable:,} of {counts.total:,} parameters "
+                 f"({counts.trainable_without_head:,} without the head)")
+        return model
+
+    def _train(self, model: Any, tokenizer: Any, prepared: Any, precision: str) -> None:
+        torch = self.torch
+        spec = self.spec
+        from transformers import DataCollatorWithPadding, TrainingArguments
+
+        from ftbench.engine.callbacks import EventCallback
+        from ftbench.engine.telemetry import Telemetry, reset_torch_peaks, torch_peaks
+
+        train = spec.train
+        eval_bs = train.eval_batch_size or train.batch_size * 2
+        workdir = tempfile.mkdtemp(prefix="ftbench-trainer-")
+        args = TrainingArguments(
+            output_dir=workdir,
+            per_device_train_batch_size=train.batch_size,
+            per_device_eval_batch_size=eval_bs,
+            gradient_accumulation_steps=train.grad_accum,
+            num_train_epochs=train.epochs if train.epochs is not None else 1.0,
+            max_steps=train.max_steps if train.max_steps else -1,
+            learning_rate=spec.learning_rate,
+            weight_decay=train.weight_decay,
+            warmup_steps=train.warmup_ratio,
+            logging_strategy="steps",
+            logging_steps=train.logging_steps,
+            logging_nan_inf_filter=False,
+            eval_strategy="steps" if train.eval_steps else "epoch",
+            eval_steps=train.eval_steps,
+            save_strategy="no",
+            report_to=list(spec.report_to) or "none",
+            seed=spec.seed,
+            data_seed=spec.seed,
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
+            use_cpu=self.device == "cpu",
+            gradient_checkpointing=train.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
+            optim="adamw_torch_fused" if self.device == "cuda" else "adamw_torch",
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            label_names=prepared.label_names_for_trainer,
+            log_level="error",
+            run_name=self.record.run_id,
+        )
+        samples_per_step = train.batch_size * train.grad_accum
+
+        def on_begin(total_steps: int) -> None:
+            self.emit(RunStarted(self.record.run_id, spec.preset, spec.method.name, spec.model,
+                                 spec.data.name, spec.seed, total_steps, dict(self.record.params),
+                                 self.device, str(prepared.data_info.get("source", ""))))
+
+        def memory_probe() -> tuple[float | None, float | None]:
+            allocated = torch.cuda.memory_allocated() / 2**20 if self.device == "cuda" else None
+            rss = self.telemetry.peak_rss_mb if self.telemetry else None
+            return allocated, rss
+
+        self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
+                                      on_begin, prepared.metric_transform, memory_probe,
+                                      self.hooks.on_step)
+        trainer_cls = _measured_trainer_class(self.hooks.loss_override)
+        self.trainer = trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=prepared.train_dataset,
+            eval_dataset=prepared.eval_dataset,
+            data_collator=prepared.collator or DataCollatorWithPadding(tokenizer),
+            compute_metrics=prepared.compute_metrics,
+            callbacks=[self.callback],
+        )
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        for cb in (PrinterCallback, ProgressCallback):
+            self.trainer.remove_callback(cb)
+
+        self.telemetry = Telemetry(use_nvml=self.device == "cuda",
+                                   on_gpu_sample=self._on_gpu_sample,
+                                   fault=self.hooks.nvml_fault)
+        reset_torch_peaks(torch, self.device)
+        self.telemetry.start()
+        self.check_cancel()
+        self.trainer.train()
+        progress = self.callback.progress
+        if progress.diverged_at is not None:
+            self.record.status = "diverged"
+            self.record.error = f"loss became non-finite at step {progress.diverged_at}"
+        elif progress.cancelled or self.cancel.is_set():
+            self.record.status = "cancelled"
+            self.record.error = f"cancelled at step {progress.step} of {progress.total_steps}"
+        else:
+            if progress.last_eval_step != self.trainer.state.global_step:
+                t = time.perf_counter()
+                self.trainer.evaluate()
+                self.final_eval_s = time.perf_counter() - t
+            self.record.status = "completed"
+        allocated, reserved = torch_peaks(torch, self.device)
+        self.record.memory["torch_peak_allocated_mb"] = _round(allocated)
+        self.record.memory["torch_peak_reserved_mb"] = _round(reserved)
+
+    def _on_gpu_sample(self, sample: Any) -> None:
+        self.emit(GpuSample(self.record.run_id, sample.t, sample.gpu_used_mb or 0.0,
+                            sample.gpu_total_mb or 0.0, sample.gpu_util))
+
+    # --- always runs ---------------------------------------------------------------------
+    def finish(self) -> None:
+        """Fill timing, memory, metrics and series from whatever was measured. Idempotent."""
+        if self.finished:
+            return
+        self.finished = True
+        record = self.record
+        record.finished_at = _now()
+        if self.telemetry is not None:
+            self.telemetry.stop()
+            record.memory["process_peak_rss_mb"] = _round(self.telemetry.peak_rss_mb)
+            record.memory["nvml_peak_used_mb"] = _round(self.telemetry.peak_gpu_used_mb)
+            record.series["gpu"] = self.telemetry.gpu_series
+            if self.telemetry.nvml_error:
+                self.log(self.telemetry.nvml_error, "warning")
+                record.environment["nvml_error"] = self.telemetry.nvml_error
+        record.timing["total_s"] = _round(time.perf_counter() - self.t_start, 3)
+        cb = self.callback
+        if cb is None:
+            return
+        progress = cb.progress
+        if progress.t_train_begin is not None and progress.t_train_end is None:
+            progress.t_train_end = time.perf_counter()
+        train_s = progress.train_elapsed()
+        record.series["train"] = progress.train_series
+        record.series["eval"] = progress.eval_series
+        trainer = self.trainer
+        samples = getattr(trainer, "ft_samples", 0) if trainer is not None else 0
+        tokens = getattr(trainer, "ft_tokens", 0) if trainer is not None else 0
+        tokens = int(tokens.item()) if hasattr(tokens, "item") else int(tokens)  # the one sync
+        record.timing.update({
+            "train_s": _round(train_s, 3),
+            "eval_s": _round(progress.eval_s + self.final_eval_s, 3),
+            "steps": progress.step,
+            "total_steps": progress.total_steps,
+            "epochs": round(progress.epoch, 4),
+            "train_samples": samples,
+            "train_tokens": tokens,
+            "samples_per_s": _round(samples / train_s, 2) if train_s > 0 and samples else None,
+            "tokens_per_s": _round(tokens / train_s, 1) if train_s > 0 and tokens else None,
+        })
+        if progress.last_eval is not None:
+            record.metrics = dict(progress.last_eval)
+            record.metrics["at_step"] = progress.last_eval_step
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def _use_safetensors(path: str) -> bool | None:
+    """Safetensors only, unless FTBENCH_ALLOW_PICKLE=1 (pickle files can run code)."""
+    if os.environ.get("FTBENCH_ALLOW_PICKLE") == "1":
+        return None
+    return True
+
+
+def _load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+
+
+def _resolve_precision(asked: str, device: str, torch: Any) -> str:
+    """auto: bf16 where the GPU supports it, fp16 on older CUDA GPUs, fp32 on CPU."""
+    if asked == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if asked == "fp16" and device != "cuda":
+        raise FtbenchError("precision fp16 needs a CUDA GPU; use precision auto, fp32 or bf16 here")
+    return asked
+
+
+_TRAINER_CLASSES: dict[Any, Any] = {}
+
+
+def _measured_trainer_class(loss_override: float | None) -> Any:
+    """A Trainer that counts samples and real tokens without a host sync per step."""
+    key = loss_override
+    if key in _TRAINER_CLASSES:
+        return _TRAINER_CLASSES[key]
+    from transformers import Trainer
+
+    class MeasuredTrainer(Trainer):
+        ft_samples: int = 0
+        ft_tokens: Any = 0
+
+        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            ids = inputs.get("input_ids")
+            if ids is not None:
+                self.ft_samples += int(ids.shape[0])  # shape is metadata: no device sync
+                mask = inputs.get("attention_mask")
+                # Summed on the device; read once when the run ends.
+                self.ft_tokens = self.ft_tokens + (mask.sum() if mask is not None else ids.numel())
+            return super().training_step(model, inputs, num_items_in_batch)
+
+        if loss_override is not None:
+            def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
+                             num_items_in_batch: Any = None) -> Any:
+                out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+                if return_outputs:
+                    return out[0] * loss_override, out[1]
+                return out * loss_override
+
+    _TRAINER_CLASSES[key] = MeasuredTrainer
+    return MeasuredTrainer

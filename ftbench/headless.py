@@ -1,0 +1,263 @@
+"""`ftbench run --headless`: run a preset's runs in order and print progress.
+
+Rich progress (step, loss, samples/s, ETA, memory) on a TTY; one plain line per logging step
+otherwise. Ctrl+C (or SIGTERM) cancels the run in flight, which is saved as ``cancelled``;
+a second Ctrl+C aborts at once (the run is still saved). Exit codes: 0 all completed,
+1 any failed/diverged, 2 usage or preset error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ftbench.engine.events import Eval, Event, GpuSample, Log, RunFinished, RunStarted, Step
+from ftbench.spec import RunSpec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fmt_num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class PlainPrinter:
+    """One line per event of interest, for logs and CI."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, event: Event) -> None:
+        line = self.format(event)
+        if line:
+            print(line, file=self.out, flush=True)
+
+    def format(self, event: Event) -> str | None:
+        if isinstance(event, RunStarted):
+            p = event.params
+            return (f"[start] {event.run_id} method={event.method} model={event.model} "
+                    f"dataset={event.dataset} seed={event.seed} steps={event.total_steps} "
+                    f"device={event.device} trainable={p.get('trainable')}/{p.get('total')}")
+        if isinstance(event, Step):
+            mem = (f" mem={event.torch_allocated_mb:.0f}MB" if event.torch_allocated_mb is not None
+                   else f" rss={event.rss_mb:.0f}MB" if event.rss_mb is not None else "")
+            sps = f"{event.samples_per_s:.1f}" if event.samples_per_s else "-"
+            return (f"[step] {event.step}/{event.total_steps} epoch={event.epoch:.2f} "
+                    f"loss={_fmt_num(event.loss)} samples/s={sps} eta={_fmt_eta(event.eta_s)}{mem}")
+        if isinstance(event, Eval):
+            keys = [k for k in ("accuracy", "f1", "exact_match", "loss") if k in event.metrics]
+            shown = " ".join(f"{k}={_fmt_num(event.metrics[k])}" for k in keys)
+            return f"[eval] step={event.step} {shown} ({event.eval_s:.1f}s)"
+        if isinstance(event, Log):
+            if event.level == "info":
+                return f"[info] {event.message}"
+            return f"[{event.level}] {event.message}"
+        if isinstance(event, RunFinished):
+            r = event.record
+            where = event.path or "(not saved)"
+            err = f" error={r.error}" if r.error else ""
+            return f"[done] {r.run_id} status={r.status}{err} -> {where}"
+        return None
+
+
+class RichPrinter:
+    """A live progress bar per run plus log lines above it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[label]}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} samples/s"),
+            TextColumn("{task.fields[mem]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> "RichPrinter":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            self._handle(event)
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            label = f"{event.method} s{event.seed}"
+            self.task = self.progress.add_task("run", total=event.total_steps or None, label=label,
+                                               loss="-", rate="-", mem="")
+            p = event.params
+            self.console.print(f"[dim]{event.run_id}[/] on {event.device}: trainable "
+                               f"{p.get('trainable'):,} of {p.get('total'):,}")
+        elif isinstance(event, Step) and self.task is not None:
+            mem = (f"{event.torch_allocated_mb:.0f} MB" if event.torch_allocated_mb is not None
+                   else f"RSS {event.rss_mb:.0f} MB" if event.rss_mb is not None else "")
+            self.progress.update(self.task, completed=event.step, loss=_fmt_num(event.loss),
+                                 rate=f"{event.samples_per_s:.1f}" if event.samples_per_s else "-", mem=mem)
+        elif isinstance(event, GpuSample) and self.task is not None:
+            self.progress.update(self.task, mem=f"GPU {event.used_mb:.0f}/{event.total_mb:.0f} MB")
+        elif isinstance(event, Eval):
+            keys = [k for k in ("accuracy", "f1", "exact_match") if k in event.metrics]
+            shown = "  ".join(f"{k} {_fmt_num(event.metrics[k])}" for k in keys)
+            self.console.print(f"  eval @ step {event.step}: {shown}")
+        elif isinstance(event, Log):
+            style = {"error": "bold red", "warning": "yellow"}.get(event.level, "dim")
+            self.console.print(f"[{style}]{event.message}[/]", highlight=False)
+        elif isinstance(event, RunFinished):
+            r = event.record
+            colour = {"completed": "green", "cancelled": "yellow"}.get(r.status, "red")
+            if self.task is not None:
+                self.progress.update(self.task, visible=True)
+                self.task = None
+            self.console.print(f"[{colour}]{r.status}[/] {r.run_id} → {event.path or 'not saved'}")
+
+
+class Interrupts:
+    """First Ctrl+C/SIGTERM sets ``cancel``; the second raises KeyboardInterrupt."""
+
+    def __init__(self, cancel: threading.Event, notify: Any) -> None:
+        self.cancel = cancel
+        self.notify = notify
+        self.count = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.cancel.set()
+        if self.count == 1:
+            self.notify("cancelling: the run in flight stops after this step and is saved "
+                        "(Ctrl+C again to abort now)")
+        else:
+            raise KeyboardInterrupt
+
+
+def summary_table(records: list[Any]) -> Table:
+    table = Table(title="ftbench results", show_lines=False)
+    for col in ("method", "seed", "status", "metric", "trainable", "train s", "samples/s", "peak MB"):
+        table.add_column(col, justify="left" if col in ("method", "status") else "right")
+    for r in records:
+        metric = _primary_metric(r)
+        peak = r.memory.get("torch_peak_allocated_mb") or r.memory.get("process_peak_rss_mb")
+        kind = "" if r.memory.get("torch_peak_allocated_mb") else " (RSS)" if peak else ""
+        trainable = r.params.get("trainable")
+        table.add_row(
+            r.method, str(r.seed), r.status, metric,
+            f"{trainable:,}" if isinstance(trainable, int) else "-",
+            _fmt_num(r.timing.get("train_s"), 1), _fmt_num(r.timing.get("samples_per_s"), 1),
+            f"{peak:,.0f}{kind}" if peak else "-",
+        )
+    return table
+
+
+def _primary_metric(record: Any) -> str:
+    m = record.metrics
+    for key in ("accuracy", "exact_match"):
+        if isinstance(m.get(key), (int, float)):
+            extra = m.get("f1")
+            f1 = f" f1 {extra:.4f}" if isinstance(extra, (int, float)) else ""
+            return f"{key[:3]} {m[key]:.4f}{f1}"
+    return "-"
+
+
+def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream: TextIO | None = None) -> int:
+    """Run the specs in order; print progress; return the exit code."""
+    from ftbench.engine.runner import run
+
+    out = stream or (sys.stderr if as_json else sys.stdout)
+    tty = out.isatty()
+    console = Console(file=out, highlight=False)
+    cancel = threading.Event()
+    records: list[Any] = []
+    events: list[RunFinished] = []
+    interrupted = False
+
+    def notify(message: str) -> None:
+        if tty:
+            console.print(f"[yellow]{message}[/]")
+        else:
+            print(f"[info] {message}", file=out, flush=True)
+
+    printer: Any = RichPrinter(console) if tty else PlainPrinter(out)
+    started = time.perf_counter()
+    with Interrupts(cancel, notify):
+        ctx = printer if tty else _Null()
+        with ctx:
+            for i, spec in enumerate(specs):
+                if cancel.is_set():
+                    interrupted = True
+                    break
+                if not tty:
+                    print(f"[queue] run {i + 1}/{len(specs)}: {spec.method.name} seed {spec.seed}",
+                          file=out, flush=True)
+                try:
+                    finished = run(spec, printer, cancel, runs_dir=runs_dir)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    break
+                events.append(finished)
+                records.append(finished.record)
+                if finished.record.status == "cancelled":
+                    interrupted = True
+                    break
+    total = time.perf_counter() - started
+    if records:
+        console.print(summary_table(records))
+    console.print(f"{len(records)} run(s) in {total:.1f} s" + (" (interrupted)" if interrupted else ""))
+    if as_json:
+        payload = {
+            "runs": [dict(e.record.to_dict(), path=e.path, save_error=e.save_error) for e in events],
+            "interrupted": interrupted,
+            "wall_s": round(total, 2),
+        }
+        print(json.dumps(payload, indent=2, default=str), flush=True)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if any(r.status != "completed" for r in records):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

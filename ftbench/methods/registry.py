@@ -1,0 +1,182 @@
+"""The nine fine-tuning methods: names, one-line summaries and their arguments.
+
+Pure Python on purpose: the preset validator imports this at CLI start-up, so nothing
+here (or in what it imports) may pull in torch, transformers or peft.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftbench.errors import MethodError, MethodUnsupported
+
+__all__ = [
+    "METHODS",
+    "METHOD_NAMES",
+    "ArgSpec",
+    "MethodError",
+    "MethodInfo",
+    "MethodUnsupported",
+    "resolved_args",
+    "validate_method_args",
+]
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One method argument.
+
+    ``min``/``max`` bound numbers (exclusive when ``min_inclusive`` / ``max_inclusive`` is
+    False); ``choices`` restricts strings; a ``None`` default means "pick per architecture"
+    and ``None`` is then accepted as a value too. ``list`` values must hold strings only;
+    ``bool`` is never accepted where a number is expected.
+    """
+
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    max_inclusive: bool = True
+    min_inclusive: bool = True
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    summary: str
+    args: dict[str, ArgSpec] = field(default_factory=dict)
+    uses_peft: bool = False
+    quantized: bool = False
+
+
+_LORA_ARGS: dict[str, ArgSpec] = {
+    "r": ArgSpec(int, 8, "rank of the low-rank update", min=1),
+    "alpha": ArgSpec((int, float), 16, "LoRA scaling numerator (scale = alpha / r)",
+                     min=0, min_inclusive=False),
+    "dropout": ArgSpec(float, 0.1, "dropout on the LoRA branch input", min=0, max=1, max_inclusive=False),
+    "target_modules": ArgSpec(
+        (list, str), None,
+        "module names to adapt (list of name suffixes, or a regex / 'all-linear' string); "
+        "default per architecture: query,value (BERT/RoBERTa), q_lin,v_lin (DistilBERT)",
+    ),
+}
+
+METHODS: dict[str, MethodInfo] = {
+    "full": MethodInfo("full", "every parameter trains"),
+    "head-only": MethodInfo("head-only", "backbone frozen; only the freshly initialised task head trains"),
+    "last-layer": MethodInfo(
+        "last-layer",
+        "the last transformer block(s), anything above them (BERT pooler) and the head train",
+        {"layers": ArgSpec(int, 1, "how many of the last transformer blocks train", min=1)},
+    ),
+    "lora": MethodInfo("lora", "low-rank updates (peft LoRA) on attention projections + head",
+                       dict(_LORA_ARGS), uses_peft=True),
+    "qlora": MethodInfo("qlora", "LoRA on a 4-bit NF4 (double-quant) backbone; head and pooler unquantized",
+                        dict(_LORA_ARGS), uses_peft=True, quantized=True),
+    "adapters": MethodInfo(
+        "adapters",
+        "bottleneck adapters (down-proj, nonlinearity, up-proj, residual) inside each block + head",
+        {
+            "reduction_factor": ArgSpec(int, 16, "bottleneck = hidden size // reduction_factor", min=1),
+            "bottleneck": ArgSpec(int, None, "explicit bottleneck width (overrides reduction_factor)", min=1),
+            "placement": ArgSpec(str, "ffn", "where adapters go: after the FFN output dense (Pfeiffer), "
+                                 "after the attention output dense, or both (Houlsby)",
+                                 choices=("ffn", "attention", "both")),
+            "non_linearity": ArgSpec(str, "relu", "activation inside the bottleneck",
+                                     choices=("relu", "gelu", "tanh", "silu")),
+            "train_layer_norm": ArgSpec(bool, False, "also train the backbone LayerNorms"),
+        },
+    ),
+    "ia3": MethodInfo(
+        "ia3",
+        "learned rescaling vectors (peft IA3) on keys, values and the FFN + head",
+        {
+            "target_modules": ArgSpec((list, str), None, "modules to rescale (names or regex); "
+                                      "default per architecture"),
+            "feedforward_modules": ArgSpec((list, str), None, "subset of target_modules whose input "
+                                           "(not output) is scaled; default per architecture"),
+        },
+        uses_peft=True,
+    ),
+    "prefix": MethodInfo(
+        "prefix",
+        "trainable key/value prefixes in every attention layer (peft prefix tuning) + head",
+        {
+            "num_virtual_tokens": ArgSpec(int, 20, "prefix length", min=1),
+            "prefix_projection": ArgSpec(bool, False, "reparametrise the prefix through a 2-layer MLP"),
+            "encoder_hidden_size": ArgSpec(int, None, "hidden size of that MLP (default: model hidden size)",
+                                           min=1),
+        },
+        uses_peft=True,
+    ),
+    "bitfit": MethodInfo("bitfit", "only bias terms (incl. LayerNorm biases) and the head train"),
+}
+
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    types = t if isinstance(t, tuple) else (t,)
+    return " or ".join("list of str" if x is list else x.__name__ for x in types)
+
+
+def _type_ok(value: Any, t: type | tuple[type, ...]) -> bool:
+    types = t if isinstance(t, tuple) else (t,)
+    if isinstance(value, bool):
+        return bool in types
+    for x in types:
+        if x is float and isinstance(value, (int, float)):
+            return True
+        if x is list and isinstance(value, (list, tuple)):
+            return all(isinstance(v, str) for v in value)
+        if x is not bool and isinstance(value, x):
+            return True
+    return False
+
+
+def validate_method_args(method: str, args: dict[str, Any]) -> None:
+    """Raise MethodError (one line, naming the key and what is allowed) if ``args`` is invalid."""
+    info = METHODS.get(method)
+    if info is None:
+        raise MethodError(f"unknown method {method!r} (allowed: {', '.join(METHOD_NAMES)})")
+    if not isinstance(args, dict):
+        raise MethodError(f"method {method!r}: args must be a table, got {type(args).__name__}")
+    allowed = ", ".join(info.args) or "none"
+    for key, value in args.items():
+        spec = info.args.get(key)
+        if spec is None:
+            raise MethodError(f"method {method!r}: unknown arg {key!r} (allowed: {allowed})")
+        if value is None and spec.default is None:
+            continue
+        if not _type_ok(value, spec.type):
+            raise MethodError(f"method {method!r}: arg {key!r} must be {_type_name(spec.type)}, "
+                              f"got {type(value).__name__} {value!r}")
+        if spec.choices is not None and value not in spec.choices:
+            raise MethodError(f"method {method!r}: arg {key!r} must be one of "
+                              f"{', '.join(map(str, spec.choices))}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if spec.min is not None:
+                too_small = value < spec.min if spec.min_inclusive else value <= spec.min
+                if too_small:
+                    op = ">=" if spec.min_inclusive else ">"
+                    raise MethodError(f"method {method!r}: arg {key!r} must be {op} {spec.min:g}, "
+                                      f"got {value!r}")
+            if spec.max is not None:
+                too_big = value > spec.max if spec.max_inclusive else value >= spec.max
+                if too_big:
+                    op = "<=" if spec.max_inclusive else "<"
+                    raise MethodError(f"method {method!r}: arg {key!r} must be {op} {spec.max:g}, "
+                                      f"got {value!r}")
+        if isinstance(value, (list, tuple)) and not value:
+            raise MethodError(f"method {method!r}: arg {key!r} must not be empty")
+
+
+def resolved_args(method: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in, after validation (``None`` still means "per architecture")."""
+    validate_method_args(method, args)
+    out = {k: s.default for k, s in METHODS[method].args.items()}
+    out.update(args)
+    return out

@@ -1,0 +1,422 @@
+"""Presets: find, parse (tomllib), validate strictly, expand into RunSpecs.
+
+Validation is strict because presets are outside input: an unknown key, a wrong type, an
+unknown method or an impossible value raises `PresetError` with one line naming the file, the
+key and what is allowed. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ftbench.errors import PresetError
+from ftbench.spec import PRECISIONS, TASKS, DataSpec, MethodSpec, Preset, Reference, RunSpec, TrainParams
+
+MAX_PRESET_BYTES = 1024 * 1024
+BUILTIN_DIR = Path(__file__).parent / "presets"
+
+
+# --- field rules ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str                      # "str" | "int" | "float" | "bool" | "table"
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    choices: tuple[str, ...] | None = None
+    nonempty: bool = True
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        noun = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+                "table": "a table"}[self.kind]
+        bounds = []
+        if self.min is not None:
+            bounds.append(("> " if self.min_exclusive else ">= ") + _fmt(self.min))
+        if self.max is not None:
+            bounds.append(("< " if self.max_exclusive else "<= ") + _fmt(self.max))
+        return noun + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _fmt(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+TOP: dict[str, Rule] = {
+    "name": Rule("str"),
+    "title": Rule("str", required=True),
+    "description": Rule("str", required=True),
+    "reproduces": Rule("str", required=True),
+    "model": Rule("str", required=True),
+    "task": Rule("str", required=True, choices=TASKS),
+    "seeds": Rule("int", min=1, max=50),
+    "seed": Rule("int", min=0, max=2**31 - 1),
+    "needs_gpu": Rule("bool"),
+    "data": Rule("table", required=True),
+    "train": Rule("table", required=True),
+    "methods": Rule("table", required=True),  # an array of tables, checked separately
+    "references": Rule("table"),
+    "offline": Rule("table"),
+}
+DATA: dict[str, Rule] = {
+    "name": Rule("str", required=True),
+    "train_size": Rule("int", min=2, max=50_000_000),
+    "eval_size": Rule("int", min=2, max=50_000_000),
+    "path": Rule("str"),
+    "eval_path": Rule("str"),
+    "text_column": Rule("str"),
+    "text_pair_column": Rule("str"),
+    "label_column": Rule("str"),
+    "source": Rule("str", choices=("auto", "bundled", "hub")),
+    "options": Rule("table"),
+}
+TRAIN: dict[str, Rule] = {
+    "epochs": Rule("float", min=0, min_exclusive=True, max=1000),
+    "max_steps": Rule("int", min=1, max=10_000_000),
+    "batch_size": Rule("int", min=1, max=65_536),
+    "eval_batch_size": Rule("int", min=1, max=65_536),
+    "learning_rate": Rule("float", min=0, min_exclusive=True, max=1),
+    "weight_decay": Rule("float", min=0, max=1),
+    "warmup_ratio": Rule("float", min=0, max=1, max_exclusive=True),
+    "max_length": Rule("int", min=8, max=8192),
+    "precision": Rule("str", choices=PRECISIONS),
+    "gradient_checkpointing": Rule("bool"),
+    "eval_steps": Rule("int", min=1, max=10_000_000),
+    "logging_steps": Rule("int", min=1, max=10_000_000),
+    "grad_accum": Rule("int", min=1, max=4096),
+}
+METHOD: dict[str, Rule] = {
+    "name": Rule("str", required=True),
+    "learning_rate": Rule("float", min=0, min_exclusive=True, max=1),
+    "args": Rule("table"),
+}
+REFERENCE: dict[str, Rule] = {
+    "method": Rule("str", required=True),
+    "note": Rule("str"),
+    "metrics": Rule("table", required=True),
+}
+OFFLINE: dict[str, Rule] = {
+    "model": Rule("str"),
+    "dataset": Rule("str"),
+}
+
+
+class _Checker:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> PresetError:
+        where = f"{self.source}: {key}: " if key else f"{self.source}: "
+        return PresetError(where + message)
+
+    def table(self, value: Any, rules: dict[str, Rule], prefix: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(prefix.rstrip("."), f"expected a table, got {_typename(value)}")
+        for key in value:
+            if key not in rules:
+                allowed = ", ".join(rules)
+                raise self.fail(f"{prefix}{key}", f"unknown key (allowed: {allowed})")
+        for key, rule in rules.items():
+            if key not in value:
+                if rule.required:
+                    raise self.fail(f"{prefix}{key}", f"missing; expected {rule.describe()}")
+                continue
+            if key == "methods" and prefix == "" or key == "references" and prefix == "":
+                continue
+            self.value(value[key], rule, f"{prefix}{key}")
+        return value
+
+    def value(self, v: Any, rule: Rule, key: str) -> None:
+        ok = {
+            "str": isinstance(v, str),
+            "int": isinstance(v, int) and not isinstance(v, bool),
+            "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+            "bool": isinstance(v, bool),
+            "table": isinstance(v, dict),
+        }[rule.kind]
+        if not ok:
+            raise self.fail(key, f"expected {rule.describe()}, got {_typename(v)} {_short(v)}")
+        if rule.kind == "str":
+            if rule.nonempty and not v.strip():
+                raise self.fail(key, "must not be empty")
+            if len(v) > 20_000:
+                raise self.fail(key, f"string of {len(v):,} characters is too long (max 20,000)")
+            if rule.choices and v not in rule.choices:
+                raise self.fail(key, f"{v!r} is not allowed; expected {rule.describe()}")
+        if rule.kind in ("int", "float"):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise self.fail(key, f"expected a finite number, got {v}")
+            too_low = rule.min is not None and (v <= rule.min if rule.min_exclusive else v < rule.min)
+            too_high = rule.max is not None and (v >= rule.max if rule.max_exclusive else v > rule.max)
+            if too_low or too_high:
+                raise self.fail(key, f"{_short(v)} is out of range; expected {rule.describe()}")
+
+
+def _typename(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def builtin_presets() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+
+
+def find_preset(name_or_path: str) -> Path:
+    """A built-in name, or a path to a TOML file."""
+    builtins = builtin_presets()
+    if name_or_path in builtins:
+        return builtins[name_or_path]
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".toml" or "/" in name_or_path or path.exists():
+        if not path.is_file():
+            raise PresetError(f"{name_or_path}: no such preset file")
+        return path
+    known = ", ".join(builtins) or "none"
+    raise PresetError(f"unknown preset '{name_or_path}' (built-in: {known}; or pass a path to a .toml file)")
+
+
+def load_preset(name_or_path: str) -> Preset:
+    path = find_preset(name_or_path)
+    return parse_preset_file(path)
+
+
+def parse_preset_file(path: Path) -> Preset:
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_PRESET_BYTES:
+            raise PresetError(f"{source}: file is {size:,} bytes; a preset is at most {MAX_PRESET_BYTES:,}")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PresetError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    return parse_preset_text(text, source=source, default_name=path.stem)
+
+
+def parse_preset_text(text: str, source: str = "<preset>", default_name: str = "preset") -> Preset:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise PresetError(f"{source}: invalid TOML: nested too deeply") from None
+    return _build(doc, _Checker(source), default_name)
+
+
+def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
+    c.table(doc, TOP, "")
+    data = c.table(doc["data"], DATA, "data.")
+    train = c.table(doc["train"], TRAIN, "train.")
+    _check_dataset(data, c)
+    if "epochs" not in train and "max_steps" not in train:
+        raise c.fail("train", "set epochs or max_steps")
+    methods_raw = doc["methods"]
+    if not isinstance(methods_raw, list) or not methods_raw:
+        raise c.fail("methods", "expected a non-empty array of tables ([[methods]])")
+    methods: list[MethodSpec] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(methods_raw):
+        key = f"methods[{i}]"
+        m = c.table(entry, METHOD, f"{key}.")
+        name = m["name"]
+        _check_method(name, m.get("args", {}), c, key)
+        if name in seen:
+            raise c.fail(f"{key}.name", f"method '{name}' appears twice")
+        seen.add(name)
+        methods.append(MethodSpec(name=name, args=dict(m.get("args", {})),
+                                  learning_rate=float(m["learning_rate"]) if "learning_rate" in m else None))
+    references = _references(doc.get("references", []), c)
+    offline = c.table(doc.get("offline", {}), OFFLINE, "offline.")
+    name = doc.get("name", default_name)
+    if not _is_slug(name):
+        raise c.fail("name", f"{name!r} is not a valid preset name (letters, digits, '-', '_')")
+    train_params = TrainParams(**{k: (float(v) if TRAIN[k].kind == "float" else v) for k, v in train.items()})
+    return Preset(
+        name=name,
+        title=doc["title"],
+        description=doc["description"].strip(),
+        reproduces=doc["reproduces"],
+        model=doc["model"],
+        task=doc["task"],
+        data=DataSpec(**{k: v for k, v in data.items()}),
+        train=train_params,
+        methods=tuple(methods),
+        seeds=doc.get("seeds", 1),
+        seed=doc.get("seed", 42),
+        offline_model=offline.get("model", "minilm-l6"),
+        offline_dataset=offline.get("dataset"),
+        needs_gpu=doc.get("needs_gpu", False),
+        references=tuple(references),
+        path=c.source,
+    )
+
+
+def _is_slug(name: str) -> bool:
+    return bool(name) and len(name) <= 64 and all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in name)
+
+
+def _check_method(name: str, args: dict[str, Any], c: _Checker, key: str) -> None:
+    from ftbench.errors import MethodError
+    from ftbench.methods.registry import METHOD_NAMES, validate_method_args
+
+    if name not in METHOD_NAMES:
+        raise c.fail(f"{key}.name", f"unknown method {name!r} (known: {', '.join(METHOD_NAMES)})")
+    try:
+        validate_method_args(name, args)
+    except MethodError as exc:
+        raise c.fail(f"{key}.args", str(exc)) from None
+
+
+def _check_dataset(data: dict[str, Any], c: _Checker) -> None:
+    from ftbench.data import KNOWN_DATASETS
+
+    name = data["name"]
+    if name == "file":
+        if "path" not in data:
+            raise c.fail("data.path", "required when data.name is 'file'")
+        return
+    if name not in KNOWN_DATASETS:
+        raise c.fail("data.name", f"unknown dataset {name!r} (known: {', '.join(KNOWN_DATASETS)}, file)")
+
+
+def _references(raw: Any, c: _Checker) -> list[Reference]:
+    if not isinstance(raw, list):
+        raise c.fail("references", "expected an array of tables ([[references]])")
+    out = []
+    for i, entry in enumerate(raw):
+        key = f"references[{i}]"
+        r = c.table(entry, REFERENCE, f"{key}.")
+        metrics = r["metrics"]
+        for mk, mv in metrics.items():
+            if isinstance(mv, bool) or not isinstance(mv, (int, float)) or not math.isfinite(mv):
+                raise c.fail(f"{key}.metrics.{mk}", f"expected a finite number, got {_typename(mv)}")
+        out.append(Reference(method=r["method"], metrics={k: float(v) for k, v in metrics.items()},
+                             note=r.get("note", "")))
+    return out
+
+
+# --- expansion -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Overrides:
+    methods: tuple[str, ...] = ()
+    model: str | None = None
+    dataset: str | None = None
+    max_steps: int | None = None
+    seeds: int | None = None
+    offline: bool = False
+    report_to: tuple[str, ...] = ()
+
+
+def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
+    """One RunSpec per method x seed, in preset order, with overrides and offline swaps."""
+    from dataclasses import replace
+
+    from ftbench.methods.registry import METHOD_NAMES
+
+    methods = list(preset.methods)
+    if overrides.methods:
+        unknown = [m for m in overrides.methods if m not in METHOD_NAMES]
+        if unknown:
+            raise PresetError(f"unknown method {unknown[0]!r} (known: {', '.join(METHOD_NAMES)})")
+        by_name = {m.name: m for m in methods}
+        methods = [by_name.get(name, MethodSpec(name=name)) for name in overrides.methods]
+    model = overrides.model or preset.model
+    data = preset.data
+    if overrides.dataset:
+        from ftbench.data import KNOWN_DATASETS
+
+        if overrides.dataset not in KNOWN_DATASETS:
+            raise PresetError(f"unknown dataset {overrides.dataset!r} (known: {', '.join(KNOWN_DATASETS)})")
+        data = replace(data, name=overrides.dataset, source="auto")
+    train = preset.train
+    if overrides.max_steps is not None:
+        if overrides.max_steps < 1:
+            raise PresetError("--max-steps must be >= 1")
+        eval_steps = train.eval_steps if train.eval_steps and train.eval_steps < overrides.max_steps else None
+        train = replace(train, max_steps=overrides.max_steps, eval_steps=eval_steps,
+                        logging_steps=min(train.logging_steps, overrides.max_steps))
+    substitutions: list[str] = []
+    if overrides.offline:
+        model, data, substitutions = offline_swaps(preset, model, data)
+    seeds = overrides.seeds if overrides.seeds is not None else preset.seeds
+    if seeds < 1:
+        raise PresetError("--seeds must be >= 1")
+    specs = []
+    for method in methods:
+        for i in range(seeds):
+            specs.append(RunSpec(
+                preset=preset.name, model=model, task=preset.task, data=data, train=train,
+                method=method, seed=preset.seed + i, offline=overrides.offline,
+                substitutions=tuple(substitutions), report_to=overrides.report_to,
+                references=tuple(r for r in preset.references if r.method == method.name),
+            ))
+    return specs
+
+
+def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, DataSpec, list[str]]:
+    """Swap hub models for the bundled one and hub datasets for bundled copies; say so."""
+    from dataclasses import replace
+
+    from ftbench.data import KNOWN_DATASETS
+    from ftbench.models import is_hub_id
+
+    notes: list[str] = []
+    if is_hub_id(model):
+        notes.append(f"model {model} (hub) replaced by {preset.offline_model}")
+        model = preset.offline_model
+    info = KNOWN_DATASETS.get(data.name)
+    target = preset.offline_dataset
+    if target is None and info is not None and not info.offline:
+        target = info.substitute
+    if target and target != data.name:
+        notes.append(f"dataset {data.name} (hub) replaced by {target}")
+        data = replace(data, name=target, source="bundled")
+    elif data.name != "file":
+        data = replace(data, source="bundled")
+    return model, data, notes
+
+
+def runnable_here(preset: Preset) -> str:
+    """A short word for `ftbench presets`: can this run without network / a GPU?"""
+    from ftbench.data import KNOWN_DATASETS
+    from ftbench.models import is_hub_id
+
+    needs_hub = is_hub_id(preset.model)
+    info = KNOWN_DATASETS.get(preset.data.name)
+    if info is not None and (not info.offline or preset.data.source == "hub"):
+        needs_hub = True
+    where = "hub (or --offline)" if needs_hub else "offline"
+    if preset.needs_gpu:
+        where += ", GPU advised"
+    return where
+
+
+def load_all(on_error: Callable[[str], None] | None = None) -> list[Preset]:
+    """Every built-in preset that parses; errors reported through ``on_error``."""
+    presets = []
+    for path in builtin_presets().values():
+        try:
+            presets.append(parse_preset_file(path))
+        except PresetError as exc:
+            if on_error:
+                on_error(str(exc))
+    return presets

@@ -1,0 +1,465 @@
+"""Terminal charts of a comparison, drawn with plotext and returned as strings.
+
+Each chart is a `Chart(title, text)`; ``text`` is what plotext built (ANSI colours unless
+colourless), so the CLI prints it, the TUI puts it in a widget of the size it asked for, and
+``compare --save-charts`` writes it to a file. Nothing here prints.
+
+plotext keeps one global figure, so building is serialised with a lock (the TUI may build
+from a worker thread) and the figure is cleared before every chart. plotext 6 replaced the
+5.x API (``plt.bar`` ... ``plt.build()``) with ``plt.figure.bar(...)`` signals that are drawn
+explicitly; `_Plot` speaks both, so either installed version works.
+
+What the charts show (SEEDS.md): the primary metric per method with error bars when seeds > 1,
+the metric over steps per run, trainable parameters on a log scale, train time, peak memory,
+and the two Pareto fronts (metric vs trainable parameters, metric vs peak memory) with the
+front connected and its members named. Reference figures never enter a chart: they are not
+measured here, and a chart mixing them would invite the comparison SEEDS.md warns against.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from typing import Any, NamedTuple, Sequence
+
+from ftbench.report.groups import (
+    MEMORY_NAMES, Comparison, Front, Group, Section, fmt_count, fmt_number, fmt_pct,
+)
+
+_LOCK = threading.Lock()
+MIN_WIDTH = 30
+MIN_HEIGHT = 8
+GROUP_MARKERS = ("•", "x", "+", "o", "*", "#", "@", "%", "&", "=")
+
+
+class Chart(NamedTuple):
+    title: str
+    text: str
+
+
+def no_color_requested() -> bool:
+    """https://no-color.org: any non-empty NO_COLOR turns colour off."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def _clean(text: str) -> str:
+    """Labels come from run files: keep them to one printable line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:40]
+
+
+def _metric_name(key: str | None) -> str:
+    return (key or "").removeprefix("metrics.")
+
+
+def nice_ticks(lower: float, upper: float, count: int) -> list[float]:
+    """About ``count`` round tick positions (1, 2, 2.5, 5 x 10^k steps) within [lower, upper].
+
+    plotext's own ticks fall on arbitrary values (``4.9e2``, ``29.2``); round ones read faster.
+    """
+    span = upper - lower
+    if not (math.isfinite(span) and span > 0) or count < 1:
+        return []
+    raw = span / count
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lower / step - 1e-9)
+    ticks = []
+    k = first
+    while k * step <= upper + span * 1e-9:
+        ticks.append(round(k * step, 12))
+        k += 1
+    return ticks
+
+
+def tick_label(value: float, ticks: Sequence[float]) -> str:
+    """Just enough decimals to write every tick exactly (0.25 -> 2 decimals, 500 -> none)."""
+    decimals = next((d for d in range(7) if all(abs(round(t, d) - t) < 1e-9 for t in ticks)), 6)
+    if decimals == 0 and abs(value) >= 10_000:
+        return fmt_count(value)
+    return f"{value:.{decimals}f}"
+
+
+def power_label(power: int) -> str:
+    """Powers of ten as 1, 10, 100, 1K, 10K ... 1B: the labels of a log axis."""
+    value = 10 ** power
+    for limit, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if value >= limit:
+            return f"{value // limit}{suffix}"
+    return str(value)
+
+
+def _ticks(plot: "_Plot", axis: str, lower: float, upper: float, cells: int) -> None:
+    ticks = nice_ticks(lower, upper, max(cells // 10, 2))
+    if len(ticks) >= 2:
+        plot.ticks(axis, ticks, [tick_label(t, ticks) for t in ticks])
+
+
+# --- one plot, either plotext API -----------------------------------------------------------
+
+class _Plot:
+    """The handful of plotext calls the charts need, for plotext 5.x and 6.x."""
+
+    def __init__(self, width: int, height: int, title: str, colorless: bool) -> None:
+        import plotext as plt
+
+        self.plt = plt
+        self.colorless = colorless
+        self.v6 = not hasattr(plt, "build")
+        self.fig: Any = plt.figure if self.v6 else None
+        if self.v6:
+            self.fig.clear()
+            self.fig.theme("colorless" if colorless else "simple")
+            self.fig.plot_size(width, height)
+            self.fig.title(title)
+        else:
+            plt.clear_figure()
+            plt.theme("clear" if colorless else "pro")
+            plt.plot_size(width, height)
+            plt.title(title)
+
+    def hbars(self, labels: Sequence[str], values: Sequence[float]) -> None:
+        """Horizontal bars; bar i sits at y = i + 1, counted from the bottom."""
+        if self.v6:
+            self.fig.draw(self.fig.bar(list(labels), list(values), orientation="h"))
+        else:
+            self.plt.bar(list(labels), list(values), orientation="h")
+
+    def whiskers(self, values: Sequence[float], errors: Sequence[float]) -> None:
+        ys = list(range(1, len(values) + 1))
+        if self.v6:
+            self.fig.draw(self.fig.error(list(values), ys, [0.0] * len(values), list(errors)))
+        else:
+            self.plt.error(list(values), ys, xerr=list(errors))
+
+    def text(self, x: float, y: float, label: str, align: str = "left") -> None:
+        if self.v6:
+            self.fig.draw(self.fig.text(x, y, label, alignment=align))
+        else:
+            self.plt.text(label, x, y, alignment=align)
+
+    def series(self, xs: Sequence[float], ys: Sequence[float], *, label: str | None = None,
+               marker: str | None = None, lines: bool = False) -> None:
+        if self.v6:
+            signal = self.fig.signal(list(xs), list(ys), marker=marker)
+            if lines:
+                signal.lines()
+            if label:
+                signal.label(label)
+            self.fig.draw(signal)
+        elif lines:
+            self.plt.plot(list(xs), list(ys), marker=marker, label=label)
+        else:
+            self.plt.scatter(list(xs), list(ys), marker=marker, label=label)
+
+    def ticks(self, axis: str, positions: Sequence[float], labels: Sequence[str]) -> None:
+        if self.v6:
+            self.fig.ruler(axis).ticks(list(positions), list(labels))
+        elif axis == "x":
+            self.plt.xticks(list(positions), list(labels))
+        else:
+            self.plt.yticks(list(positions), list(labels))
+
+    def lim(self, axis: str, lower: float, upper: float) -> None:
+        if self.v6:
+            self.fig.ruler(axis).lim(lower, upper)
+        elif axis == "x":
+            self.plt.xlim(lower, upper)
+        else:
+            self.plt.ylim(lower, upper)
+
+    def labels(self, x: str, y: str) -> None:
+        if self.v6:
+            self.fig.label(x, "x")
+            self.fig.label(y, "y")
+        else:
+            self.plt.xlabel(x)
+            self.plt.ylabel(y)
+
+    def build(self) -> str:
+        if self.v6:
+            text = self.fig.build().string(colorless=self.colorless)
+        else:
+            text = self.plt.build()
+            if self.colorless:
+                text = self.plt.uncolorize(text)
+        return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def _fit(title: str, width: int) -> str:
+    """A title plotext will not silently drop: cut to the plot width with an ellipsis."""
+    return title if len(title) <= width - 2 else title[: max(width - 3, 1)] + "…"
+
+
+def _build(width: int, height: int, title: str, colorless: bool, draw: Any) -> str:
+    width = max(width, MIN_WIDTH)
+    with _LOCK:
+        plot = _Plot(width, max(height, MIN_HEIGHT), _fit(title, width), colorless)
+        draw(plot)
+        return plot.build()
+
+
+# --- bar charts -----------------------------------------------------------------------------
+
+def _bars(title: str, rows: Sequence[tuple[str, float, float | None, str]], width: int,
+          height: int, colorless: bool, *, log: bool = False) -> str:
+    """Horizontal bars, first row on top, each labelled with its value (and ± spread).
+
+    ``rows`` are (label, value, std or None, text). With ``log``, bars show log10(value) over
+    ticks at powers of ten, because parameter counts span five orders of magnitude.
+    """
+    rows = list(reversed(rows))  # plotext counts bars from the bottom
+    labels = [_clean(r[0]) for r in rows]
+    values = [math.log10(r[1]) if log else r[1] for r in rows]
+    errors = [0.0 if log or r[2] is None else r[2] for r in rows]
+    top = max(v + e for v, e in zip(values, errors)) or 1.0
+    widest_text = max(len(r[3]) for r in rows)
+    plot_cells = max(width - max(len(lbl) for lbl in labels) - 4, 10)
+    # Leave room right of the longest bar for its value text.
+    upper = top / max(1.0 - (widest_text + 2) / plot_cells, 0.35)
+
+    def draw(plot: _Plot) -> None:
+        plot.hbars(labels, values)
+        if any(errors):
+            plot.whiskers(values, errors)
+        for i, (value, error, row) in enumerate(zip(values, errors, rows)):
+            plot.text(value + error + upper / plot_cells, i + 1, row[3])
+        plot.lim("x", 0.0, upper)
+        if log:
+            powers = list(range(0, int(math.floor(upper)) + 1))
+            step = max(1, math.ceil(len(powers) / max(plot_cells // 7, 1)))
+            shown = powers[::step]
+            plot.ticks("x", shown, [power_label(p) for p in shown])
+        else:
+            _ticks(plot, "x", 0.0, upper, plot_cells)
+
+    return _build(width, min(height, 2 * len(rows) + 5), title, colorless, draw)
+
+
+def _stat_text(group: Group, key: str, kind: str, unit: str = "") -> str:
+    stat = group.stat(key)
+    text = fmt_number(stat.mean, kind) + unit
+    if stat.std is not None:
+        text += f" ±{fmt_number(stat.std, kind)}"
+    if group.n > 1:
+        text += f" (n={group.n})"
+    return text
+
+
+def _stat_rows(section: Section, key: str | None, kind: str,
+               unit: str = "") -> list[tuple[str, float, float | None, str]]:
+    if key is None:
+        return []
+    return [(g.label, mean, g.stat(key).std, _stat_text(g, key, kind, unit))
+            for g in section.groups if (mean := g.mean(key)) is not None]
+
+
+def metric_bars(section: Section, width: int = 80, height: int = 20,
+                colorless: bool | None = None) -> Chart | None:
+    """The primary metric per method: mean with ± sample std whiskers when seeds > 1."""
+    rows = _stat_rows(section, section.primary_metric, "metric")
+    if not rows:
+        return None
+    name = _metric_name(section.primary_metric)
+    title = f"{section.preset}: {name} by method"
+    if any(g.n > 1 for g in section.groups):
+        title += " (mean ± std)"
+    return Chart(title, _bars(title, rows, width, height, _colorless(colorless)))
+
+
+def params_chart(section: Section, width: int = 80, height: int = 20,
+                 colorless: bool | None = None) -> Chart | None:
+    """Trainable parameters per method on a log scale, labelled with count and share."""
+    rows = []
+    for g in section.groups:
+        count = g.mean("params.trainable")
+        if count is None or count < 1:
+            continue
+        pct = g.mean("params.trainable_pct")
+        text = fmt_count(count) + (f" ({fmt_pct(pct)})" if pct is not None else "")
+        rows.append((g.label, count, None, text))
+    if not rows:
+        return None
+    title = f"{section.preset}: trainable parameters (log scale)"
+    return Chart(title, _bars(title, rows, width, height, _colorless(colorless), log=True))
+
+
+def time_chart(section: Section, width: int = 80, height: int = 20,
+               colorless: bool | None = None) -> Chart | None:
+    rows = _stat_rows(section, "timing.train_s", "seconds", " s")
+    if not rows:
+        return None
+    title = f"{section.preset}: train time (s, excludes evaluation)"
+    return Chart(title, _bars(title, rows, width, height, _colorless(colorless)))
+
+
+def memory_chart(section: Section, width: int = 80, height: int = 20,
+                 colorless: bool | None = None) -> Chart | None:
+    rows = _stat_rows(section, section.memory_key, "mb", " MB")
+    if not rows or section.memory_key is None:
+        return None
+    title = f"{section.preset}: peak memory ({MEMORY_NAMES[section.memory_key]} MB)"
+    return Chart(title, _bars(title, rows, width, height, _colorless(colorless)))
+
+
+# --- metric over steps ----------------------------------------------------------------------
+
+def curves_chart(section: Section, width: int = 80, height: int = 20,
+                 colorless: bool | None = None) -> Chart | None:
+    """The primary metric at each evaluation, one line per run, one marker per method.
+
+    Runs of one group share a marker and one legend entry, so three seeds read as a band
+    rather than three unrelated lines.
+    """
+    name = _metric_name(section.primary_metric)
+    if not name:
+        return None
+    lines: list[tuple[Group, list[float], list[float]]] = []
+    axis = "step"
+    for group in section.groups:
+        for run in group.runs:
+            xs, ys = [], []
+            for point in run.series.get("eval", []):
+                x = point.get("step")
+                if not isinstance(x, (int, float)):  # older or partial points: fall back to epochs
+                    x, axis = point.get("epoch"), "step / epoch"
+                y = point.get(name)
+                if isinstance(x, (int, float)) and isinstance(y, (int, float)) \
+                        and not isinstance(y, bool) and math.isfinite(y) and math.isfinite(x):
+                    xs.append(float(x))
+                    ys.append(float(y))
+            if xs:
+                lines.append((group, xs, ys))
+    if not lines:
+        return None
+    title = f"{section.preset}: {name} over steps (per run)"
+    markers = {id(g): GROUP_MARKERS[i % len(GROUP_MARKERS)] for i, g in enumerate(section.groups)}
+    all_y = [y for _, _, ys in lines for y in ys]
+    x_all = [x for _, xs, _ in lines for x in xs]
+    low, high = min(all_y), max(all_y)
+    pad = max((high - low) * 0.1, 0.005)
+
+    def draw(plot: _Plot) -> None:
+        for group, xs, ys in lines:
+            plot.series(xs, ys, marker=markers[id(group)], lines=True)
+        plot.lim("y", low - pad, high + pad)
+        _ticks(plot, "x", min(x_all), max(x_all), width - 8)
+        plot.labels(axis, name)
+
+    # The key goes under the chart: a legend box inside it would hide the curves' ends.
+    key = []
+    for group in section.groups:
+        runs = sum(1 for g, _, _ in lines if g is group)
+        if runs:
+            key.append(f"{markers[id(group)]} {_clean(group.label)}" + (f" ×{runs}" if runs > 1 else ""))
+    text = _build(width, height, title, _colorless(colorless), draw)
+    return Chart(title, text + "\n" + _wrap("   ".join(key), width))
+
+
+# --- Pareto fronts --------------------------------------------------------------------------
+
+def pareto_chart(section: Section, which: str = "params", width: int = 80, height: int = 20,
+                 colorless: bool | None = None) -> Chart | None:
+    """Metric against trainable parameters (log x) or peak memory, with the front connected.
+
+    Front members are drawn ``●`` and named; the others ``○``, also named, so "why is X not
+    on the front" is answered by looking. The caption (not a legend box, which would hide
+    points) lists the front in cost order.
+    """
+    front: Front | None = section.params_front if which == "params" else section.memory_front
+    if front is None or front.points < 2:
+        return None
+    log = which == "params"
+    members = {id(g) for g in front.members}
+    points = [(g, cost, metric) for g in section.groups
+              if (metric := g.mean(front.metric)) is not None
+              and (cost := g.mean(front.cost)) is not None and (not log or cost >= 1)]
+    if len(points) < 2:
+        return None
+
+    def x_of(cost: float) -> float:
+        return math.log10(cost) if log else cost
+
+    name = _metric_name(front.metric)
+    cost_name = "trainable params (log)" if log else f"peak {MEMORY_NAMES[front.cost]} MB"
+    title = f"{section.preset}: Pareto front, {name} vs {cost_name.removesuffix(' (log)')}"
+    xs = [x_of(c) for _, c, _ in points]
+    ys = [m for _, _, m in points]
+    x_lo, x_hi = min(xs), max(xs)
+    x_pad = max((x_hi - x_lo) * 0.08, 0.5 if log else max(abs(x_hi) * 0.05, 1.0))
+    y_lo, y_hi = min(ys), max(ys)
+    y_pad = max((y_hi - y_lo) * 0.15, 0.005)
+    x_min, x_max = x_lo - x_pad, x_hi + x_pad
+    cell = (x_max - x_min) / max(width - 12, 10)
+
+    def draw(plot: _Plot) -> None:
+        ordered = [(x_of(g.mean(front.cost) or 0), g.mean(front.metric) or 0.0)
+                   for g in front.members if not log or (g.mean(front.cost) or 0) >= 1]
+        if len(ordered) > 1:
+            plot.series([x for x, _ in ordered], [y for _, y in ordered], marker="braille",
+                         lines=True)
+        on = [(x, y) for (g, _, _), x, y in zip(points, xs, ys) if id(g) in members]
+        off = [(x, y) for (g, _, _), x, y in zip(points, xs, ys) if id(g) not in members]
+        if on:
+            plot.series([x for x, _ in on], [y for _, y in on], marker="●")
+        if off:
+            plot.series([x for x, _ in off], [y for _, y in off], marker="○")
+        for (group, _, _), x, y in zip(points, xs, ys):
+            right_half = x > (x_min + x_max) / 2
+            plot.text(x - 2 * cell if right_half else x + 2 * cell, y, _clean(group.label),
+                      "right" if right_half else "left")
+        plot.lim("x", x_min, x_max)
+        plot.lim("y", y_lo - y_pad, y_hi + y_pad)
+        if log:
+            powers = list(range(math.ceil(x_min), math.floor(x_max) + 1))
+            if powers:
+                plot.ticks("x", powers, [power_label(p) for p in powers])
+        else:
+            _ticks(plot, "x", x_min, x_max, width - 8)
+        plot.labels(cost_name, name)
+
+    text = _build(width, height, title, _colorless(colorless), draw)
+    order = " → ".join(_clean(g.label) for g in front.members)
+    caption = f"● front ({len(front.members)} of {front.points}): {order}"
+    if len(front.members) < front.points:
+        caption += "   ○ dominated"
+    return Chart(title, text + "\n" + _wrap(caption, width))
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, max(width, MIN_WIDTH), subsequent_indent="  "))
+
+
+# --- all of them ----------------------------------------------------------------------------
+
+def _colorless(colorless: bool | None) -> bool:
+    return no_color_requested() if colorless is None else colorless
+
+
+def section_charts(section: Section, width: int = 80, height: int = 20,
+                   colorless: bool | None = None) -> list[Chart]:
+    """Every chart that has data for one section, in reading order."""
+    makers = (
+        lambda: metric_bars(section, width, height, colorless),
+        lambda: curves_chart(section, width, height, colorless),
+        lambda: params_chart(section, width, height, colorless),
+        lambda: time_chart(section, width, height, colorless),
+        lambda: memory_chart(section, width, height, colorless),
+        lambda: pareto_chart(section, "params", width, height, colorless),
+        lambda: pareto_chart(section, "memory", width, height, colorless),
+    )
+    return [chart for make in makers if (chart := make()) is not None]
+
+
+def charts(comparison: Comparison, width: int = 80, height: int = 20,
+           colorless: bool | None = None) -> list[Chart]:
+    """All charts of a comparison, sized ``width`` x ``height`` cells (bar charts may be
+    shorter: two rows per bar). ``colorless`` None follows NO_COLOR."""
+    return [c for s in comparison.sections for c in section_charts(s, width, height, colorless)]
+
+
+def charts_text(items: Sequence[Chart]) -> str:
+    """Charts as one text document (for ``--save-charts``); each chart carries its title."""
+    return "".join(f"{c.text}\n\n" for c in items)

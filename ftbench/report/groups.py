@@ -1,0 +1,529 @@
+"""The comparison model: runs grouped across seeds, summarised, with reference rows and fronts.
+
+Everything a report shows is computed here once, so the Rich tables, the plotext charts, the
+Markdown/JSON exports and the TUI cannot disagree about a mean or about who is on a front.
+
+Rules (SEEDS.md: "single seed, no spread" is what ftbench must do better):
+- Runs that share (preset, method, model, dataset, task) and differ only in seed form a group.
+- Only ``completed`` runs enter means; failed, cancelled and diverged runs are counted and
+  named, never averaged (their metrics are partial or meaningless).
+- The spread is the sample standard deviation (ddof=1); with one run it is ``None``, not 0.
+- Reference rows (figures a write-up reported) are kept apart: never in means, never on fronts.
+- Values that are missing, non-numeric or not finite count as missing, never as zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple, Sequence
+
+from ftbench.report.pareto import Point, pareto_front
+from ftbench.results.record import RunRecord
+
+# Which metric a comparison ranks by, per task: the first one present wins.
+PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1"),
+    "qa": ("exact_match", "f1"),
+}
+# The task metrics a table shows, in this order, when present.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1"),
+    "qa": ("exact_match", "f1", "start_accuracy", "end_accuracy", "no_answer_rate"),
+}
+# Metrics where neither direction is "better" (a rate of predicted no-answers is descriptive).
+NEUTRAL_METRICS: frozenset[str] = frozenset({"no_answer_rate", "has_answer_rate"})
+# Peak-memory sources, most specific first (DESIGN.md: torch allocator, NVML device, process RSS).
+MEMORY_KEYS: tuple[str, ...] = (
+    "memory.torch_peak_allocated_mb", "memory.nvml_peak_used_mb", "memory.process_peak_rss_mb",
+)
+MEMORY_NAMES: dict[str, str] = {
+    "memory.torch_peak_allocated_mb": "torch",
+    "memory.torch_peak_reserved_mb": "torch reserved",
+    "memory.nvml_peak_used_mb": "NVML",
+    "memory.process_peak_rss_mb": "RSS",
+}
+# Reference metric keys that are not task metrics, mapped onto the columns they belong to.
+# A write-up's "peak memory" is GPU memory of unstated origin; it is shown under torch.
+REFERENCE_KEYS: dict[str, str] = {
+    "train_s": "timing.train_s",
+    "samples_per_s": "timing.samples_per_s",
+    "trainable": "params.trainable",
+    "trainable_pct": "params.trainable_pct",
+    "peak_mb": "memory.torch_peak_allocated_mb",
+}
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "run_id", "preset", "method", "model", "dataset", "task", "seed", "status", "error",
+    "created_at", "finished_at",
+)
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for anything else (None, bool, str, NaN, inf, lists)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# --- per-run values -------------------------------------------------------------------------
+
+def run_values(record: RunRecord) -> dict[str, float]:
+    """Every numeric measurement of a run under a dotted key (``metrics.accuracy`` ...).
+
+    Adds ``params.trainable_pct`` (trainable / total, in %) because readers compare shares,
+    and a share computed per run stays right when totals differ (LoRA adds parameters).
+    """
+    values: dict[str, float] = {}
+    for section in ("params", "timing", "memory", "metrics"):
+        block = getattr(record, section)
+        if not isinstance(block, dict):
+            continue
+        for key, raw in block.items():
+            v = number(raw)
+            if v is not None:
+                values[f"{section}.{key}"] = v
+    trainable, total = values.get("params.trainable"), values.get("params.total")
+    if trainable is not None and total:
+        values["params.trainable_pct"] = 100.0 * trainable / total
+    return values
+
+
+def _scalar(value: Any) -> Any:
+    """A value fit for one CSV cell: numbers, strings, booleans and None; NaN/inf as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if value is None or isinstance(value, (str, int, float, bool)) else _SKIP
+
+
+_SKIP = object()
+
+
+def flatten_record(record: RunRecord) -> dict[str, Any]:
+    """One flat row per run: identity, then params.*, timing.*, memory.*, scalar metrics.*.
+
+    Lists and objects (confusion matrix, label names) are left out: a row is for a spreadsheet.
+    """
+    row: dict[str, Any] = {
+        "run_id": record.run_id, "preset": record.preset, "method": record.method,
+        "model": record.model, "dataset": record.dataset, "task": record.task,
+        "seed": record.seed, "status": record.status, "error": record.error,
+        "created_at": record.created_at, "finished_at": record.finished_at,
+    }
+    for section in ("params", "timing", "memory", "metrics"):
+        block = getattr(record, section)
+        for key, raw in (block.items() if isinstance(block, dict) else ()):
+            value = _scalar(raw)
+            if value is not _SKIP:
+                row[f"{section}.{key}"] = value
+    pct = run_values(record).get("params.trainable_pct")
+    row["params.trainable_pct"] = round(pct, 6) if pct is not None else None
+    return row
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, sample standard deviation (ddof=1, None for one value) and count."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Stat":
+        vals = [v for v in values if number(v) is not None]
+        if not vals:
+            return cls(None, None, 0)
+        mean = math.fsum(vals) / len(vals)
+        std = statistics.stdev(vals) if len(vals) > 1 else None
+        return cls(mean, std, len(vals))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "n": self.n}
+
+
+EMPTY = Stat(None, None, 0)
+
+
+class GroupKey(NamedTuple):
+    preset: str
+    method: str
+    model: str
+    dataset: str
+    task: str
+
+
+def group_key(record: RunRecord) -> GroupKey:
+    return GroupKey(record.preset, record.method, record.model, record.dataset, record.task)
+
+
+@dataclass
+class Group:
+    """Runs of one configuration across seeds. Stats use completed runs only."""
+
+    key: GroupKey
+    runs: list[RunRecord]
+    label: str = ""
+    stats: dict[str, Stat] = field(default_factory=dict)
+    mixed_settings: tuple[str, ...] = ()
+
+    @property
+    def completed(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.status == "completed"]
+
+    @property
+    def n(self) -> int:
+        """How many runs the means are over (completed runs)."""
+        return len(self.completed)
+
+    @property
+    def method(self) -> str:
+        return self.key.method
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.runs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
+
+    def stat(self, key: str) -> Stat:
+        return self.stats.get(key, EMPTY)
+
+    def mean(self, key: str) -> float | None:
+        return self.stat(key).mean
+
+    def compute(self) -> None:
+        """Fill `stats` from the completed runs (keys present in any of them)."""
+        per_run = [run_values(r) for r in self.completed]
+        keys = sorted({k for values in per_run for k in values})
+        self.stats = {k: Stat.of([v[k] for v in per_run if k in v]) for k in keys}
+        self.mixed_settings = _differing_settings(self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.key._asdict(), "label": self.label, "n": self.n,
+            "run_ids": [r.run_id for r in self.runs], "seeds": self.seeds,
+            "statuses": self.status_counts, "mixed_settings": list(self.mixed_settings),
+            "stats": {k: s.to_dict() for k, s in self.stats.items()},
+        }
+
+
+def _flatten_spec(value: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            out.update(_flatten_spec(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): json.dumps(value, sort_keys=True, default=str)}
+
+
+def _differing_settings(runs: Sequence[RunRecord]) -> tuple[str, ...]:
+    """Spec keys (other than the seed) whose values differ inside a group.
+
+    Grouping is by preset/method/model/dataset only; a group that mixes, say, two max_steps
+    would average unlike things, so the report says so instead of hiding it.
+    """
+    flats = [_flatten_spec(r.spec) for r in runs]
+    keys = sorted({k for f in flats for k in f} - {"seed"})
+    return tuple(k for k in keys if len({f.get(k) for f in flats}) > 1)
+
+
+# --- references -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    """A figure a write-up reported for one method of a preset (SEEDS.md). Shown, never mixed."""
+
+    preset: str
+    method: str
+    metrics: tuple[tuple[str, float], ...]
+    note: str = ""
+
+    @property
+    def values(self) -> dict[str, float]:
+        """The reported figures under the same dotted keys as group stats."""
+        out: dict[str, float] = {}
+        for key, value in self.metrics:
+            out[REFERENCE_KEYS.get(key, f"metrics.{key}")] = value
+        return out
+
+    @property
+    def source(self) -> str:
+        """Short name of the write-up: the note up to its first colon."""
+        return self.note.split(":", 1)[0].strip() or "write-up"
+
+    @property
+    def label(self) -> str:
+        return f"reported ({self.source})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset, "method": self.method, "metrics": dict(self.metrics),
+                "note": self.note, "label": self.label}
+
+
+def references_of(records: Iterable[RunRecord]) -> list[ReferenceRow]:
+    """Distinct reference rows per preset, in first-seen order. Malformed entries are skipped."""
+    seen: dict[ReferenceRow, None] = {}
+    for record in records:
+        for ref in record.references:
+            if not isinstance(ref, dict) or not isinstance(ref.get("metrics"), dict):
+                continue
+            metrics = tuple((str(k), v) for k, raw in ref["metrics"].items()
+                            if (v := number(raw)) is not None)
+            row = ReferenceRow(record.preset, str(ref.get("method") or record.method), metrics,
+                               str(ref.get("note") or ""))
+            seen.setdefault(row, None)
+    return list(seen)
+
+
+# --- sections and the comparison ------------------------------------------------------------
+
+@dataclass
+class Front:
+    """A Pareto front of groups: metric (maximised) against a cost (minimised)."""
+
+    metric: str
+    cost: str
+    members: list[Group]
+    points: int  # how many groups had both values
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "cost": self.cost, "points": self.points,
+                "members": [{**g.key._asdict(), "label": g.label,
+                             "metric": g.mean(self.metric), "cost": g.mean(self.cost)}
+                            for g in self.members]}
+
+
+@dataclass
+class Section:
+    """Everything about one preset (and task): what one table, one chart set, compares."""
+
+    preset: str
+    task: str
+    groups: list[Group]
+    references: list[ReferenceRow] = field(default_factory=list)
+    primary_metric: str | None = None
+    memory_key: str | None = None
+    params_front: Front | None = None
+    memory_front: Front | None = None
+    notes: list[str] = field(default_factory=list)
+    per_run: bool = False  # one row per run (no averaging) instead of one per group
+
+    @property
+    def title(self) -> str:
+        return f"{self.preset} ({self.task})"
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(g.key.model for g in self.groups))
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(g.key.dataset for g in self.groups))
+
+    def metric_keys(self, include_references: bool = True) -> list[str]:
+        """Task metrics present in any group (or reference), in the task's usual order."""
+        present = {k for g in self.groups for k, s in g.stats.items() if s.mean is not None}
+        if include_references:
+            present |= {k for r in self.references for k in r.values}
+        order = TASK_METRICS.get(self.task)
+        if order is None:  # unknown task: any metric that is not a loss or a counter
+            order = tuple(sorted(k.removeprefix("metrics.") for k in present
+                                 if k.startswith("metrics.") and "loss" not in k
+                                 and k not in ("metrics.at_step", "metrics.eval_samples")))
+        return [f"metrics.{m}" for m in order if f"metrics.{m}" in present]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset, "task": self.task, "primary_metric": self.primary_metric,
+            "memory_key": self.memory_key, "notes": self.notes,
+            "groups": [g.to_dict() for g in self.groups],
+            "references": [r.to_dict() for r in self.references],
+            "pareto": {
+                "params": self.params_front.to_dict() if self.params_front else None,
+                "memory": self.memory_front.to_dict() if self.memory_front else None,
+            },
+        }
+
+
+@dataclass
+class Comparison:
+    """The selected runs, organised: one `Section` per (preset, task)."""
+
+    runs: list[RunRecord]
+    sections: list[Section]
+    per_run: bool = False
+
+    @property
+    def groups(self) -> list[Group]:
+        return [g for s in self.sections for g in s.groups]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"per_run": self.per_run, "sections": [s.to_dict() for s in self.sections],
+                "rows": [flatten_record(r) for r in self.runs]}
+
+
+def primary_metric(task: str, groups: Sequence[Group]) -> str | None:
+    """The metric a section ranks by: accuracy then F1 (classification), EM then F1 (QA)."""
+    present = {k for g in groups for k, s in g.stats.items() if s.mean is not None}
+    candidates = PRIMARY_METRICS.get(task, ("accuracy", "exact_match", "f1"))
+    return next((f"metrics.{m}" for m in candidates if f"metrics.{m}" in present), None)
+
+
+def memory_key(groups: Sequence[Group]) -> str | None:
+    """One peak-memory source for the whole section, so a front never mixes RSS with GPU MB.
+
+    The most specific source every group has; failing that, the one most groups have.
+    """
+    measured = [g for g in groups if g.n]
+    if not measured:
+        return None
+    coverage = {k: sum(g.mean(k) is not None for g in measured) for k in MEMORY_KEYS}
+    full = [k for k in MEMORY_KEYS if coverage[k] == len(measured)]
+    if full:
+        return full[0]
+    best = max(MEMORY_KEYS, key=lambda k: coverage[k])
+    return best if coverage[best] else None
+
+
+def front(groups: Sequence[Group], metric: str | None, cost: str | None) -> Front | None:
+    if metric is None or cost is None:
+        return None
+    points = [Point(g, m, c) for g in groups
+              if (m := g.mean(metric)) is not None and (c := g.mean(cost)) is not None]
+    if not points:
+        return None
+    return Front(metric, cost, [p.item for p in pareto_front(points)], len(points))
+
+
+def _labels(groups: Sequence[Group], per_run: bool) -> None:
+    """Short names for charts and fronts: the method, plus whatever else tells groups apart."""
+    vary_model = len({g.key.model for g in groups}) > 1
+    vary_data = len({g.key.dataset for g in groups}) > 1
+    for g in groups:
+        parts = [g.key.method]
+        if vary_model:
+            parts.append(g.key.model)
+        if vary_data:
+            parts.append(g.key.dataset)
+        label = "/".join(parts)
+        if per_run:
+            seed = g.runs[0].seed
+            label += f" s{seed}" if seed is not None else ""
+        g.label = label
+    counts: dict[str, int] = {}
+    for g in groups:
+        counts[g.label] = counts.get(g.label, 0) + 1
+    for g in groups:
+        if counts[g.label] > 1:
+            g.label = f"{g.label} ({g.runs[0].run_id[-6:]})"
+
+
+def _section_notes(section: Section, per_run: bool) -> list[str]:
+    notes: list[str] = []
+    for g in section.groups:
+        for r in g.runs:
+            if r.status != "completed":
+                why = f": {r.error}" if r.error else ""
+                notes.append(f"{r.status}: {r.run_id}{why}")
+        if g.mixed_settings:
+            shown = ", ".join(g.mixed_settings[:3]) + (" ..." if len(g.mixed_settings) > 3 else "")
+            notes.append(f"{g.label}: runs differ in {shown}; the mean mixes them")
+        seeds = [s for s in (r.seed for r in g.completed) if s is not None]
+        if not per_run and len(seeds) != len(set(seeds)):
+            notes.append(f"{g.label}: a seed appears more than once (use --latest)")
+    if section.memory_key:
+        partial = [g.label for g in section.groups if g.n and g.mean(section.memory_key) is None]
+        if partial:
+            notes.append(f"{', '.join(partial)}: no {MEMORY_NAMES[section.memory_key]} peak; "
+                         "left off the memory front")
+    return notes
+
+
+def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False) -> Comparison:
+    """Group, summarise and rank the selected runs; the one entry point of every report.
+
+    ``per_run=True`` keeps every run as its own row (no averaging), for looking at seeds.
+    Sections and groups keep the order in which their first run was created, which is the
+    order the preset lists its methods in.
+    """
+    records = list(records)
+    by_key: dict[tuple[Any, ...], list[RunRecord]] = {}
+    for r in records:
+        key = (*group_key(r), r.run_id) if per_run else tuple(group_key(r))
+        by_key.setdefault(key, []).append(r)
+    by_section: dict[tuple[str, str], list[Group]] = {}
+    for key, runs in by_key.items():
+        group = Group(GroupKey(*key[:5]), runs)
+        group.compute()
+        by_section.setdefault((group.key.preset, group.key.task), []).append(group)
+    references = references_of(records)
+    sections = []
+    for (preset, task), groups in by_section.items():
+        _labels(groups, per_run)
+        section = Section(preset, task, groups,
+                          references=[ref for ref in references if ref.preset == preset],
+                          per_run=per_run)
+        section.primary_metric = primary_metric(task, groups)
+        section.memory_key = memory_key(groups)
+        section.params_front = front(groups, section.primary_metric, "params.trainable")
+        section.memory_front = front(groups, section.primary_metric, section.memory_key)
+        section.notes = _section_notes(section, per_run)
+        sections.append(section)
+    return Comparison(records, sections, per_run)
+
+
+# --- formatting shared by tables, Markdown and charts ---------------------------------------
+
+def fmt_count(value: float | None) -> str:
+    """Parameter counts as 770 / 74.5K / 22.7M / 1.2B."""
+    if value is None:
+        return "-"
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:.0f}"
+
+
+def fmt_pct(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1 or value == 0:
+        return f"{value:.1f}%"
+    if value >= 0.01:
+        return f"{value:.2f}%"
+    return f"{value:.2g}%"
+
+
+def fmt_number(value: float | None, kind: str) -> str:
+    """One value by column kind: metric 0.812, seconds 62.1, rate 25.8, mb 1450, count 74.5K."""
+    if value is None:
+        return "-"
+    if kind == "count":
+        return fmt_count(value)
+    if kind == "pct":
+        return fmt_pct(value)
+    if kind == "metric":
+        return f"{value:.3f}"
+    if kind == "mb":
+        return f"{value:.0f}"
+    if kind in ("seconds", "rate"):
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def fmt_stat(stat: Stat, kind: str, sep: str = " ± ") -> str:
+    """Mean with its spread: ``0.812 ± 0.006``; the spread is omitted when n < 2."""
+    text = fmt_number(stat.mean, kind)
+    if stat.mean is not None and stat.std is not None and kind not in ("count", "pct"):
+        text += sep + fmt_number(stat.std, kind)
+    return text

@@ -1,0 +1,212 @@
+"""The run record: one JSON document per run, versioned.
+
+Schema version 1 (DESIGN.md). Every key below is always present; values that could not be
+measured are ``None`` (JSON ``null``), never invented. ``parse_record`` validates a document
+read from disk and raises `RecordError` with one line on anything it does not understand;
+records with a newer ``schema_version`` are refused rather than guessed at, and older versions
+go through explicit `MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ftbench.errors import FtbenchError
+
+SCHEMA_VERSION = 1
+STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled", "diverged")
+
+
+class RecordError(FtbenchError):
+    """A run file that cannot be used: corrupt, wrong shape, or from a newer ftbench."""
+
+
+def _empty_params() -> dict[str, Any]:
+    return {"trainable": None, "total": None, "trainable_without_head": None, "head_included": True}
+
+
+def _empty_timing() -> dict[str, Any]:
+    return {"train_s": None, "eval_s": None, "total_s": None, "samples_per_s": None,
+            "tokens_per_s": None, "steps": None, "train_samples": None, "train_tokens": None}
+
+
+def _empty_memory() -> dict[str, Any]:
+    return {"torch_peak_allocated_mb": None, "torch_peak_reserved_mb": None,
+            "nvml_peak_used_mb": None, "process_peak_rss_mb": None}
+
+
+def _empty_series() -> dict[str, list[dict[str, Any]]]:
+    return {"train": [], "eval": [], "gpu": []}
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    preset: str
+    method: str
+    status: str
+    created_at: str
+    spec: dict[str, Any]
+    finished_at: str | None = None
+    error: str | None = None
+    ftbench_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+    model_info: dict[str, Any] = field(default_factory=dict)   # resolved model source, random_init
+    data_info: dict[str, Any] = field(default_factory=dict)    # source actually used, sizes, notes
+    params: dict[str, Any] = field(default_factory=_empty_params)
+    timing: dict[str, Any] = field(default_factory=_empty_timing)
+    memory: dict[str, Any] = field(default_factory=_empty_memory)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, list[dict[str, Any]]] = field(default_factory=_empty_series)
+    environment: dict[str, Any] = field(default_factory=dict)
+    references: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "ftbench_version": self.ftbench_version,
+            "run_id": self.run_id,
+            "preset": self.preset,
+            "method": self.method,
+            "status": self.status,
+            "error": self.error,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "spec": self.spec,
+            "model_info": self.model_info,
+            "data_info": self.data_info,
+            "params": self.params,
+            "timing": self.timing,
+            "memory": self.memory,
+            "metrics": self.metrics,
+            "series": self.series,
+            "environment": self.environment,
+            "references": self.references,
+        }
+
+    # Convenience accessors used by reports.
+    @property
+    def model(self) -> str:
+        return str(self.spec.get("model", "?"))
+
+    @property
+    def dataset(self) -> str:
+        data = self.spec.get("data") or {}
+        return str(data.get("name", "?")) if isinstance(data, dict) else "?"
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.spec.get("seed")
+        return seed if isinstance(seed, int) else None
+
+    @property
+    def task(self) -> str:
+        return str(self.spec.get("task", "classification"))
+
+
+# Migrations: MIGRATIONS[n] turns a version-n document into version n+1. None exist yet; the
+# mechanism is here so that version 2 adds one function instead of `.get(key, default)` guesses.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema_version": int,
+    "run_id": str,
+    "preset": str,
+    "method": str,
+    "status": str,
+    "created_at": str,
+    "spec": dict,
+    "params": dict,
+    "timing": dict,
+    "memory": dict,
+    "metrics": dict,
+    "series": dict,
+    "environment": dict,
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "ftbench_version": str,
+    "error": (str, type(None)),
+    "finished_at": (str, type(None)),
+    "model_info": dict,
+    "data_info": dict,
+    "references": list,
+}
+
+
+def _check_numbers(section: str, value: dict[str, Any]) -> None:
+    for key, v in value.items():
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            continue
+        if isinstance(v, (int, float)):
+            if isinstance(v, float) and math.isinf(v):
+                raise RecordError(f"{section}.{key} is infinite")
+            continue
+        if isinstance(v, (list, dict)):
+            continue
+        raise RecordError(f"{section}.{key} has unexpected type {type(v).__name__}")
+
+
+def parse_record(doc: Any) -> RunRecord:
+    """Validate a decoded JSON document and build a `RunRecord` (raises `RecordError`)."""
+    if not isinstance(doc, dict):
+        raise RecordError(f"expected a JSON object, got {type(doc).__name__}")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RecordError("missing or non-integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise RecordError(
+            f"schema_version {version} is newer than this ftbench understands "
+            f"({SCHEMA_VERSION}); upgrade ftbench to read it"
+        )
+    if version < 1:
+        raise RecordError(f"schema_version {version} is not a valid version")
+    while version < SCHEMA_VERSION:
+        doc = MIGRATIONS[version](doc)
+        version = doc["schema_version"]
+    for key, typ in _REQUIRED.items():
+        if key not in doc:
+            raise RecordError(f"missing key '{key}'")
+        if not isinstance(doc[key], typ) or isinstance(doc[key], bool) and typ is int:
+            raise RecordError(f"key '{key}' should be {_typename(typ)}, got {type(doc[key]).__name__}")
+    for key, typ in _OPTIONAL.items():
+        if key in doc and not isinstance(doc[key], typ):
+            raise RecordError(f"key '{key}' should be {_typename(typ)}, got {type(doc[key]).__name__}")
+    if doc["status"] not in STATUSES:
+        raise RecordError(f"status '{doc['status']}' is not one of {', '.join(STATUSES)}")
+    for section in ("params", "timing", "memory", "metrics"):
+        _check_numbers(section, doc[section])
+    series = doc["series"]
+    for name, points in series.items():
+        if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+            raise RecordError(f"series.{name} should be a list of objects")
+    return RunRecord(
+        run_id=doc["run_id"],
+        preset=doc["preset"],
+        method=doc["method"],
+        status=doc["status"],
+        created_at=doc["created_at"],
+        spec=doc["spec"],
+        finished_at=doc.get("finished_at"),
+        error=doc.get("error"),
+        ftbench_version=doc.get("ftbench_version", ""),
+        schema_version=doc["schema_version"],
+        model_info=doc.get("model_info", {}),
+        data_info=doc.get("data_info", {}),
+        params={**_empty_params(), **doc["params"]},
+        timing={**_empty_timing(), **doc["timing"]},
+        memory={**_empty_memory(), **doc["memory"]},
+        metrics=doc["metrics"],
+        series={**_empty_series(), **series},
+        environment=doc["environment"],
+        references=doc.get("references", []),
+    )
+
+
+def _typename(typ: type | tuple[type, ...]) -> str:
+    if isinstance(typ, tuple):
+        return " or ".join("null" if t is type(None) else t.__name__ for t in typ)
+    return {"dict": "an object", "list": "a list", "str": "a string", "int": "an integer"}.get(
+        typ.__name__, typ.__name__
+    )

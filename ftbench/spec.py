@@ -1,0 +1,132 @@
+"""Plain dataclasses describing what to run. No heavy imports here.
+
+A `Preset` (parsed from TOML by `ftbench.presets`) expands into one `RunSpec` per
+method x seed. A `RunSpec` is fully resolved: the engine needs nothing else, and its
+`to_dict()` is what every run record stores under `spec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Task = Literal["classification", "qa"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
+TASKS: tuple[str, ...] = ("classification", "qa")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data to train and evaluate on.
+
+    `name` is a logical dataset name (``imdb``, ``rotten_tomatoes``, ``tweets``,
+    ``synthetic-sentiment``, ``sst2``, ``sentiment140``, ...) or ``file`` for a local file.
+    """
+
+    name: str
+    train_size: int | None = None
+    eval_size: int | None = None
+    path: str | None = None
+    eval_path: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    source: Literal["auto", "bundled", "hub"] = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: float | None = 1.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    eval_batch_size: int | None = None
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_length: int = 128
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    eval_steps: int | None = None  # None: evaluate once per epoch
+    logging_steps: int = 10
+    grad_accum: int = 1
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    learning_rate: float | None = None  # overrides TrainParams.learning_rate
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A figure reported by the write-up a preset reproduces. Never mixed into results."""
+
+    method: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    description: str
+    reproduces: str
+    model: str
+    task: Task
+    data: DataSpec
+    train: TrainParams
+    methods: tuple[MethodSpec, ...]
+    seeds: int = 1
+    seed: int = 42
+    offline_model: str = "minilm-l6"
+    offline_dataset: str | None = None
+    needs_gpu: bool = False
+    references: tuple[Reference, ...] = ()
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    preset: str
+    model: str
+    task: Task
+    data: DataSpec
+    train: TrainParams
+    method: MethodSpec
+    seed: int = 42
+    offline: bool = False
+    substitutions: tuple[str, ...] = ()  # what --offline swapped, in words
+    report_to: tuple[str, ...] = ()
+    references: tuple[Reference, ...] = field(default=(), compare=False)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.method.learning_rate or self.train.learning_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("references", None)  # stored at the record's top level, not in the spec
+        d["learning_rate"] = self.learning_rate
+        d["substitutions"] = list(self.substitutions)
+        d["report_to"] = list(self.report_to)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        return cls(
+            preset=d["preset"],
+            model=d["model"],
+            task=d["task"],
+            data=DataSpec(**d["data"]),
+            train=TrainParams(**d["train"]),
+            method=MethodSpec(**d["method"]),
+            seed=d.get("seed", 42),
+            offline=d.get("offline", False),
+            substitutions=tuple(d.get("substitutions", ())),
+            report_to=tuple(d.get("report_to", ())),
+        )

@@ -1,0 +1,27 @@
+"""What a task hands the engine: datasets, collator, metrics, model class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from ftbench.spec import RunSpec
+
+
+@dataclass
+class Prepared:
+    train_dataset: Any
+    eval_dataset: Any
+    model_class: Any                      # e.g. AutoModelForSequenceClassification
+    model_kwargs: dict[str, Any]          # num_labels, id2label ...
+    compute_metrics: Callable[[Any], dict[str, Any]] | None
+    data_info: dict[str, Any]             # source actually used, sizes, notes
+    collator: Any = None                  # None: DataCollatorWithPadding(tokenizer)
+    label_names_for_trainer: list[str] | None = None
+    metric_transform: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda m: m)
+
+
+class Task(Protocol):
+    name: str
+
+    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None]) -> Prepared: ...

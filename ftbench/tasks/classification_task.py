@@ -1,0 +1,67 @@
+"""Sequence classification wired for the engine."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ftbench.spec import RunSpec
+from ftbench.tasks.base import Prepared
+from ftbench.tasks.classification import classification_metrics, tokenize
+
+
+class ClassificationTask:
+    name = "classification"
+
+    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None]) -> Prepared:
+        from transformers import AutoModelForSequenceClassification
+
+        from ftbench.data import load_classification
+
+        data = load_classification(spec.data, seed=spec.seed, offline=spec.offline)
+        max_length = spec.train.max_length
+        train = tokenize(tokenizer, data.train_texts, data.train_labels, max_length, data.train_pairs)
+        evald = tokenize(tokenizer, data.eval_texts, data.eval_labels, max_length, data.eval_pairs)
+        num_labels = len(data.label_names)
+        truncated = sum(1 for n in train.lengths() if n >= max_length)
+        if truncated:
+            log(f"{truncated} of {len(train)} training texts truncated to {max_length} tokens")
+
+        def compute_metrics(prediction: Any) -> dict[str, Any]:
+            return classification_metrics(prediction.predictions, prediction.label_ids, num_labels)
+
+        def metric_transform(metrics: dict[str, Any]) -> dict[str, Any]:
+            out = dict(metrics)
+            out["labels"] = list(data.label_names)
+            return out
+
+        train_lengths = train.lengths()
+        return Prepared(
+            train_dataset=train,
+            eval_dataset=evald,
+            model_class=AutoModelForSequenceClassification,
+            model_kwargs={
+                "num_labels": num_labels,
+                "id2label": dict(enumerate(data.label_names)),
+                "label2id": {name: i for i, name in enumerate(data.label_names)},
+            },
+            compute_metrics=compute_metrics,
+            data_info={
+                "source": data.source,
+                "train_size": len(train),
+                "eval_size": len(evald),
+                "labels": list(data.label_names),
+                "train_label_counts": _counts(data.train_labels, num_labels),
+                "eval_label_counts": _counts(data.eval_labels, num_labels),
+                "mean_train_tokens": round(sum(train_lengths) / len(train_lengths), 1) if train_lengths else None,
+                "truncated_train": truncated,
+                "notes": list(data.notes),
+            },
+            metric_transform=metric_transform,
+        )
+
+
+def _counts(labels: list[int], num_labels: int) -> list[int]:
+    counts = [0] * num_labels
+    for label in labels:
+        counts[label] += 1
+    return counts

@@ -1,0 +1,136 @@
+"""The engine end to end on tiny random-init models, CPU, a few steps each."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ftbench.engine.events import Eval, Log, RunFinished, RunStarted, Step
+from ftbench.engine.runner import Hooks, run
+from ftbench.results.store import load_runs
+from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
+
+
+def tiny_spec(method: str = "full", model: str = "tiny-bert", steps: int = 6, **args: object) -> RunSpec:
+    return RunSpec(
+        preset="test",
+        model=model,
+        task="classification",
+        data=DataSpec(name="synthetic-sentiment", train_size=96, eval_size=32),
+        train=TrainParams(epochs=None, max_steps=steps, batch_size=16, learning_rate=1e-3,
+                          max_length=32, eval_steps=3, logging_steps=1),
+        method=MethodSpec(name=method, args=dict(args)),
+        seed=7,
+    )
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def __call__(self, event: object) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def test_completed_run_measures_and_saves_everything(tmp_path: Path) -> None:
+    events = Collector()
+    finished = run(tiny_spec(), events, runs_dir=tmp_path)
+    record = finished.record
+    assert record.status == "completed", record.error
+    assert finished.path and Path(finished.path).is_file()
+    doc = json.loads(Path(finished.path).read_text())
+    assert doc["schema_version"] == 1 and doc["status"] == "completed"
+    # events in order: started, steps, evals, finished
+    assert isinstance(events.events[-1], RunFinished)
+    started = events.of(RunStarted)
+    assert len(started) == 1 and started[0].total_steps == 6
+    steps = events.of(Step)
+    assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(s.loss is not None and math.isfinite(s.loss) for s in steps)
+    assert [e.step for e in events.of(Eval)] == [3, 6]
+    # metrics
+    m = record.metrics
+    assert set(m) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix", "loss"}
+    assert sum(map(sum, m["confusion_matrix"])) == 32
+    assert 0.0 <= m["accuracy"] <= 1.0
+    # measurements
+    t = record.timing
+    assert t["steps"] == 6 and t["train_samples"] == 96
+    assert t["train_s"] > 0 and t["eval_s"] > 0 and t["samples_per_s"] > 0 and t["tokens_per_s"] > 0
+    assert t["train_tokens"] <= 96 * 32
+    assert record.memory["torch_peak_allocated_mb"] is None  # CPU: not invented
+    assert record.memory["nvml_peak_used_mb"] is None
+    assert record.memory["process_peak_rss_mb"] > 50
+    assert record.params["trainable"] == record.params["total"]
+    assert record.params["trainable_without_head"] < record.params["trainable"]
+    assert [p["step"] for p in record.series["train"]] == [1, 2, 3, 4, 5, 6]
+    assert [p["step"] for p in record.series["eval"]] == [3, 6]
+    assert record.environment["device"] == "cpu" and record.environment["torch"]
+    assert record.model_info["random_init"] is True
+    assert "synthetic" in record.data_info["source"]
+
+
+def test_cancel_saves_a_cancelled_record(tmp_path: Path) -> None:
+    cancel = threading.Event()
+
+    def stop_after_two(step: int) -> None:
+        if step == 2:
+            cancel.set()
+
+    finished = run(tiny_spec(steps=50), cancel=cancel, runs_dir=tmp_path, hooks=Hooks(on_step=stop_after_two))
+    assert finished.record.status == "cancelled"
+    assert finished.record.timing["steps"] == 2
+    assert "cancelled at step 2 of 50" in finished.record.error
+    assert [r.status for r in load_runs(tmp_path).records] == ["cancelled"]
+
+
+def test_nan_loss_is_diverged(tmp_path: Path) -> None:
+    events = Collector()
+    finished = run(tiny_spec(), events, runs_dir=tmp_path, hooks=Hooks(loss_override=float("nan")))
+    assert finished.record.status == "diverged"
+    assert "step 1" in finished.record.error
+    assert finished.record.timing["steps"] == 1
+    assert any(isinstance(e, Log) and e.level == "error" for e in events.events)
+
+
+def test_exception_mid_training_is_a_failed_record(tmp_path: Path) -> None:
+    def boom(step: int) -> None:
+        if step == 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    finished = run(tiny_spec(), runs_dir=tmp_path, hooks=Hooks(on_step=boom))
+    record = finished.record
+    assert record.status == "failed"
+    assert record.error.startswith("out of memory:") and "batch_size" in record.error
+    assert record.timing["steps"] == 3 and len(record.series["train"]) == 3
+    assert load_runs(tmp_path).records[0].status == "failed"
+
+
+def test_unknown_model_folder_fails_cleanly(tmp_path: Path) -> None:
+    finished = run(replace(tiny_spec(), model="./no/such/folder"), runs_dir=tmp_path)
+    assert finished.record.status == "failed"
+    assert "does not exist" in finished.record.error
+
+
+def test_unwritable_runs_dir_falls_back_and_says_where(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    events = Collector()
+    finished = run(tiny_spec(steps=2), events, runs_dir=blocker / "runs")
+    assert finished.save_error and "instead" in finished.save_error
+    assert finished.path and Path(finished.path).is_file()
+    assert not (blocker / "runs").exists()
+
+
+@pytest.mark.parametrize("model", ["tiny-distilbert", "tiny-roberta"])
+def test_other_architectures_train(tmp_path: Path, model: str) -> None:
+    finished = run(tiny_spec(model=model, steps=3), runs_dir=tmp_path)
+    assert finished.record.status == "completed", finished.record.error

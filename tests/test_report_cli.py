@@ -1,0 +1,198 @@
+"""``ftbench compare`` / ``ftbench export`` end to end, through their argparse entry points."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ftbench.report.cli import add_compare_parser, add_export_parser
+
+FIXTURES = Path(__file__).parent / "fixtures"
+COLOR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38;5;\d+|38;2;[\d;]+)m")
+
+
+def run(argv: list[str]) -> int:
+    """Parse like the ftbench CLI does (the lead wires the same two functions in)."""
+    parser = argparse.ArgumentParser(prog="ftbench")
+    sub = parser.add_subparsers(dest="command")
+    add_compare_parser(sub)
+    add_export_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "runs"
+    shutil.copytree(FIXTURES / "runs", folder)
+    return folder
+
+
+@pytest.fixture
+def messy_dir(runs_dir: Path) -> Path:
+    for path in (FIXTURES / "runs_bad").iterdir():
+        shutil.copy(path, runs_dir / path.name)
+    return runs_dir
+
+
+@pytest.fixture(autouse=True)
+def plain_env(monkeypatch):
+    for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "FTBENCH_RUNS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_compare_tables_only(runs_dir, capsys):
+    assert run(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--width", "80"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "quickstart: minilm-l6 on rotten_tomatoes — results" in out
+    assert "0.812" in out and "±0.006" in out and "reported (write-up E, T4)" in out
+    assert "┤" not in out  # no chart axes
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_compare_with_charts_at_80_columns(runs_dir, capsys):
+    assert run(["compare", "--runs-dir", str(runs_dir), "--width", "80", "--preset", "quickstart"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "quickstart: Pareto front, accuracy vs trainable params" in out
+    assert "● front (4 of 4): head-only → bitfit → lora → full" in out
+    assert "┤" in out and "lora-qa" not in out
+    assert out.index("— cost") < out.index("accuracy by method")  # tables before charts
+
+
+def test_compare_json(messy_dir, capsys):
+    assert run(["compare", "--runs-dir", str(messy_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert data["format"] == "ftbench-compare"
+    qs = data["sections"][0]
+    lora = next(g for g in qs["groups"] if g["method"] == "lora")
+    assert lora["n"] == 3 and lora["seeds"] == [0, 1, 2]
+    assert lora["stats"]["metrics.accuracy"]["mean"] == pytest.approx(0.795)
+    assert lora["stats"]["metrics.accuracy"]["std"] == pytest.approx(0.005)
+    assert [m["label"] for m in qs["pareto"]["params"]["members"]] == \
+        ["head-only", "bitfit", "lora", "full"]
+    assert data["sections"][2]["references"][0]["label"] == "reported (write-up E, T4)"
+    assert len(data["rows"]) == 16
+    assert sorted(Path(s["path"]).name for s in data["skipped"]) == \
+        ["empty.json", "future.json", "junk.json", "truncated.json"]
+    assert len(err.splitlines()) == 4  # the same four, one warning line each
+
+
+def test_corrupt_and_newer_files_warn_one_line_each(messy_dir, capsys):
+    assert run(["compare", "--runs-dir", str(messy_dir), "--no-charts", "--width", "100"]) == 0
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 4 and all(line.startswith("ftbench: skipped ") for line in lines)
+    assert any("truncated.json: invalid JSON at line 1 column" in line for line in lines)
+    assert any("future.json: schema_version 99 is newer" in line for line in lines)
+    assert any("junk.json: not UTF-8 text" in line for line in lines)
+    assert any("empty.json: empty file" in line for line in lines)
+    assert "0.812" in out and "Traceback" not in err
+
+
+def test_no_color_respected(runs_dir, capsys, monkeypatch):
+    argv = ["compare", "--runs-dir", str(runs_dir), "--width", "80", "--preset", "quickstart"]
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert run(argv) == 0
+    assert COLOR.search(capsys.readouterr().out)  # colours when forced on
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert not COLOR.search(out) and "Pareto front" in out
+
+
+def test_selection_options(runs_dir, capsys):
+    assert run(["compare", "--runs-dir", str(runs_dir), "--json", "--method", "lora,bitfit",
+                "--status", "completed"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {r["method"] for r in data["rows"]} == {"lora", "bitfit"}
+    assert len(data["rows"]) == 8  # 3 + 3 quickstart, 1 lora-qa, 1 roberta
+    assert run(["compare", "--runs-dir", str(runs_dir), "--json", "--latest"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["preset"] for s in data["sections"]] == ["roberta-imdb-peft"]
+    rid = "20261128T083000-lora-qa"
+    assert run(["compare", "--runs-dir", str(runs_dir), "--json", rid]) == 0
+    assert [r["preset"] for r in json.loads(capsys.readouterr().out)["rows"]] == ["lora-qa"]
+
+
+def test_per_run_and_no_references(runs_dir, capsys):
+    assert run(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--width", "200",
+                "--preset", "roberta-imdb-peft", "--no-references", "--per-run"]) == 0
+    out = capsys.readouterr().out
+    assert "reported" not in out and "seed" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "nope"], "no runs match method nope (16 runs in"),
+    (["--preset", "quickstart", "--model", "roberta-base"], "no runs match preset quickstart, model roberta-base"),
+    (["2026"], "run id prefix '2026' matches 16 runs; give more of it"),
+    (["missing-id"], "no readable run with id 'missing-id'"),
+    (["--status", "finished"], "unknown status 'finished'"),
+])
+def test_usage_errors_exit_2_with_one_line(runs_dir, capsys, argv, message):
+    assert run(["compare", "--runs-dir", str(runs_dir), *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("ftbench: error: ") and message in err
+
+
+def test_missing_or_empty_runs_folder(tmp_path, capsys):
+    assert run(["compare", "--runs-dir", str(tmp_path / "nothing")]) == 2
+    assert "no runs folder" in capsys.readouterr().err
+    assert run(["export", "--runs-dir", str(tmp_path)]) == 2
+    assert "no readable runs in" in capsys.readouterr().err
+
+
+def test_only_corrupt_files(tmp_path, capsys):
+    for path in (FIXTURES / "runs_bad").iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    assert run(["compare", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 5 and err[-1].startswith("ftbench: error: no readable runs")
+
+
+def test_save_charts(runs_dir, tmp_path, capsys):
+    target = tmp_path / "charts.txt"
+    assert run(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--width", "80",
+                "--preset", "quickstart", "--save-charts", str(target)]) == 0
+    text = target.read_text()
+    assert "\x1b" not in text and "Pareto front" in text and "accuracy by method" in text
+    assert "charts saved to" in capsys.readouterr().err
+
+
+def test_export_csv_stdout(runs_dir, capsys):
+    assert run(["export", "--format", "csv", "--runs-dir", str(runs_dir), "--preset", "quickstart"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 14 and {r["preset"] for r in rows} == {"quickstart"}
+
+
+def test_export_md_and_json_to_file(runs_dir, tmp_path, capsys):
+    md = tmp_path / "results.md"
+    assert run(["export", "-f", "md", "-o", str(md), "--runs-dir", str(runs_dir)]) == 0
+    assert "| full | 3 | **0.812 ± 0.006** |" in md.read_text()
+    assert "wrote 16 runs to" in capsys.readouterr().err
+    out = tmp_path / "runs.json"
+    assert run(["export", "-f", "json", "-o", str(out), "--runs-dir", str(runs_dir), "--method", "bitfit"]) == 0
+    assert [d["method"] for d in json.loads(out.read_text())] == ["bitfit"] * 3
+
+
+def test_export_refuses_directory(runs_dir, tmp_path, capsys):
+    assert run(["export", "-f", "csv", "-o", str(tmp_path), "--runs-dir", str(runs_dir)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_wired_into_main_cli(runs_dir, capsys):
+    from ftbench.cli import main
+
+    assert main(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--width", "80"]) == 0
+    assert "0.812" in capsys.readouterr().out
