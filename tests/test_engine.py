@@ -110,7 +110,7 @@ def test_exception_mid_training_is_a_failed_record(tmp_path: Path) -> None:
     record = finished.record
     assert record.status == "failed"
     assert record.error.startswith("out of memory:") and "batch_size" in record.error
-    assert record.timing["steps"] == 3 and len(record.series["train"]) == 3
+    assert record.timing["steps"] == 2 and len(record.series["train"]) == 2
     assert load_runs(tmp_path).records[0].status == "failed"
 
 

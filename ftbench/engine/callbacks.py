@@ -54,7 +54,6 @@ class EventCallback(TrainerCallback):
         on_begin: Callable[[int], None],
         metric_transform: Callable[[dict[str, Any]], dict[str, Any]],
         memory_probe: Callable[[], tuple[float | None, float | None]],
-        step_hook: Callable[[int], None] | None = None,
     ) -> None:
         self.run_id = run_id
         self.emit = emit
@@ -63,7 +62,6 @@ class EventCallback(TrainerCallback):
         self.on_begin = on_begin
         self.metric_transform = metric_transform
         self.memory_probe = memory_probe
-        self.step_hook = step_hook
         self.progress = Progress()
         self._eval_started: float | None = None
 
@@ -79,8 +77,6 @@ class EventCallback(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.progress.step = int(state.global_step)
         self.progress.epoch = float(state.epoch or 0.0)
-        if self.step_hook is not None:
-            self.step_hook(self.progress.step)
         if self.cancel.is_set():
             self.progress.cancelled = True
             control.should_training_stop = True

@@ -36,7 +36,7 @@ from ftbench.spec import RunSpec
 class Hooks:
     """Fault-injection points for tests (never set in normal use).
 
-    ``before_train`` runs after the model is built; ``on_step`` after each optimizer step
+    ``before_train`` runs after the model is built; ``on_step(n)`` inside training step n, before its forward pass
     (raise from it to simulate a crash or OOM mid-training); ``nvml_fault`` inside each NVML
     sample; ``loss_override`` multiplies the loss (float('nan') forces divergence);
     ``save`` replaces `save_record` (to simulate an unwritable folder or a full disk).
@@ -176,6 +176,9 @@ class _Session:
     def execute(self) -> None:
         spec = self.spec
         self.log(f"{spec.preset} · {spec.method.name} · {spec.model} · {spec.data.name} · seed {spec.seed}")
+        from ftbench.quiet import quiet_libraries
+
+        quiet_libraries()
         import torch
 
         self.torch = torch
@@ -297,8 +300,7 @@ class _Session:
             return allocated, rss
 
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
-                                      on_begin, prepared.metric_transform, memory_probe,
-                                      self.hooks.on_step)
+                                      on_begin, prepared.metric_transform, memory_probe)
         trainer_cls = _measured_trainer_class(self.hooks.loss_override)
         self.trainer = trainer_cls(
             model=model,
@@ -309,6 +311,7 @@ class _Session:
             compute_metrics=prepared.compute_metrics,
             callbacks=[self.callback],
         )
+        self.trainer.ft_step_hook = self.hooks.on_step
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         for cb in (PrinterCallback, ProgressCallback):
@@ -433,8 +436,12 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
     class MeasuredTrainer(Trainer):
         ft_samples: int = 0
         ft_tokens: Any = 0
+        ft_step_hook: Callable[[int], None] | None = None
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            if self.ft_step_hook is not None:
+                # Fault injection: fires inside the step being attempted, before its forward.
+                self.ft_step_hook(int(self.state.global_step) + 1)
             ids = inputs.get("input_ids")
             if ids is not None:
                 self.ft_samples += int(ids.shape[0])  # shape is metadata: no device sync
