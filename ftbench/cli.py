@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="override the model (hub id, local folder, minilm-l6, tiny-bert ...)")
     run.add_argument("--dataset", help="override the dataset (logical name)")
     run.add_argument("--max-steps", type=int, help="stop each run after this many optimizer steps")
+    run.add_argument("--train-size", type=int, metavar="N", help="override the training subset size")
+    run.add_argument("--eval-size", type=int, metavar="N", help="override the evaluation subset size")
     run.add_argument("--seeds", type=int, help="seeds per method (default: the preset's)")
     run.add_argument("--offline", action="store_true",
                      help="swap hub models for minilm-l6 and hub datasets for bundled copies")
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--runs-dir")
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(func=_cmd_runs)
+
+    tui = sub.add_parser("tui", help="open the terminal UI (the default with no command)")
+    tui.add_argument("--runs-dir", help="where run files are (default: ./runs or $FTBENCH_RUNS_DIR)")
+    tui.set_defaults(func=_cmd_tui)
 
     doctor = sub.add_parser("doctor", help="what this machine can run (GPU, QLoRA, bundled data, hub)")
     doctor.add_argument("--json", action="store_true")
@@ -96,7 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = Overrides(
         methods=_split(args.method), model=args.model, dataset=args.dataset,
         max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
-        report_to=_split(args.report_to),
+        report_to=_split(args.report_to), train_size=args.train_size, eval_size=args.eval_size,
     )
     specs = expand(preset, overrides)
     from ftbench.preflight import preflight
@@ -188,6 +194,12 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tui(args: argparse.Namespace) -> int:
+    from ftbench.tui import main as tui_main
+
+    return tui_main(args.runs_dir)
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from ftbench.doctor import main as doctor_main
 
@@ -199,8 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
-        parser.print_help()
-        return 0
+        if not sys.stdin.isatty() or not sys.stdout.isatty():
+            parser.print_help()  # no terminal to draw on: say what the commands are
+            return 0
+        func = _cmd_tui
+        args.runs_dir = None
     try:
         return func(args)
     except FtbenchError as exc:

@@ -246,18 +246,17 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
     if records:
         console.print(summary_table(records))
     console.print(f"{len(records)} run(s) in {total:.1f} s" + (" (interrupted)" if interrupted else ""))
+    code = EXIT_INTERRUPTED if interrupted else (
+        EXIT_FAILED if any(r.status != "completed" for r in records) else EXIT_OK)
     if as_json:
         payload = {
+            "exit_code": code,
             "runs": [dict(e.record.to_dict(), path=e.path, save_error=e.save_error) for e in events],
             "interrupted": interrupted,
             "wall_s": round(total, 2),
         }
         print(json.dumps(payload, indent=2, default=str), flush=True)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if any(r.status != "completed" for r in records):
-        return EXIT_FAILED
-    return EXIT_OK
+    return code
 
 
 class _Null:

@@ -106,6 +106,8 @@ REFERENCE: dict[str, Rule] = {
 OFFLINE: dict[str, Rule] = {
     "model": Rule("str"),
     "dataset": Rule("str"),
+    "train_size": Rule("int", min=2, max=50_000_000),
+    "eval_size": Rule("int", min=2, max=50_000_000),
 }
 
 
@@ -263,6 +265,8 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
         seed=doc.get("seed", 42),
         offline_model=offline.get("model", "minilm-l6"),
         offline_dataset=offline.get("dataset"),
+        offline_train_size=offline.get("train_size"),
+        offline_eval_size=offline.get("eval_size"),
         needs_gpu=doc.get("needs_gpu", False),
         references=tuple(references),
         path=c.source,
@@ -324,6 +328,8 @@ class Overrides:
     seeds: int | None = None
     offline: bool = False
     report_to: tuple[str, ...] = ()
+    train_size: int | None = None
+    eval_size: int | None = None
 
 
 def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
@@ -347,6 +353,13 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
         if overrides.dataset not in KNOWN_DATASETS:
             raise PresetError(f"unknown dataset {overrides.dataset!r} (known: {', '.join(KNOWN_DATASETS)})")
         data = replace(data, name=overrides.dataset, source="auto")
+    for flag, value in (("--train-size", overrides.train_size), ("--eval-size", overrides.eval_size)):
+        if value is not None and value < 1:
+            raise PresetError(f"{flag} must be >= 1")
+    if overrides.train_size is not None:
+        data = replace(data, train_size=overrides.train_size)
+    if overrides.eval_size is not None:
+        data = replace(data, eval_size=overrides.eval_size)
     train = preset.train
     if overrides.max_steps is not None:
         if overrides.max_steps < 1:
@@ -392,6 +405,13 @@ def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, Data
         data = replace(data, name=target, source="bundled")
     elif data.name != "file":
         data = replace(data, source="bundled")
+    sizes = {k: v for k, v in (("train_size", preset.offline_train_size),
+                               ("eval_size", preset.offline_eval_size)) if v is not None}
+    if sizes:
+        was = {k: f"{getattr(data, k):,}" if getattr(data, k) else "all" for k in sizes}
+        notes.append(", ".join(f"{k} {was[k]} -> {v:,}" for k, v in sizes.items())
+                     + " (the preset's offline sizing)")
+        data = replace(data, **sizes)
     return model, data, notes
 
 
