@@ -45,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--offline", action="store_true",
                      help="swap hub models for minilm-l6 and hub datasets for bundled copies")
     run.add_argument("--runs-dir", help="where run files go (default: ./runs or $FTBENCH_RUNS_DIR)")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the model (compile time counts as training time)")
     run.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    run.add_argument("--trust-remote-code", action="store_true",
+                     help="let a model folder run its own Python code (off by default; recorded)")
+    run.add_argument("--allow-pickle", action="store_true",
+                     help="load .bin/.pt weights, not only safetensors (pickle can run code; recorded)")
     run.add_argument("--report-to", action="append", default=[], metavar="TRACKER",
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
     run.set_defaults(func=_cmd_run)
@@ -103,6 +109,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         methods=_split(args.method), model=args.model, dataset=args.dataset,
         max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
         report_to=_split(args.report_to), train_size=args.train_size, eval_size=args.eval_size,
+        compile=args.compile, trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
     )
     specs = expand(preset, overrides)
     from ftbench.preflight import preflight
@@ -144,20 +152,25 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ftbench.results.store import load_runs, runs_dir
+
+    def cell(value: object) -> Text:
+        # Run files are outside input: no Rich markup, no terminal control characters.
+        return Text("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value)))
 
     folder = runs_dir(args.runs_dir)
     loaded = load_runs(folder)
     for path, problem in loaded.problems:
-        print(f"ftbench: skipped {path}: {problem}", file=sys.stderr)
+        print(f"ftbench: skipped {cell(path)}: {cell(problem)}", file=sys.stderr)
     if args.json:
         print(json.dumps([r.to_dict() for r in loaded.records], indent=2))
         return 0
     if not loaded.records:
         print(f"no runs in {folder}")
         return 0
-    table = Table(title=f"runs in {folder}")
+    table = Table(title=cell(f"runs in {folder}"))
     for col in ("run id", "preset", "method", "model", "dataset", "seed", "status", "metric", "train s"):
         table.add_column(col, overflow="fold")
     for r in loaded.records:
@@ -165,8 +178,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         metric = next((f"{k} {m[k]:.4f}" for k in ("accuracy", "exact_match")
                        if isinstance(m.get(k), (int, float))), r.error or "-")
         train_s = r.timing.get("train_s")
-        table.add_row(r.run_id, r.preset, r.method, r.model, r.dataset, str(r.seed), r.status,
-                      metric, f"{train_s:.1f}" if train_s is not None else "-")
+        table.add_row(*map(cell, (r.run_id, r.preset, r.method, r.model, r.dataset, r.seed, r.status,
+                                  metric, f"{train_s:.1f}" if train_s is not None else "-")))
     Console().print(table)
     return 0
 

@@ -92,6 +92,8 @@ TRAIN: dict[str, Rule] = {
     "eval_steps": Rule("int", min=1, max=10_000_000),
     "logging_steps": Rule("int", min=1, max=10_000_000),
     "grad_accum": Rule("int", min=1, max=4096),
+    "group_by_length": Rule("bool"),
+    "torch_compile": Rule("bool"),
 }
 METHOD: dict[str, Rule] = {
     "name": Rule("str", required=True),
@@ -116,6 +118,9 @@ class _Checker:
         self.source = source
 
     def fail(self, key: str, message: str) -> PresetError:
+        # Keys come from the file ("a\nb" = 1 is valid TOML): escape them so the error stays one
+        # line and cannot drive the terminal.
+        key = _printable(key)
         where = f"{self.source}: {key}: " if key else f"{self.source}: "
         return PresetError(where + message)
 
@@ -160,6 +165,10 @@ class _Checker:
             too_high = rule.max is not None and (v >= rule.max if rule.max_exclusive else v > rule.max)
             if too_low or too_high:
                 raise self.fail(key, f"{_short(v)} is out of range; expected {rule.describe()}")
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _typename(v: Any) -> str:
@@ -328,8 +337,11 @@ class Overrides:
     seeds: int | None = None
     offline: bool = False
     report_to: tuple[str, ...] = ()
+    compile: bool = False
     train_size: int | None = None
     eval_size: int | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
 
 
 def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
@@ -361,6 +373,8 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
     if overrides.eval_size is not None:
         data = replace(data, eval_size=overrides.eval_size)
     train = preset.train
+    if overrides.compile:
+        train = replace(train, torch_compile=True)
     if overrides.max_steps is not None:
         if overrides.max_steps < 1:
             raise PresetError("--max-steps must be >= 1")
@@ -381,6 +395,7 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
                 method=method, seed=preset.seed + i, offline=overrides.offline,
                 substitutions=tuple(substitutions), report_to=overrides.report_to,
                 references=tuple(r for r in preset.references if r.method == method.name),
+                trust_remote_code=overrides.trust_remote_code, allow_pickle=overrides.allow_pickle,
             ))
     return specs
 

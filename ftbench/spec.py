@@ -52,6 +52,8 @@ class TrainParams:
     eval_steps: int | None = None  # None: evaluate once per epoch
     logging_steps: int = 10
     grad_accum: int = 1
+    group_by_length: bool | None = None  # None: on with a GPU (less padding), off on CPU
+    torch_compile: bool = False          # opt-in: compile time is counted in train_s
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class Preset:
     seed: int = 42
     offline_model: str = "minilm-l6"
     offline_dataset: str | None = None
+    offline_train_size: int | None = None  # --offline: smaller sizes for CPU-sized runs
+    offline_eval_size: int | None = None
     needs_gpu: bool = False
     references: tuple[Reference, ...] = ()
     path: str = ""
@@ -103,6 +107,8 @@ class RunSpec:
     substitutions: tuple[str, ...] = ()  # what --offline swapped, in words
     report_to: tuple[str, ...] = ()
     references: tuple[Reference, ...] = field(default=(), compare=False)
+    trust_remote_code: bool = False  # --trust-remote-code: run the model folder's own Python code
+    allow_pickle: bool = False       # --allow-pickle: load .bin/.pt weights (pickle can run code)
 
     @property
     def learning_rate(self) -> float:
@@ -129,4 +135,6 @@ class RunSpec:
             offline=d.get("offline", False),
             substitutions=tuple(d.get("substitutions", ())),
             report_to=tuple(d.get("report_to", ())),
+            trust_remote_code=d.get("trust_remote_code", False),
+            allow_pickle=d.get("allow_pickle", False),
         )

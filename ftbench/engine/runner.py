@@ -28,7 +28,7 @@ from ftbench import __version__
 from ftbench.engine.events import Emit, GpuSample, Log, RunFinished, RunStarted, ignore
 from ftbench.errors import FtbenchError
 from ftbench.results.record import RunRecord
-from ftbench.results.store import StoreError, new_run_id, save_record
+from ftbench.results.store import StoreError, check_run_id, new_run_id, save_record
 from ftbench.spec import RunSpec
 
 
@@ -39,12 +39,18 @@ class Hooks:
     ``before_train`` runs after the model is built; ``on_step(n)`` inside training step n, before its forward pass
     (raise from it to simulate a crash or OOM mid-training); ``nvml_fault`` inside each NVML
     sample; ``loss_override`` multiplies the loss (float('nan') forces divergence);
-    ``save`` replaces `save_record` (to simulate an unwritable folder or a full disk).
+    ``save`` replaces `save_record` (to simulate an unwritable folder or a full disk);
+    ``on_batch(n)`` runs inside the data collator for every batch built, training and evaluation,
+    counting from 1 (raise from it to simulate a data-loading failure); ``gpu_sampler(sample)``
+    stands in for the NVML query and fills a `TelemetrySample` (a simulated GPU, so NVML
+    failures can be injected on a machine without one).
     """
 
     before_train: Callable[[], None] | None = None
     on_step: Callable[[int], None] | None = None
     nvml_fault: Callable[[], None] | None = None
+    on_batch: Callable[[int], None] | None = None
+    gpu_sampler: Callable[[Any], None] | None = None
     loss_override: float | None = None
     save: Callable[[RunRecord, Any], Path] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -62,10 +68,26 @@ def _one_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
 
 
+_OOM_TEXT = ("out of memory",
+             # torch's CPU allocator: "DefaultCPUAllocator: not enough memory: you tried to
+             # allocate ..." (older releases: "can't allocate memory")
+             "not enough memory", "can't allocate memory")
+
+
 def _is_oom(exc: BaseException) -> bool:
     name = exc.__class__.__name__
+    text = str(exc).lower()
     return name == "OutOfMemoryError" or isinstance(exc, MemoryError) \
-        or "out of memory" in str(exc).lower()
+        or any(needle in text for needle in _OOM_TEXT)
+
+
+def _emit_quietly(emit: Emit, event: Any) -> None:
+    """Emit on the failure and save paths: a front end that raises (a closed pipe, a UI bug)
+    must not stop the record from being saved."""
+    try:
+        emit(event)
+    except Exception:
+        pass
 
 
 def run(
@@ -80,6 +102,8 @@ def run(
     """Train and evaluate one method on one model/dataset/seed; save and return its record."""
     cancel = cancel or threading.Event()
     hooks = hooks or Hooks()
+    if run_id is not None:
+        check_run_id(run_id)  # refuse before training, not at save time
     record = RunRecord(
         run_id=run_id or new_run_id(spec.preset, spec.method.name, spec.seed),
         preset=spec.preset,
@@ -107,13 +131,18 @@ def run(
             import traceback
 
             traceback.print_exc()
-        emit(Log(record.run_id, "error", record.error))
+        _emit_quietly(emit, Log(record.run_id, "error", record.error))
     except BaseException as exc:  # SystemExit and friends: save, then let them through
         record.status = "failed"
         record.error = _failure_line(exc)
         reraise = exc
     finally:
-        session.finish()
+        try:
+            session.finish()
+        except Exception as exc:  # e.g. a sticky CUDA error at the final sync: keep what we have
+            message = f"measurements incomplete: {_one_line(exc)}"
+            record.error = record.error or message
+            _emit_quietly(emit, Log(record.run_id, "warning", message))
     finished = _save(record, runs_dir, emit, hooks)
     if reraise is not None:
         raise reraise
@@ -139,10 +168,11 @@ def _save(record: RunRecord, runs_dir: Any, emit: Emit, hooks: Hooks) -> RunFini
             message = f"{exc}; record saved to {path} instead"
             event = RunFinished(record, str(path), save_error=message)
         except (StoreError, OSError) as exc2:
-            message = f"{exc}; fallback {fallback} failed too ({exc2}); record printed below"
+            message = (f"{exc}; fallback {fallback} failed too ({exc2}); "
+                       "the record was not saved (it is in this run's result)")
             event = RunFinished(record, None, save_error=message)
-        emit(Log(record.run_id, "error", message))
-    emit(event)
+        _emit_quietly(emit, Log(record.run_id, "error", message))
+    _emit_quietly(emit, event)
     return event
 
 
@@ -164,6 +194,8 @@ class _Session:
         self.t_start = time.perf_counter()
         self.final_eval_s = 0.0
         self.finished = False
+        self.trust_remote_code = spec.trust_remote_code
+        self.allow_pickle = spec.allow_pickle
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(Log(self.record.run_id, level, message))
@@ -193,6 +225,14 @@ class _Session:
 
         ref = resolve_model(spec.model)
         self.record.model_info = ref.to_dict()
+        self.trust_remote_code = spec.trust_remote_code
+        self.allow_pickle = spec.allow_pickle or os.environ.get("FTBENCH_ALLOW_PICKLE") == "1"
+        self.record.model_info.update(trust_remote_code=self.trust_remote_code,
+                                      allow_pickle=self.allow_pickle)
+        if self.trust_remote_code:
+            self.log("trust_remote_code is on: the model folder's Python code may run", "warning")
+        if not self.allow_pickle:
+            _refuse_pickle_only(ref.path)
         if ref.random_init:
             self.log(f"{spec.model} is random-init: figures measure the method's mechanics, not quality",
                      "warning")
@@ -201,13 +241,15 @@ class _Session:
         from ftbench.tasks.registry import get_task
 
         task = get_task(spec.task)
-        tokenizer = _load_tokenizer(ref.path)
+        tokenizer = _load_tokenizer(ref.path, self.trust_remote_code)
         prepared = task.prepare(spec, tokenizer, self.log)
         self.record.data_info = prepared.data_info
         self.log(f"data: {prepared.data_info.get('source')}")
         self.check_cancel()
 
         precision = _resolve_precision(spec.train.precision, self.device, torch)
+        self.precision = precision
+        self.record.environment["precision"] = precision
         model = self._build_model(ref.path, prepared, precision)
         self.check_cancel()
         if self.hooks.before_train is not None:
@@ -227,7 +269,8 @@ class _Session:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = prepared.model_class.from_pretrained(
-                path, trust_remote_code=False, use_safetensors=_use_safetensors(path), **kwargs
+                path, trust_remote_code=self.trust_remote_code,
+                use_safetensors=None if self.allow_pickle else True, **kwargs
             )
         heads = head_module_names(model)
         model = apply_method(model, self.spec.method, self.spec.task)
@@ -280,6 +323,8 @@ class _Session:
             gradient_checkpointing=train.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
             optim="adamw_torch_fused" if self.device == "cuda" else "adamw_torch",
+            train_sampling_strategy="group_by_length" if self._group_by_length() else "random",
+            torch_compile=train.torch_compile,
             dataloader_num_workers=0,
             disable_tqdm=True,
             remove_unused_columns=False,
@@ -299,6 +344,9 @@ class _Session:
             rss = self.telemetry.peak_rss_mb if self.telemetry else None
             return allocated, rss
 
+        collator = prepared.collator or DataCollatorWithPadding(tokenizer)
+        if self.hooks.on_batch is not None:
+            collator = _HookedCollator(collator, self.hooks.on_batch)
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
                                       on_begin, prepared.metric_transform, memory_probe)
         trainer_cls = _measured_trainer_class(self.hooks.loss_override)
@@ -307,7 +355,7 @@ class _Session:
             args=args,
             train_dataset=prepared.train_dataset,
             eval_dataset=prepared.eval_dataset,
-            data_collator=prepared.collator or DataCollatorWithPadding(tokenizer),
+            data_collator=collator,
             compute_metrics=prepared.compute_metrics,
             callbacks=[self.callback],
         )
@@ -317,9 +365,9 @@ class _Session:
         for cb in (PrinterCallback, ProgressCallback):
             self.trainer.remove_callback(cb)
 
-        self.telemetry = Telemetry(use_nvml=self.device == "cuda",
+        self.telemetry = Telemetry(use_nvml=self.device == "cuda" or self.hooks.gpu_sampler is not None,
                                    on_gpu_sample=self._on_gpu_sample,
-                                   fault=self.hooks.nvml_fault)
+                                   fault=self.hooks.nvml_fault, sampler=self.hooks.gpu_sampler)
         reset_torch_peaks(torch, self.device)
         self.telemetry.start()
         self.check_cancel()
@@ -341,9 +389,22 @@ class _Session:
         self.record.memory["torch_peak_allocated_mb"] = _round(allocated)
         self.record.memory["torch_peak_reserved_mb"] = _round(reserved)
 
+    def _group_by_length(self) -> bool:
+        asked = self.spec.train.group_by_length
+        return self.device == "cuda" if asked is None else asked
+
     def _on_gpu_sample(self, sample: Any) -> None:
+        # The allocator's peak counters are host-side bookkeeping: reading them from the
+        # telemetry thread needs no device sync and never waits on the training thread.
+        from ftbench.engine.telemetry import torch_peaks
+
+        try:
+            allocated, reserved = torch_peaks(self.torch, self.device)
+        except Exception:  # never let a counter read stop the sampler
+            allocated = reserved = None
         self.emit(GpuSample(self.record.run_id, sample.t, sample.gpu_used_mb or 0.0,
-                            sample.gpu_total_mb or 0.0, sample.gpu_util))
+                            sample.gpu_total_mb or 0.0, sample.gpu_util,
+                            _round(allocated), _round(reserved)))
 
     # --- always runs ---------------------------------------------------------------------
     def finish(self) -> None:
@@ -386,9 +447,35 @@ class _Session:
             "samples_per_s": _round(samples / train_s, 2) if train_s > 0 and samples else None,
             "tokens_per_s": _round(tokens / train_s, 1) if train_s > 0 and tokens else None,
         })
+        self._record_flops(samples, tokens, train_s)
         if progress.last_eval is not None:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
+
+
+    def _record_flops(self, samples: int, tokens: int, train_s: float) -> None:
+        """Model FLOPs, achieved TFLOP/s and (on a known GPU) MFU; see engine/flops.py."""
+        model = getattr(self.trainer, "model", None)
+        if model is None or not samples or not tokens or train_s <= 0:
+            return
+        from ftbench.engine.flops import count_training_flops, peak_tflops
+
+        try:
+            count = count_training_flops(model, tokens / samples)
+        except Exception as exc:  # an exotic model must not cost the run its record
+            self.log(f"FLOP count unavailable: {exc}", "warning")
+            return
+        total = count.total(tokens)
+        achieved = total / train_s / 1e12
+        peak, source = peak_tflops(self.record.environment.get("device_name"),
+                                   getattr(self, "precision", "fp32"))
+        self.record.timing.update({
+            "train_flops": float(f"{total:.4g}"),
+            "achieved_tflops": float(f"{achieved:.4g}"),
+            "mfu": round(achieved / peak, 4) if peak else None,
+        })
+        self.record.environment["peak_tflops"] = peak
+        self.record.environment["peak_tflops_source"] = source
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
@@ -397,19 +484,28 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return round(float(value), digits)
 
 
-def _use_safetensors(path: str) -> bool | None:
-    """Safetensors only, unless FTBENCH_ALLOW_PICKLE=1 (pickle files can run code)."""
-    if os.environ.get("FTBENCH_ALLOW_PICKLE") == "1":
-        return None
-    return True
+def _refuse_pickle_only(path: str) -> None:
+    """A local folder with pickle weights only: say how to allow them, instead of the loader's
+    "no file named model.safetensors" (pickle files can run code, so they stay off unless
+    the user passes --allow-pickle or sets FTBENCH_ALLOW_PICKLE=1)."""
+    folder = Path(path)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickles:
+        from ftbench.errors import ModelUnavailable
+
+        raise ModelUnavailable(f"model folder {folder} has pickle weights only ({', '.join(pickles[:3])}); "
+                               "ftbench loads safetensors unless you pass --allow-pickle "
+                               "(pickle files can run code)")
 
 
-def _load_tokenizer(path: str) -> Any:
+def _load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
 def _resolve_precision(asked: str, device: str, torch: Any) -> str:
@@ -421,6 +517,20 @@ def _resolve_precision(asked: str, device: str, torch: Any) -> str:
     if asked == "fp16" and device != "cuda":
         raise FtbenchError("precision fp16 needs a CUDA GPU; use precision auto, fp32 or bf16 here")
     return asked
+
+
+class _HookedCollator:
+    """Calls ``Hooks.on_batch(n)`` before each batch is collated (fault injection only)."""
+
+    def __init__(self, inner: Callable[[Any], Any], hook: Callable[[int], None]) -> None:
+        self.inner = inner
+        self.hook = hook
+        self.count = 0
+
+    def __call__(self, features: Any) -> Any:
+        self.count += 1
+        self.hook(self.count)
+        return self.inner(features)
 
 
 _TRAINER_CLASSES: dict[Any, Any] = {}
