@@ -35,7 +35,14 @@ TINY_MODELS: dict[str, str] = {
     "tiny-bert": "random-init BERT, 2 layers, hidden 64",
     "tiny-distilbert": "random-init DistilBERT, 2 layers, hidden 64",
     "tiny-roberta": "random-init RoBERTa, 2 layers, hidden 64",
+    # Base-size shapes without the hub, for throughput / memory / MFU measurements only.
+    # They use MiniLM's real BERT uncased WordPiece vocabulary (30,522 tokens), so the
+    # RoBERTa one has a smaller embedding table than roberta-base (50,265): 109M vs 124M.
+    "bert-base-random": "random-init BERT-base shape (12 layers, hidden 768, 110M params)",
+    "roberta-base-random": "random-init RoBERTa-base shape (12 layers, hidden 768; BERT vocab, 109M params)",
+    "distilbert-base-random": "random-init DistilBERT-base shape (6 layers, hidden 768, 66M params)",
 }
+_BASE_SIZE = ("bert-base-random", "roberta-base-random", "distilbert-base-random")
 _TINY_VERSION = "1"  # bump when the tiny configs or vocabulary change
 
 
@@ -119,6 +126,13 @@ def _tiny_vocab() -> list[str]:
 def _tiny_config(name: str, vocab_size: int) -> Any:
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
+    if name == "bert-base-random":
+        return BertConfig(vocab_size=vocab_size, pad_token_id=0)
+    if name == "distilbert-base-random":
+        return DistilBertConfig(vocab_size=vocab_size, pad_token_id=0)
+    if name == "roberta-base-random":
+        return RobertaConfig(vocab_size=vocab_size, max_position_embeddings=514, type_vocab_size=1,
+                             pad_token_id=0, bos_token_id=101, eos_token_id=102)
     common = dict(vocab_size=vocab_size, max_position_embeddings=514, pad_token_id=0)
     if name == "tiny-bert":
         return BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -143,11 +157,16 @@ def tiny_model_folder(name: str) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
     try:
-        vocab = _tiny_vocab()
+        if name in _BASE_SIZE:
+            from ftbench.bundles import minilm_folder
+
+            vocab = (minilm_folder() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+        else:
+            vocab = _tiny_vocab()
         vocab_file = tmp / "vocab.txt"
         vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
         tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=True)
-        if name == "tiny-distilbert":
+        if "distilbert" in name:
             tokenizer.model_input_names = ["input_ids", "attention_mask"]
         tokenizer.save_pretrained(tmp)
         config = _tiny_config(name, len(vocab))

@@ -72,3 +72,29 @@ def test_peaks_known_unknown_and_override(monkeypatch: pytest.MonkeyPatch) -> No
     assert "FTBENCH_PEAK_TFLOPS" in peak_tflops("Mystery GPU", "bf16")[1]
     monkeypatch.setenv("FTBENCH_PEAK_TFLOPS", "100")
     assert peak_tflops("Mystery GPU", "bf16") == (100.0, "FTBENCH_PEAK_TFLOPS")
+
+
+def test_compare_shows_mfu_only_when_a_run_has_it() -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from ftbench.report.groups import build_comparison
+    from ftbench.report.tables import comparison_tables
+    from ftbench.results.store import load_runs
+
+    records = [r for r in load_runs(Path(__file__).parent / "fixtures" / "runs").records
+               if r.preset == "quickstart"][:2]
+    assert records
+
+    def render(recs: list) -> str:
+        console = Console(width=200, record=True, color_system=None)
+        for table in comparison_tables(build_comparison(recs), width=200):
+            console.print(table)
+        return console.export_text()
+
+    assert "MFU" not in render(records)
+    gpu = [replace(r, timing=dict(r.timing, mfu=0.4213 + i / 100)) for i, r in enumerate(records)]
+    text = render(gpu)
+    assert "MFU" in text and "42.6%" in text  # mean of 42.13 % and 43.13 %

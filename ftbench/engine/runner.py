@@ -273,6 +273,8 @@ class _Session:
                 use_safetensors=None if self.allow_pickle else True, **kwargs
             )
         heads = head_module_names(model)
+        # transformers 5 picks PyTorch SDPA where the architecture supports it; record it.
+        self.record.model_info["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
         model = apply_method(model, self.spec.method, self.spec.task)
         counts = count_parameters(model, heads)
         self.record.params = {

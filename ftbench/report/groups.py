@@ -512,6 +512,8 @@ def fmt_number(value: float | None, kind: str) -> str:
         return fmt_count(value)
     if kind == "pct":
         return fmt_pct(value)
+    if kind == "fraction":  # stored 0-1, shown as a percentage (MFU)
+        return fmt_pct(100 * value)
     if kind == "metric":
         return f"{value:.3f}"
     if kind == "mb":

@@ -36,7 +36,7 @@ class Column:
 
     key: str
     header: str
-    kind: str               # metric | count | seconds | rate | mb
+    kind: str               # metric | count | seconds | rate | mb | pct | fraction
     better: str | None      # "max", "min" or None (no highlight)
 
     def title(self, compact: bool) -> str:
@@ -69,6 +69,7 @@ def section_columns(section: Section, *, references: bool = True) -> tuple[list[
         Column("params.trainable_without_head", "w/o head", "count", "min"),
         Column("timing.train_s", "train s", "seconds", "min"),
         Column("timing.samples_per_s", "samples/s", "rate", "max"),
+        Column("timing.mfu", "MFU", "fraction", "max"),  # GPU runs on a known device only
         *(Column(k, f"{MEMORY_NAMES[k]} MB", "mb", "min") for k in MEMORY_KEYS),
     ]
     cost = [c for c in candidates if _present(section, c.key, references)]
