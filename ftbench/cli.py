@@ -135,12 +135,18 @@ def _cmd_presets(args: argparse.Namespace) -> int:
                  "runs_here": runnable_here(p), "path": p.path} for p in presets]
         print(json.dumps(rows, indent=2))
     else:
-        table = Table(title="ftbench presets")
-        for col in ("name", "task", "model", "dataset", "methods", "runs here"):
-            table.add_column(col, overflow="fold")
+        from rich import box
+        from rich.text import Text
+
+        table = Table(title="ftbench presets", box=box.SIMPLE_HEAD, show_edge=False,
+                      padding=(0, 1, 0, 0), pad_edge=False)
+        table.add_column("name", no_wrap=True, style="bold")
+        table.add_column("model · dataset · task / methods", ratio=1)
+        table.add_column("runs here", no_wrap=True)
         for p in presets:
-            table.add_row(p.name, p.task, p.model, p.data.name,
-                          ", ".join(m.name for m in p.methods), runnable_here(p))
+            what = Text(f"{p.model} · {p.data.name} · {p.task}\n")
+            what.append(", ".join(m.name for m in p.methods), style="dim")
+            table.add_row(p.name, what, runnable_here(p).replace(", ", "\n"))
         Console().print(table)
     for line in errors:
         print(f"ftbench: {line}", file=sys.stderr)
