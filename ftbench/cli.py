@@ -113,8 +113,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
     )
     specs = expand(preset, overrides)
-    from ftbench.preflight import preflight
+    from ftbench.preflight import check_trackers, preflight
 
+    check_trackers(overrides.report_to)
     preflight(specs)
     return run_specs(specs, args.runs_dir, args.json)
 

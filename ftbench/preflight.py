@@ -30,3 +30,28 @@ def preflight(specs: list[RunSpec]) -> None:
             f"the Hugging Face hub is unreachable ({why}) and this run needs {', '.join(needs)}; "
             "add --offline to use the bundled minilm-l6 model and bundled datasets instead"
         )
+
+
+# Trainer tracker name -> the package that provides it.
+_TRACKER_PACKAGES: dict[str, str] = {
+    "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+    "neptune": "neptune", "clearml": "clearml", "dvclive": "dvclive", "codecarbon": "codecarbon",
+    "azure_ml": "azureml", "trackio": "trackio", "swanlab": "swanlab",
+}
+
+
+def check_trackers(names: tuple[str, ...]) -> None:
+    """`--report-to` names must be trackers the Trainer knows and whose package is installed."""
+    import importlib.util
+
+    for name in names:
+        if name in ("none", "all"):
+            raise FtbenchError(f"--report-to {name}: name the trackers instead "
+                               f"({', '.join(sorted(_TRACKER_PACKAGES))})")
+        package = _TRACKER_PACKAGES.get(name)
+        if package is None:
+            raise FtbenchError(f"--report-to {name}: unknown tracker "
+                               f"(known: {', '.join(sorted(_TRACKER_PACKAGES))})")
+        if importlib.util.find_spec(package) is None:
+            raise FtbenchError(f"--report-to {name}: the {package} package is not installed "
+                               f"(pip install {package})")

@@ -90,6 +90,7 @@ def test_failed_run_exits_1_and_is_saved(tmp_path: Path, tiny_preset: Path) -> N
     (["run", "--preset", "quickstart", "--headless", "--seeds", "x"], "invalid int value"),
     (["run", "--preset", "quickstart", "--headless", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["frobnicate"], "invalid choice"),
+    (["run", "--preset", "quickstart", "--headless", "--report-to", "nosuchtracker"], "unknown tracker"),
 ])
 def test_usage_and_preset_errors_exit_2_with_one_line(args: list[str], needle: str) -> None:
     proc = ftbench(*args)

@@ -134,3 +134,26 @@ def test_unwritable_runs_dir_falls_back_and_says_where(tmp_path: Path) -> None:
 def test_other_architectures_train(tmp_path: Path, model: str) -> None:
     finished = run(tiny_spec(model=model, steps=3), runs_dir=tmp_path)
     assert finished.record.status == "completed", finished.record.error
+
+
+def test_tensorboard_logs_land_next_to_the_runs_and_scratch_is_removed(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="tensorboard is not a test dependency")
+    import tempfile as _tf
+
+    before = set(Path(_tf.gettempdir()).glob("ftbench-trainer-*"))
+    for _ in range(2):
+        finished = run(replace(tiny_spec(steps=2), report_to=("tensorboard",)), runs_dir=tmp_path)
+        assert finished.record.status == "completed"
+        folder = Path(finished.record.environment["tensorboard_dir"])
+        assert folder.parent == tmp_path / "tensorboard" and list(folder.glob("events.out.tfevents*"))
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 2
+    assert set(Path(_tf.gettempdir()).glob("ftbench-trainer-*")) <= before | set()
+
+
+def test_trainer_scratch_folder_is_removed(tmp_path: Path) -> None:
+    import tempfile as _tf
+
+    before = set(Path(_tf.gettempdir()).glob("ftbench-trainer-*"))
+    run(tiny_spec(steps=1), runs_dir=tmp_path)
+    new = set(Path(_tf.gettempdir()).glob("ftbench-trainer-*")) - before
+    assert not new

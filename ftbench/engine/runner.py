@@ -60,8 +60,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _exc_text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ fails must not lose the record
+        return ""
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = _exc_text(exc).strip().splitlines()
     first = text[0] if text else ""
     if isinstance(exc, FtbenchError):
         return first or exc.__class__.__name__
@@ -76,7 +83,7 @@ _OOM_TEXT = ("out of memory",
 
 def _is_oom(exc: BaseException) -> bool:
     name = exc.__class__.__name__
-    text = str(exc).lower()
+    text = _exc_text(exc).lower()
     return name == "OutOfMemoryError" or isinstance(exc, MemoryError) \
         or any(needle in text for needle in _OOM_TEXT)
 
@@ -116,6 +123,7 @@ def run(
     record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
                          for r in spec.references]
     session = _Session(spec, record, emit, cancel, hooks)
+    session.runs_dir = runs_dir
     reraise: BaseException | None = None
     try:
         session.execute()
@@ -153,27 +161,53 @@ def _failure_line(exc: BaseException) -> str:
     if _is_oom(exc):
         return ("out of memory: " + _one_line(exc)[:200] +
                 " — try a smaller batch_size or max_length, gradient_checkpointing, or qlora")
+    if "contains custom code which must be executed" in _exc_text(exc):
+        # transformers names its own argument on a later line; name ftbench's flag instead
+        return _one_line(exc) + " — pass --trust-remote-code to run the model folder's Python " \
+            "code (trust_remote_code is off by default)"
     return _one_line(exc)
 
 
 def _save(record: RunRecord, runs_dir: Any, emit: Emit, hooks: Hooks) -> RunFinished:
+    _null_non_finite(record)
     saver = hooks.save or save_record
     try:
         path = saver(record, runs_dir)
         event = RunFinished(record, str(path))
-    except (StoreError, OSError) as exc:
-        fallback = Path(tempfile.gettempdir()) / "ftbench-unsaved"
+    except Exception as exc:  # a folder, a disk or a value that will not take it: never lose the run
+        why = str(exc) if isinstance(exc, (StoreError, OSError)) else _one_line(exc)
+        fallback: Any = "<tempdir>/ftbench-unsaved"
         try:
+            fallback = Path(tempfile.gettempdir()) / "ftbench-unsaved"
             path = save_record(record, fallback)
-            message = f"{exc}; record saved to {path} instead"
+            message = f"{why}; record saved to {path} instead"
             event = RunFinished(record, str(path), save_error=message)
-        except (StoreError, OSError) as exc2:
-            message = (f"{exc}; fallback {fallback} failed too ({exc2}); "
+        except Exception as exc2:
+            message = (f"{why}; fallback {fallback} failed too ({exc2}); "
                        "the record was not saved (it is in this run's result)")
             event = RunFinished(record, None, save_error=message)
         _emit_quietly(emit, Log(record.run_id, "error", message))
     _emit_quietly(emit, event)
     return event
+
+
+def _null_non_finite(record: RunRecord) -> None:
+    """NaN and infinity are not JSON: a diverged run's eval loss is stored as null ("not a
+    number" is unavailable, not invented), so the record can always be written."""
+    def clean(value: Any) -> Any:
+        if type(value).__module__ == "numpy" and hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    for name in ("params", "timing", "memory", "metrics", "series", "data_info", "model_info",
+                 "environment", "references"):
+        setattr(record, name, clean(getattr(record, name)))
 
 
 class _Session:
@@ -194,6 +228,8 @@ class _Session:
         self.t_start = time.perf_counter()
         self.final_eval_s = 0.0
         self.finished = False
+        self.runs_dir: Any = None
+        self.workdir: str | None = None
         self.trust_remote_code = spec.trust_remote_code
         self.allow_pickle = spec.allow_pickle
 
@@ -299,7 +335,8 @@ class _Session:
 
         train = spec.train
         eval_bs = train.eval_batch_size or train.batch_size * 2
-        workdir = tempfile.mkdtemp(prefix="ftbench-trainer-")
+        workdir = self.workdir = tempfile.mkdtemp(prefix="ftbench-trainer-")
+        self._tracker_dirs()
         args = TrainingArguments(
             output_dir=workdir,
             per_device_train_batch_size=train.batch_size,
@@ -391,6 +428,19 @@ class _Session:
         self.record.memory["torch_peak_allocated_mb"] = _round(allocated)
         self.record.memory["torch_peak_reserved_mb"] = _round(reserved)
 
+    def _tracker_dirs(self) -> None:
+        """TensorBoard logs go next to the run files (``<runs>/tensorboard/<run_id>``)."""
+        if "tensorboard" not in self.spec.report_to:
+            return
+        from ftbench.results.store import runs_dir as resolve_runs_dir
+
+        self._tb_env = os.environ.get("TENSORBOARD_LOGGING_DIR")
+        folder = self._tb_env or str(
+            resolve_runs_dir(self.runs_dir) / "tensorboard" / self.record.run_id)
+        os.environ["TENSORBOARD_LOGGING_DIR"] = folder  # how transformers 5 takes it
+        self.record.environment["tensorboard_dir"] = folder
+        self.log(f"tensorboard logs: {folder}")
+
     def _group_by_length(self) -> bool:
         asked = self.spec.train.group_by_length
         return self.device == "cuda" if asked is None else asked
@@ -414,6 +464,13 @@ class _Session:
         if self.finished:
             return
         self.finished = True
+        if self.workdir is not None:  # the Trainer's scratch folder: nothing is saved there
+            import shutil
+
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if "tensorboard" in self.spec.report_to:  # the next run gets its own folder
+            if getattr(self, "_tb_env", None) is None:
+                os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
         record = self.record
         record.finished_at = _now()
         if self.telemetry is not None:
