@@ -3,7 +3,8 @@
 Rich progress (step, loss, samples/s, ETA, memory) on a TTY; one plain line per logging step
 otherwise. Ctrl+C (or SIGTERM) cancels the run in flight, which is saved as ``cancelled``;
 a second Ctrl+C aborts at once (the run is still saved). Exit codes: 0 all completed,
-1 any failed/diverged, 2 usage or preset error, 130 interrupted.
+1 any failed/diverged (or a record that could not be saved anywhere; it is then printed),
+2 usage or preset error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -243,11 +244,16 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
                     interrupted = True
                     break
     total = time.perf_counter() - started
+    unsaved = [e for e in events if e.path is None]
+    for e in unsaved:  # neither the runs folder nor the fallback took it: print it, lose nothing
+        print(f"ftbench: run {e.record.run_id} could not be saved ({e.save_error}); its record:",
+              file=out, flush=True)
+        print(json.dumps(e.record.to_dict(), indent=2, default=str), file=out, flush=True)
     if records:
         console.print(summary_table(records))
     console.print(f"{len(records)} run(s) in {total:.1f} s" + (" (interrupted)" if interrupted else ""))
     code = EXIT_INTERRUPTED if interrupted else (
-        EXIT_FAILED if any(r.status != "completed" for r in records) else EXIT_OK)
+        EXIT_FAILED if unsaved or any(r.status != "completed" for r in records) else EXIT_OK)
     if as_json:
         payload = {
             "exit_code": code,

@@ -14,3 +14,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("FTBENCH_RUNS_DIR", None)
 os.environ.pop("NO_COLOR", None)
+
+# The reliability suite's tally (tests/reliability_tally.py): a session fixture and the
+# end-of-session summary. Imported here so the hooks are registered for every run of the suite.
+from reliability_tally import (  # noqa: E402,F401
+    pytest_sessionfinish, pytest_terminal_summary, quick_cpu_runs, tally,
+)

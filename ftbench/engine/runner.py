@@ -261,7 +261,6 @@ class _Session:
 
         ref = resolve_model(spec.model)
         self.record.model_info = ref.to_dict()
-        self.trust_remote_code = spec.trust_remote_code
         self.allow_pickle = spec.allow_pickle or os.environ.get("FTBENCH_ALLOW_PICKLE") == "1"
         self.record.model_info.update(trust_remote_code=self.trust_remote_code,
                                       allow_pickle=self.allow_pickle)

@@ -68,6 +68,7 @@ class Telemetry:
     interval_s: float = INTERVAL_S
     gpu_index: int = 0
     fault: Callable[[], None] | None = None  # test hook: raise inside a sample
+    sampler: Callable[[TelemetrySample], None] | None = None  # test hook: replaces the NVML query
     peak_rss_mb: float | None = None
     peak_gpu_used_mb: float | None = None
     gpu_series: list[dict[str, float | None]] = field(default_factory=list)
@@ -101,7 +102,7 @@ class Telemetry:
             try:
                 if self.fault is not None:
                     self.fault()
-                self._nvml(sample)
+                (self.sampler or self._nvml)(sample)
             except Exception as exc:  # NVML failing mid-run: stop sampling it, keep training
                 self.nvml_error = f"NVML failed at t={t:.1f}s: {exc}"
         if sample.gpu_used_mb is not None:

@@ -6,6 +6,7 @@ here (or in what it imports) may pull in torch, transformers or peft.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,7 @@ class MethodInfo:
 
 
 _LORA_ARGS: dict[str, ArgSpec] = {
-    "r": ArgSpec(int, 8, "rank of the low-rank update", min=1),
+    "r": ArgSpec(int, 8, "rank of the low-rank update", min=1, max=4096),
     "alpha": ArgSpec((int, float), 16, "LoRA scaling numerator (scale = alpha / r)",
                      min=0, min_inclusive=False),
     "dropout": ArgSpec(float, 0.1, "dropout on the LoRA branch input", min=0, max=1, max_inclusive=False),
@@ -70,7 +71,7 @@ METHODS: dict[str, MethodInfo] = {
     "last-layer": MethodInfo(
         "last-layer",
         "the last transformer block(s), anything above them (BERT pooler) and the head train",
-        {"layers": ArgSpec(int, 1, "how many of the last transformer blocks train", min=1)},
+        {"layers": ArgSpec(int, 1, "how many of the last transformer blocks train", min=1, max=1000)},
     ),
     "lora": MethodInfo("lora", "low-rank updates (peft LoRA) on attention projections + head",
                        dict(_LORA_ARGS), uses_peft=True),
@@ -80,8 +81,10 @@ METHODS: dict[str, MethodInfo] = {
         "adapters",
         "bottleneck adapters (down-proj, nonlinearity, up-proj, residual) inside each block + head",
         {
-            "reduction_factor": ArgSpec(int, 16, "bottleneck = hidden size // reduction_factor", min=1),
-            "bottleneck": ArgSpec(int, None, "explicit bottleneck width (overrides reduction_factor)", min=1),
+            "reduction_factor": ArgSpec(int, 16, "bottleneck = hidden size // reduction_factor", min=1,
+                                        max=65_536),
+            "bottleneck": ArgSpec(int, None, "explicit bottleneck width (overrides reduction_factor)", min=1,
+                                  max=65_536),
             "placement": ArgSpec(str, "ffn", "where adapters go: after the FFN output dense (Pfeiffer), "
                                  "after the attention output dense, or both (Houlsby)",
                                  choices=("ffn", "attention", "both")),
@@ -105,10 +108,10 @@ METHODS: dict[str, MethodInfo] = {
         "prefix",
         "trainable key/value prefixes in every attention layer (peft prefix tuning) + head",
         {
-            "num_virtual_tokens": ArgSpec(int, 20, "prefix length", min=1),
+            "num_virtual_tokens": ArgSpec(int, 20, "prefix length", min=1, max=8192),
             "prefix_projection": ArgSpec(bool, False, "reparametrise the prefix through a 2-layer MLP"),
             "encoder_hidden_size": ArgSpec(int, None, "hidden size of that MLP (default: model hidden size)",
-                                           min=1),
+                                           min=1, max=65_536),
         },
         uses_peft=True,
     ),
@@ -137,6 +140,11 @@ def _type_ok(value: Any, t: type | tuple[type, ...]) -> bool:
     return False
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def validate_method_args(method: str, args: dict[str, Any]) -> None:
     """Raise MethodError (one line, naming the key and what is allowed) if ``args`` is invalid."""
     info = METHODS.get(method)
@@ -153,23 +161,26 @@ def validate_method_args(method: str, args: dict[str, Any]) -> None:
             continue
         if not _type_ok(value, spec.type):
             raise MethodError(f"method {method!r}: arg {key!r} must be {_type_name(spec.type)}, "
-                              f"got {type(value).__name__} {value!r}")
+                              f"got {type(value).__name__} {_short(value)}")
         if spec.choices is not None and value not in spec.choices:
             raise MethodError(f"method {method!r}: arg {key!r} must be one of "
-                              f"{', '.join(map(str, spec.choices))}, got {value!r}")
+                              f"{', '.join(map(str, spec.choices))}, got {_short(value)}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise MethodError(f"method {method!r}: arg {key!r} must be a finite number, "
+                                  f"got {_short(value)}")
             if spec.min is not None:
                 too_small = value < spec.min if spec.min_inclusive else value <= spec.min
                 if too_small:
                     op = ">=" if spec.min_inclusive else ">"
                     raise MethodError(f"method {method!r}: arg {key!r} must be {op} {spec.min:g}, "
-                                      f"got {value!r}")
+                                      f"got {_short(value)}")
             if spec.max is not None:
                 too_big = value > spec.max if spec.max_inclusive else value >= spec.max
                 if too_big:
                     op = "<=" if spec.max_inclusive else "<"
                     raise MethodError(f"method {method!r}: arg {key!r} must be {op} {spec.max:g}, "
-                                      f"got {value!r}")
+                                      f"got {_short(value)}")
         if isinstance(value, (list, tuple)) and not value:
             raise MethodError(f"method {method!r}: arg {key!r} must not be empty")
 

@@ -270,6 +270,12 @@ class ReferenceRow:
                 "note": self.note, "label": self.label}
 
 
+def printable(text: str) -> str:
+    """Free text from a run file (an error, a note), safe to print: control characters are
+    shown escaped, so they cannot drive the terminal or break a table row."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def references_of(records: Iterable[RunRecord]) -> list[ReferenceRow]:
     """Distinct reference rows per preset, in first-seen order. Malformed entries are skipped."""
     seen: dict[ReferenceRow, None] = {}
@@ -280,7 +286,7 @@ def references_of(records: Iterable[RunRecord]) -> list[ReferenceRow]:
             metrics = tuple((str(k), v) for k, raw in ref["metrics"].items()
                             if (v := number(raw)) is not None)
             row = ReferenceRow(record.preset, str(ref.get("method") or record.method), metrics,
-                               str(ref.get("note") or ""))
+                               printable(str(ref.get("note") or "")))
             seen.setdefault(row, None)
     return list(seen)
 
@@ -433,7 +439,7 @@ def _section_notes(section: Section, per_run: bool) -> list[str]:
     for g in section.groups:
         for r in g.runs:
             if r.status != "completed":
-                why = f": {r.error}" if r.error else ""
+                why = f": {printable(r.error)}" if r.error else ""
                 notes.append(f"{r.status}: {r.run_id}{why}")
         if g.mixed_settings:
             shown = ", ".join(g.mixed_settings[:3]) + (" ..." if len(g.mixed_settings) > 3 else "")

@@ -153,8 +153,10 @@ class _Builder:
 
     def table(self, columns: Sequence[Column], title: str, status: bool, caption: bool,
               count: bool = True) -> Table:
-        table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left",
-                      caption=_caption(self.section, self.references) if caption else None,
+        caption_text = _caption(self.section, self.references) if caption else None
+        # Titles name the preset, model and dataset read from run files: Text, not markup.
+        table = Table(title=Text(title), box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left",
+                      caption=Text(caption_text) if caption_text else None,
                       caption_justify="left", header_style="bold", collapse_padding=True)
         longest = max((len(g.key.method) for g in self.section.groups), default=6)
         table.add_column("method", overflow="fold", min_width=min(longest, 16))

@@ -10,6 +10,7 @@ go through explicit `MIGRATIONS`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,6 +18,12 @@ from ftbench.errors import FtbenchError
 
 SCHEMA_VERSION = 1
 STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled", "diverged")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def valid_run_id(run_id: object) -> bool:
+    """Letters, digits, '.', '_' and '-', at most 128, no '..': a file name inside the folder."""
+    return isinstance(run_id, str) and bool(_RUN_ID.match(run_id)) and ".." not in run_id
 
 
 class RecordError(FtbenchError):
@@ -135,7 +142,13 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def _check_numbers(section: str, value: dict[str, Any]) -> None:
+def _check_numbers(section: str, value: dict[str, Any], measured: tuple[str, ...] = ()) -> None:
+    """Values may be anything JSON, but the measurements ftbench itself writes (``measured``)
+    must be numbers or null: reports format them as numbers."""
+    for key in measured:
+        v = value.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise RecordError(f"{section}.{key} should be a number or null, got {type(v).__name__}")
     for key, v in value.items():
         if isinstance(v, bool) or v is None or isinstance(v, str):
             continue
@@ -146,6 +159,18 @@ def _check_numbers(section: str, value: dict[str, Any]) -> None:
         if isinstance(v, (list, dict)):
             continue
         raise RecordError(f"{section}.{key} has unexpected type {type(v).__name__}")
+
+
+def _check_names(doc: dict[str, Any]) -> None:
+    """The names reports print as labels (preset, method, model, dataset) hold no control or
+    bidi-override characters: ftbench never writes them, and they could drive a terminal."""
+    spec = doc["spec"]
+    data = spec.get("data")
+    names = {"preset": doc["preset"], "method": doc["method"], "spec.model": spec.get("model"),
+             "spec.data.name": data.get("name") if isinstance(data, dict) else None}
+    for key, value in names.items():
+        if isinstance(value, str) and not value.isprintable():
+            raise RecordError(f"{key} contains control characters")
 
 
 def parse_record(doc: Any) -> RunRecord:
@@ -174,9 +199,18 @@ def parse_record(doc: Any) -> RunRecord:
         if key in doc and not isinstance(doc[key], typ):
             raise RecordError(f"key '{key}' should be {_typename(typ)}, got {type(doc[key]).__name__}")
     if doc["status"] not in STATUSES:
-        raise RecordError(f"status '{doc['status']}' is not one of {', '.join(STATUSES)}")
-    for section in ("params", "timing", "memory", "metrics"):
-        _check_numbers(section, doc[section])
+        raise RecordError(f"status {doc['status']!r} is not one of {', '.join(STATUSES)}")
+    if not valid_run_id(doc["run_id"]):
+        raise RecordError(f"run_id {doc['run_id'][:80]!r} is not a valid run id")
+    _check_names(doc)
+    measured = {
+        "params": ("trainable", "total", "trainable_without_head"),
+        "timing": tuple(_empty_timing()),
+        "memory": tuple(_empty_memory()),
+        "metrics": (),
+    }
+    for section, keys in measured.items():
+        _check_numbers(section, doc[section], keys)
     series = doc["series"]
     for name, points in series.items():
         if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):

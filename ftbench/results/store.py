@@ -1,9 +1,11 @@
 """Run files on disk: atomic writes, tolerant reads.
 
 A run file is ``<runs_dir>/<run_id>.json``. Writes go to a temporary file in the same folder
-and are moved into place with `os.replace`, so a reader never sees half a record, and two
-processes writing different runs never collide (run ids carry time, pid and randomness).
-A file that cannot be read or validated is reported in `LoadResult.problems` and skipped.
+and are published with a hard link that fails if the name exists, so a reader never sees half
+a record, two processes writing different runs never collide (run ids carry time and
+randomness), and no existing file (another run's, or a corrupt one kept for inspection) is
+ever overwritten. A file that cannot be read or validated (not a regular file, too large, not
+UTF-8 JSON, wrong shape, newer schema) is reported in `LoadResult.problems` and skipped.
 """
 
 from __future__ import annotations
@@ -12,17 +14,17 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ftbench.errors import FtbenchError
-from ftbench.results.record import RecordError, RunRecord, parse_record
+from ftbench.results.record import RecordError, RunRecord, parse_record, valid_run_id
 
 DEFAULT_RUNS_DIR = "runs"
 MAX_RUN_FILE_BYTES = 64 * 1024 * 1024
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class StoreError(FtbenchError):
@@ -44,7 +46,7 @@ def new_run_id(preset: str, method: str, seed: int | None = None) -> str:
 
 def check_run_id(run_id: str) -> str:
     """Refuse ids that could name a path outside the runs folder."""
-    if not _RUN_ID.match(run_id) or ".." in run_id:
+    if not valid_run_id(run_id):
         raise StoreError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-'")
     return run_id
 
@@ -65,7 +67,10 @@ def save_record(record: RunRecord, directory: str | os.PathLike[str] | None = No
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        _move_into_place(tmp, target)
+    except FileExistsError:
+        _unlink_quietly(tmp)
+        raise StoreError(f"run file {target} already exists; not overwriting it") from None
     except OSError as exc:
         _unlink_quietly(tmp)
         raise StoreError(f"cannot write run file {target}: {exc.strerror or exc}") from exc
@@ -73,6 +78,25 @@ def save_record(record: RunRecord, directory: str | os.PathLike[str] | None = No
         _unlink_quietly(tmp)
         raise
     return target
+
+
+def _move_into_place(tmp: str, target: Path) -> None:
+    """Publish the finished temp file as ``target`` atomically, never over an existing file.
+
+    A hard link fails if the name exists (another process's run with the same id, or a corrupt
+    file that must be kept), so nothing is ever overwritten. Filesystems without hard links
+    fall back to a check and `os.replace`.
+    """
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if target.exists():
+            raise FileExistsError(str(target)) from None
+        os.replace(tmp, target)
+        return
+    _unlink_quietly(tmp)
 
 
 def _unlink_quietly(path: str) -> None:
@@ -101,7 +125,10 @@ class LoadResult:
 def load_file(path: Path) -> RunRecord:
     """Read and validate one run file (raises `RecordError` with one line)."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordError("not a regular file")  # a FIFO would block the reader forever
+        size = info.st_size
         if size > MAX_RUN_FILE_BYTES:
             raise RecordError(f"file is {size} bytes, larger than any run record")
         raw = path.read_bytes()
