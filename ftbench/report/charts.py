@@ -356,6 +356,50 @@ def curves_chart(section: Section, width: int = 80, height: int = 20,
     return Chart(title, text + "\n" + _wrap("   ".join(key), width))
 
 
+def line_chart(lines: Sequence[tuple[Sequence[float], Sequence[float]]], width: int = 80,
+               height: int = 20, *, title: str = "", xlabel: str = "", ylabel: str = "",
+               colorless: bool | None = None) -> str:
+    """Plain lines over a shared x axis, drawn in order (later ones on top), round ticks.
+
+    For views of one run (the TUI's live loss and eval charts, a saved run's curves): each
+    line is (xs, ys); non-finite points are dropped. Colours follow plotext's signal order.
+    """
+    clean = []
+    for xs, ys in lines:
+        pts = [(float(x), float(y)) for x, y in zip(xs, ys)
+               if isinstance(x, (int, float)) and isinstance(y, (int, float))
+               and math.isfinite(x) and math.isfinite(y)]
+        if pts:
+            clean.append(pts)
+    if not clean:
+        return ""
+    x_all = [x for pts in clean for x, _ in pts]
+    y_all = [y for pts in clean for _, y in pts]
+    x_lo, x_hi = min(x_all), max(x_all)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    y_lo, y_hi = min(y_all), max(y_all)
+    pad = max((y_hi - y_lo) * 0.08, abs(y_hi) * 0.01, 1e-6)
+
+    def draw(plot: _Plot) -> None:
+        for pts in clean:
+            plot.series([x for x, _ in pts], [y for _, y in pts], marker="braille", lines=True)
+        plot.lim("x", x_lo, x_hi)
+        plot.lim("y", y_lo - pad, y_hi + pad)
+        for axis, lower, upper, count in (("x", x_lo, x_hi, max((width - 8) // 10, 2)),
+                                          ("y", y_lo - pad, y_hi + pad, max(height // 3, 2))):
+            ticks = nice_ticks(lower, upper, count)
+            while len(ticks) < 2 and count < 12:  # a narrow range: ask for finer steps
+                count += 1
+                ticks = nice_ticks(lower, upper, count)
+            if len(ticks) >= 2:
+                plot.ticks(axis, ticks, [tick_label(t, ticks) for t in ticks])
+        if xlabel or ylabel:
+            plot.labels(xlabel, ylabel)
+
+    return _build(width, height, title, _colorless(colorless), draw)
+
+
 # --- Pareto fronts --------------------------------------------------------------------------
 
 def pareto_chart(section: Section, which: str = "params", width: int = 80, height: int = 20,

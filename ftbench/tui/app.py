@@ -1,0 +1,446 @@
+"""The ftbench TUI: pick a preset, watch it train, cancel, browse and compare runs.
+
+Same engine and report code as the CLI. Training runs in one thread worker that calls
+`ftbench.engine.runner.run` for each queued run; the engine's events are appended to the
+run's feed and posted to the app as messages (the training thread never waits on the UI;
+steps and GPU samples coalesce). torch is imported inside that worker, never at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import var
+from textual.worker import Worker, WorkerState
+
+from ftbench.engine.events import Eval, Event, GpuSample, Log, RunStarted, Step
+from ftbench.tui.commands import FtbenchCommands
+from ftbench.tui.format import one_line
+from ftbench.tui.messages import (
+    EvalDone, GpuSampled, ItemStarted, LogLine, QueueDone, RunBegan, RunEnded, StepMetrics,
+)
+from ftbench.tui.screens.compare import CompareRequest, CompareScreen
+from ftbench.tui.screens.live import LiveScreen
+from ftbench.tui.screens.presets import PresetsScreen
+from ftbench.tui.screens.runs import RunsScreen
+from ftbench.tui.session import QueueItem, RunQueue, summary
+from ftbench.tui.widgets.memory_panel import Machine
+
+if TYPE_CHECKING:
+    from ftbench.engine.runner import Hooks
+    from ftbench.results.store import LoadResult
+    from ftbench.spec import Preset, RunSpec
+
+TRAINING = "training"
+
+
+class FtbenchApp(App[None]):
+    """``ftbench`` with no arguments."""
+
+    CSS_PATH = "ftbench.tcss"
+    TITLE = "ftbench"
+    MODES = {"presets": PresetsScreen, "live": "live", "runs": RunsScreen,
+             "compare": CompareScreen}
+    SCREENS = {"live": LiveScreen}
+    DEFAULT_MODE = "presets"
+    COMMANDS = App.COMMANDS | {FtbenchCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    BINDINGS = [
+        Binding("1", "switch_mode('presets')", "Presets", show=False, id="app.presets"),
+        Binding("2", "switch_mode('live')", "Live", show=False, id="app.live"),
+        Binding("3", "switch_mode('runs')", "Runs", show=False, id="app.runs"),
+        Binding("4", "switch_mode('compare')", "Compare", show=False, id="app.compare"),
+        Binding("q", "quit", "Quit", tooltip="Quit (asks first while a run trains)",
+                id="app.quit"),
+        Binding("ctrl+t", "toggle_dark", "Theme", show=False, id="app.theme"),
+    ]
+
+    activity: var[str] = var("")
+    """What is training, for the line at the top of every screen ("" when idle)."""
+    machine: var[Machine] = var(Machine(False, reason="checking for an NVIDIA GPU"))
+    """What the start-up NVML probe found (no torch involved)."""
+
+    def __init__(
+        self,
+        runs_dir: str | os.PathLike[str] | None = None,
+        *,
+        presets: "list[Preset] | None" = None,
+        machine: Machine | None = None,
+        hooks: "Hooks | None" = None,
+        cursor_blink: bool = True,
+    ) -> None:
+        super().__init__()
+        from ftbench.results.store import runs_dir as resolve_runs_dir
+
+        self.runs_dir = resolve_runs_dir(runs_dir)
+        self.preset_errors: list[str] = []
+        if presets is None:
+            from ftbench.presets import load_all
+
+            presets = load_all(self.preset_errors.append)
+        self.presets = presets
+        if machine is not None:
+            self.set_reactive(FtbenchApp.machine, machine)
+        self._probe = machine is None
+        self.hooks = hooks
+        self.cursor_blink = cursor_blink
+        self.queue: RunQueue | None = None
+        self.marked: set[str] = set()
+        self.compare_request = CompareRequest()
+        self.runs_version = 0
+        self._loaded: "LoadResult | None" = None
+        self._quitting = False
+
+    # --- start-up ----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self._probe:
+            self.probe_machine()
+
+    @work(thread=True, exit_on_error=False, group="probe", description="looking for a GPU")
+    def probe_machine(self) -> Machine:
+        from ftbench.engine.telemetry import nvml_info
+
+        info = nvml_info()
+        return Machine(info.available, info.name, info.total_mb,
+                       "" if info.available else info.reason)
+
+    # --- screens -----------------------------------------------------------------------
+    @property
+    def live(self) -> LiveScreen | None:
+        screen = self.get_screen("live")
+        return screen if isinstance(screen, LiveScreen) and screen.is_mounted else None
+
+    @property
+    def runs_dir_label(self) -> str:
+        path = self.runs_dir
+        try:
+            return str(path.resolve().relative_to(Path.cwd())) + "/"
+        except ValueError:
+            return str(path)
+
+    def open_start(self, preset: "Preset") -> None:
+        from ftbench.tui.screens.start import StartRequest, StartScreen
+
+        def started(request: StartRequest | None) -> None:
+            if request is not None:
+                self.start_runs(request.preset.name, request.specs)
+
+        self.push_screen(StartScreen(preset), started)
+
+    def open_run(self, run_id: str) -> None:
+        from ftbench.results.record import RecordError
+        from ftbench.results.store import find_run
+        from ftbench.tui.screens.run_detail import RunScreen
+
+        try:
+            record = find_run(run_id, self.runs_dir)
+        except (RecordError, OSError) as exc:
+            self.notify(f"Cannot open {run_id}: {exc}", severity="error")
+            return
+        self.push_screen(RunScreen(record))
+
+    def compare_runs(self, ids: list[str], label: str) -> None:
+        self.compare_request = CompareRequest(ids=tuple(ids), label=label)
+        self.switch_mode("compare")
+
+    def compare_preset(self, preset: str | None) -> None:
+        self.compare_request = CompareRequest(preset=preset)
+        self.switch_mode("compare")
+
+    def toggle_mark(self, run_id: str) -> None:
+        self.marked ^= {run_id}
+        state = "selected for" if run_id in self.marked else "removed from"
+        self.notify(f"{run_id} {state} Compare ({len(self.marked)} selected)", timeout=3)
+
+    # --- runs folder ---------------------------------------------------------------------
+    def runs(self) -> "LoadResult":
+        if self._loaded is None:
+            from ftbench.results.store import load_runs
+
+            self._loaded = load_runs(self.runs_dir)
+        return self._loaded
+
+    def reload_runs(self) -> None:
+        self._loaded = None
+        self.runs_version += 1
+
+    def saved_presets(self) -> list[str]:
+        return list(dict.fromkeys(r.preset for r in reversed(self.runs().records)))
+
+    def action_reload_runs(self) -> None:
+        self.reload_runs()
+        self.notify(f"{len(self.runs().records)} runs in {self.runs_dir_label}", timeout=3)
+
+    # --- training ----------------------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        return self.queue is not None and not self.queue.finished
+
+    def start_runs(self, preset: str, specs: "list[RunSpec]") -> None:
+        """Queue ``specs`` and start the worker (or add them to the queue in progress)."""
+        if self.training and self.queue is not None:
+            self.queue.extend(specs)
+            self.notify(f"Added {len(specs)} run(s) to the queue.", timeout=4)
+            if self.live is not None:
+                self.live.show_queue()
+            return
+        self.queue = RunQueue(preset, specs)
+        self.set_activity(f"▶ {preset} starting")
+        self.switch_mode("live")
+        if self.live is not None:
+            self.live.show_all()
+        self.train(self.queue)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=TRAINING,
+          description="training")
+    def train(self, queue: RunQueue) -> None:
+        """Run the queue in order, one `run()` per item. Runs in a thread, never on the UI."""
+        from ftbench.preflight import preflight
+
+        preflight([item.spec for item in queue])
+        from ftbench.engine.runner import run  # torch and transformers load here
+
+        while (taken := queue.take_next()) is not None:
+            item, cancel = taken
+            self._post(ItemStarted(queue, item))
+            finished = run(item.spec, self._emitter(item), cancel, runs_dir=self.runs_dir,
+                           hooks=self.hooks)
+            queue.finish(item, finished.record, finished.path)
+            self._post(RunEnded(item, finished))
+        self._post(QueueDone(queue))
+
+    def _post(self, message: Any) -> None:
+        """post_message that never raises into the engine (the app may be closing)."""
+        try:
+            self.post_message(message)
+        except Exception:
+            pass
+
+    def _emitter(self, item: QueueItem) -> Callable[[Event], None]:
+        feed = item.feed
+        post = self._post
+
+        def emit(event: Event) -> None:
+            feed.add(event)  # first the feed (every point kept), then a notice (may coalesce)
+            if isinstance(event, Step):
+                post(StepMetrics(item, event))
+            elif isinstance(event, GpuSample):
+                post(GpuSampled(item, event))
+            elif isinstance(event, Eval):
+                post(EvalDone(item, event))
+            elif isinstance(event, Log):
+                post(LogLine(item, event))
+            elif isinstance(event, RunStarted):
+                post(RunBegan(item, event))
+
+        return emit
+
+    def set_activity(self, text: str) -> None:
+        self.activity = text
+
+    def _activity_for(self, item: QueueItem) -> str:
+        queue = self.queue
+        if queue is None:
+            return ""
+        step = item.feed.last_step
+        started = item.feed.started
+        where = f"{step.step}/{step.total_steps}" if step else \
+            f"0/{started.total_steps}" if started else "starting"
+        state = "cancelling" if queue.cancelling and queue.current is item else "▶"
+        return f"{state} {queue.preset} · {item.spec.method.name} {where} · " \
+               f"{item.index + 1}/{len(queue)}"
+
+    # --- engine messages -----------------------------------------------------------------
+    def on_item_started(self, message: ItemStarted) -> None:
+        self.set_activity(self._activity_for(message.item))
+        if self.live is not None:
+            self.live.show_item(message.item)
+
+    def on_run_began(self, message: RunBegan) -> None:
+        self.set_activity(self._activity_for(message.item))
+        if self.live is not None:
+            self.live.show_item(message.item)
+
+    def on_step_metrics(self, message: StepMetrics) -> None:
+        self.set_activity(self._activity_for(message.item))
+        if self.live is not None:
+            self.live.show_step(message.item)
+
+    def on_gpu_sampled(self, message: GpuSampled) -> None:
+        if self.live is not None:
+            self.live.show_gpu(message.item)
+
+    def on_eval_done(self, message: EvalDone) -> None:
+        if self.live is not None:
+            self.live.show_eval(message.item)
+
+    def on_log_line(self, message: LogLine) -> None:
+        if self.queue is not None:
+            self.queue.log.append((message.item, message.event))
+        if self.live is not None:
+            self.live.sync_log()
+
+    def note(self, text: str, level: str = "info") -> None:
+        """A line of the app's own in the queue's log (cancel requested, queue finished...)."""
+        if self.queue is None:
+            return
+        self.queue.log.append((None, Log(None, level, text)))
+        if self.live is not None:
+            self.live.sync_log()
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        item, event = message.item, message.event
+        record = event.record
+        self.reload_runs()
+        if self.live is not None:
+            self.live.show_item(item)
+        text = f"{record.method} (seed {record.seed}): {record.status}"
+        if record.status == "completed":
+            self.notify(text, title="Run finished", timeout=4)
+        elif record.status == "cancelled":
+            self.notify(text + " — saved", title="Run cancelled", severity="warning", timeout=5)
+        else:
+            self.notify(f"{text}: {one_line(record.error or '', 160)}", title="Run failed",
+                        severity="error", timeout=10)
+        if event.save_error:
+            self.notify(one_line(event.save_error, 200), title="Save problem", severity="error",
+                        timeout=10)
+
+    def on_queue_done(self, message: QueueDone) -> None:
+        queue = message.queue
+        self.set_activity("")
+        self.compare_request = CompareRequest(preset=queue.preset)
+        self.note(f"{queue.preset} finished: {summary(queue)}. Press 4 to compare.")
+        if self.live is not None:
+            self.live.show_all()
+        if not self._quitting:
+            self.notify(f"{summary(queue)}. Press 4 to compare.", title=f"{queue.preset} done",
+                        timeout=8)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "probe" and event.state == WorkerState.SUCCESS:
+            self.machine = worker.result
+            return
+        if worker.group != TRAINING:
+            return
+        if event.state == WorkerState.ERROR:
+            self._training_failed(worker.error)
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED) \
+                and self._quitting:
+            self.exit()
+
+    def _training_failed(self, error: BaseException | None) -> None:
+        """The worker itself failed (outside `run()`): save what was running, say why."""
+        from ftbench.errors import FtbenchError
+
+        queue = self.queue
+        text = str(error) if isinstance(error, FtbenchError) else \
+            f"{type(error).__name__}: {error}"
+        text = one_line(text, 300)
+        if queue is not None:
+            item = queue.current
+            if item is not None and item.feed.finished is not None:
+                # run() saved its record before letting the error through: keep that one
+                finished = item.feed.finished
+                queue.finish(item, finished.record, finished.path)
+            elif item is not None:
+                self._save_failed(item, text)
+            queue.stop()
+            queue.take_next()  # marks the rest skipped
+        self.set_activity("")
+        self.reload_runs()
+        self.note(text, "error")
+        if self.live is not None:
+            self.live.show_all()
+        self.notify(text, title="Could not run", severity="error", timeout=12)
+
+    def _save_failed(self, item: QueueItem, error: str) -> None:
+        from ftbench import __version__
+        from ftbench.results.record import RunRecord
+        from ftbench.results.store import StoreError, new_run_id, save_record
+
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        spec = item.spec
+        record = RunRecord(run_id=new_run_id(spec.preset, spec.method.name, spec.seed),
+                           preset=spec.preset, method=spec.method.name, status="failed",
+                           created_at=now, finished_at=now, spec=spec.to_dict(), error=error,
+                           ftbench_version=__version__)
+        try:
+            path = str(save_record(record, self.runs_dir))
+        except (StoreError, OSError):
+            path = None
+        if self.queue is not None:
+            self.queue.finish(item, record, path)
+
+    def action_cancel_run(self) -> None:
+        from ftbench.tui.screens.confirm import CancelRunScreen
+
+        queue = self.queue
+        item = queue.current if queue is not None else None
+        if queue is None or item is None:
+            self.notify("No run in progress.", timeout=3)
+            return
+        remaining = sum(1 for i in queue.items if i.status == "queued")
+
+        def decided(choice: str | None) -> None:
+            if choice is None or queue.current is not item:
+                return
+            queue.cancel_current(stop_queue=choice == "stop")
+            self.set_activity(self._activity_for(item))
+            then = "the queue stops" if choice == "stop" or not remaining else \
+                "the next run starts"
+            self.note(f"cancelling {item.label}: it stops after this step and is saved; "
+                      f"then {then}", "warning")
+            if self.live is not None:
+                self.live.show_item(item)
+
+        self.push_screen(CancelRunScreen(item.label, remaining), decided)
+
+    # --- quitting and theme -------------------------------------------------------------
+    async def action_quit(self) -> None:
+        queue = self.queue
+        if self._quitting or not self.training or queue is None:
+            self.exit()
+            return
+        from ftbench.tui.screens.confirm import QuitScreen
+
+        item = queue.current
+        label = f"{queue.preset} · {item.label}" if item else queue.preset
+
+        def decided(quit_now: bool | None) -> None:
+            if not quit_now:
+                return
+            self._quitting = True
+            queue.stop()
+            self.set_activity("cancelling, then quitting")
+            self.notify("Cancelling the run and saving it, then quitting (q again to quit now).",
+                        timeout=30)
+            if not any(w.group == TRAINING and w.is_running for w in self.workers):
+                self.exit()
+
+        self.push_screen(QuitScreen(label), decided)
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+
+def run_app(runs_dir: str | None = None) -> int:
+    """Entry point for ``ftbench`` / ``ftbench tui``."""
+    app = FtbenchApp(runs_dir)
+    app.run()
+    if app.queue is not None and app.queue.current is not None:
+        # Quit a second time while cancelling: the run stops at its next step and is saved
+        # before the process exits (the worker thread is joined at interpreter exit).
+        app.queue.stop()
+        print("ftbench: stopping the run in flight; it is saved as cancelled", file=sys.stderr)
+    return 0
+

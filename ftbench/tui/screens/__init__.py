@@ -1,0 +1,1 @@
+"""The TUI's screens: presets, live run, runs, run detail, compare, and the modal dialogs."""

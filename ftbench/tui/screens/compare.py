@@ -1,0 +1,172 @@
+"""Compare: the report module's tables, charts and Pareto fronts for a set of runs.
+
+The same code as ``ftbench compare``: `select_runs` / `build_comparison` choose and group
+(mean ± std over seeds, or one row per run with g), `section_tables` and `section_charts` draw.
+Building runs in a thread worker (plotext takes tens of milliseconds a chart), sized to the
+pane; the screen rebuilds when the runs, the selection or the width change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from ftbench.tui.screens.base import MainScreen
+
+if TYPE_CHECKING:
+    from ftbench.results.record import RunRecord
+    from ftbench.tui.app import FtbenchApp
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """Which runs to compare: explicit ids, or the latest set of a preset (None: newest)."""
+
+    ids: tuple[str, ...] = ()
+    preset: str | None = None
+    label: str = ""
+
+
+def describe(request: CompareRequest, records: "list[RunRecord]") -> str:
+    if request.ids:
+        return request.label or f"{len(records)} selected runs"
+    preset = records[0].preset if records else (request.preset or "the newest preset")
+    return f"{preset}: latest run of each method and seed"
+
+
+class CompareScreen(MainScreen):
+    MODE = "compare"
+    BINDINGS = [
+        Binding("p", "pick_preset", "Preset…", tooltip="Compare the latest runs of a preset",
+                id="compare.preset"),
+        Binding("g", "toggle_per_run", "Per run / grouped",
+                tooltip="One row per run, or mean ± std over seeds", id="compare.group"),
+        Binding("ctrl+r", "rebuild", "Rebuild", show=False),
+    ]
+
+    app: "FtbenchApp"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_run = False
+        self.report: Group | None = None  # what the last build produced (tests read it)
+        self._built: tuple[Any, ...] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="compare-head")
+        with VerticalScroll(id="compare-body"):
+            yield Static(id="compare-content")
+
+    def on_mount(self) -> None:
+        self.query_one("#compare-body").border_title = "Comparison"
+        self.rebuild()
+
+    def on_screen_resume(self) -> None:
+        self.rebuild()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.rebuild)
+
+    def selected(self) -> "list[RunRecord]":
+        from ftbench.report.select import Selection, SelectionError, select_runs
+
+        request = self.app.compare_request
+        records = self.app.runs().records
+        try:
+            if request.ids:
+                return select_runs(records, Selection(ids=request.ids))
+            return select_runs(records, Selection(preset=request.preset, latest=True))
+        except SelectionError as exc:
+            self.app.notify(str(exc), severity="warning")
+            return []
+
+    def rebuild(self, force: bool = False) -> None:
+        body = self.query_one("#compare-body", VerticalScroll)
+        # Leave room for the vertical scrollbar, which appears once the report is drawn.
+        width = body.content_size.width - body.styles.scrollbar_size_vertical
+        if width < 20:
+            return
+        height = max(12, min(22, body.content_size.height - 1))
+        key = (self.app.runs_version, self.app.compare_request, self.per_run, width, height)
+        if key == self._built and not force:
+            return
+        self._built = key
+        records = self.selected()
+        head = self.query_one("#compare-head", Static)
+        content = self.query_one("#compare-content", Static)
+        if not records:
+            head.update(Text("Nothing to compare yet", style="bold"))
+            content.update(Text.assemble(
+                ("Run a preset (1 → r), or pick runs on the Runs screen (3: space selects, "
+                 "c compares).", "dim")))
+            return
+        grouping = "one row per run" if self.per_run else "mean ± std over seeds"
+        head.update(Text.assemble(("Comparing ", ""), (describe(self.app.compare_request, records),
+                                                       "bold"),
+                                  f" ({len(records)} run{'s' if len(records) != 1 else ''}) · "
+                                  f"{grouping}", ("   p preset · g grouping", "dim")))
+        content.update(Text("Building the comparison…", style="dim italic"))
+        self.build_report(records, width, height, self.per_run, self.app.no_color)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare",
+          description="building the comparison")
+    def build_report(self, records: "list[RunRecord]", width: int, height: int, per_run: bool,
+                     colorless: bool) -> Group:
+        return report_renderable(records, width, height, per_run, colorless)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "compare":
+            return
+        content = self.query_one("#compare-content", Static)
+        if event.state == WorkerState.SUCCESS and event.worker.result is not None:
+            self.report = event.worker.result
+            content.update(self.report)
+        elif event.state == WorkerState.ERROR:
+            content.update(Text(f"Could not build the comparison: {event.worker.error}",
+                                style="bold red"))
+
+    def action_pick_preset(self) -> None:
+        from ftbench.tui.screens.choice import ChoiceScreen
+
+        presets = list(dict.fromkeys(r.preset for r in reversed(self.app.runs().records)))
+        if not presets:
+            self.app.notify("No saved runs yet.", severity="warning")
+            return
+        current = self.app.compare_request.preset
+        self.app.push_screen(ChoiceScreen("Compare the latest runs of", [(p, p) for p in presets],
+                                          current),
+                             lambda name: self.app.compare_preset(name) if name else None)
+
+    def action_toggle_per_run(self) -> None:
+        self.per_run = not self.per_run
+        self.rebuild()
+
+    def action_rebuild(self) -> None:
+        self.app.reload_runs()
+        self.rebuild(force=True)
+
+
+def report_renderable(records: "list[RunRecord]", width: int, height: int, per_run: bool,
+                      colorless: bool) -> Group:
+    """Tables then charts per section, as ``ftbench compare`` prints them."""
+    from ftbench.report.charts import section_charts
+    from ftbench.report.groups import build_comparison
+    from ftbench.report.tables import section_tables
+
+    comparison = build_comparison(records, per_run=per_run)
+    parts: list[Any] = []
+    for section in comparison.sections:
+        for table in section_tables(section, width):
+            parts += [table, Text("")]
+        for chart in section_charts(section, width, height, colorless):
+            parts += [Text.from_ansi(chart.text, no_wrap=True, overflow="crop"), Text("")]
+    return Group(*parts)

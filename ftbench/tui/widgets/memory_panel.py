@@ -1,0 +1,147 @@
+"""Memory while a run trains: NVML device memory every 0.5 s, or process RSS on a CPU run.
+
+GPU runs: device used / total with a bar, utilisation, the torch allocator peaks (allocated and
+reserved) and a sparkline of device memory over the run. CPU runs (no NVIDIA GPU, or NVML not
+usable): a plain "CPU run" state with the process RSS peak and its history at logging steps.
+When a run ends the panel shows the peaks its record saved, which are the figures that count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Sparkline, Static
+
+from ftbench.tui.format import mb, number
+from ftbench.tui.session import LiveFeed
+
+HISTORY = 240  # samples kept in the sparkline (two minutes of NVML at 0.5 s)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the app found out about the machine before any run (NVML, without torch)."""
+
+    gpu: bool
+    name: str | None = None
+    total_mb: float | None = None
+    reason: str = ""
+
+
+class MemoryPanel(Vertical):
+    DEFAULT_CSS = """
+    MemoryPanel { height: 1fr; }
+    MemoryPanel > #memory-text { height: auto; }
+    MemoryPanel > Sparkline { height: 1fr; min-height: 1; max-height: 3; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.machine = Machine(False, reason="not probed yet")
+        self.mode = "idle"  # idle | gpu | cpu | finished
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="memory-text")
+        yield Sparkline([], id="memory-history")
+
+    def on_mount(self) -> None:
+        self.border_title = "Memory"
+        self.show_idle()
+
+    def set_machine(self, machine: Machine) -> None:
+        self.machine = machine
+        if self.mode == "idle":
+            self.show_idle()
+
+    # --- states --------------------------------------------------------------------------
+    def show_idle(self) -> None:
+        self.mode = "idle"
+        m = self.machine
+        if m.gpu:
+            total = f" · {m.total_mb / 1024:,.0f} GiB" if m.total_mb else ""
+            text = Text.assemble(("GPU ", "bold"), f"{m.name or 'NVIDIA GPU'}{total}\n",
+                                 ("NVML is sampled every 0.5 s while a run trains", "dim"))
+        else:
+            text = Text.assemble(("CPU only", "bold"), " · no NVIDIA GPU\n",
+                                 ("runs train on the CPU; memory shown is the process RSS"
+                                  + (f" ({m.reason})" if m.reason else ""), "dim"))
+        self._set(text, [])
+
+    def show_feed(self, feed: LiveFeed | None, device: str | None) -> None:
+        if feed is None:
+            self.show_idle()
+            return
+        samples = list(feed.gpu)
+        if samples:
+            self._show_gpu(feed, samples)
+        else:
+            self._show_cpu(feed, device)
+
+    def _show_gpu(self, feed: LiveFeed, samples: list) -> None:
+        self.mode = "gpu"
+        last = samples[-1]
+        used, total = number(last.used_mb) or 0.0, number(last.total_mb) or 0.0
+        util = number(last.util)
+        lines = [_line((self.machine.name or "GPU", "bold"),
+                       (f" · util {util:.0f}%" if util is not None else "", "")),
+                 _line(("used ", "dim"), (f"{used:,.0f} / {total:,.0f} MB", ""),
+                       (f" ({100 * used / total:.0f}%)" if total else "", "dim"))]
+        peak_alloc = number(last.torch_peak_allocated_mb)
+        peak_res = number(last.torch_peak_reserved_mb)
+        step = feed.last_step
+        if peak_alloc is not None or peak_res is not None:
+            lines.append(_line(("torch peak ", "dim"), (mb(peak_alloc), ""), (" alloc · ", "dim"),
+                               (mb(peak_res), ""), (" reserved", "dim")))
+        elif step is not None and number(step.torch_allocated_mb) is not None:
+            lines.append(_line(("torch now ", "dim"), (mb(step.torch_allocated_mb), ""),
+                               (" allocated", "dim")))
+        self._set(Text("\n").join(lines), [number(s.used_mb) or 0.0 for s in samples[-HISTORY:]])
+
+    def _show_cpu(self, feed: LiveFeed, device: str | None) -> None:
+        self.mode = "cpu"
+        steps = [s for s in list(feed.steps) if number(s.rss_mb) is not None]
+        lines = [_line(("CPU run", "bold"), (" · no NVIDIA GPU" if device in (None, "cpu")
+                                              else f" · {device}", ""))]
+        if steps:
+            lines.append(_line(("process RSS ", "dim"), (mb(steps[-1].rss_mb), ""),
+                               (" peak", "dim")))
+        else:
+            lines.append(_line(("process RSS from the first logging step", "dim")))
+        lines.append(_line(("GPU memory: not measured", "dim")))
+        self._set(Text("\n").join(lines), [float(s.rss_mb) for s in steps[-HISTORY:]])
+
+    def show_record(self, memory: dict, device: str | None, feed: LiveFeed | None) -> None:
+        """The saved peaks once a run has ended (the figures the comparison uses)."""
+        self.mode = "finished"
+        lines = [_line(("Peaks saved", "bold"),
+                       (" · CPU run" if device in (None, "cpu") else f" · {device}", ""))]
+        rows = (("torch alloc ", "torch_peak_allocated_mb"),
+                ("torch reserved ", "torch_peak_reserved_mb"),
+                ("NVML device ", "nvml_peak_used_mb"), ("process RSS ", "process_peak_rss_mb"))
+        for label, key in rows:
+            if number(memory.get(key)) is not None:
+                lines.append(_line((label, "dim"), (mb(memory.get(key)), "")))
+        if feed is not None and feed.gpu:
+            history = [number(s.used_mb) or 0.0 for s in list(feed.gpu)[-HISTORY:]]
+        elif feed is not None:
+            history = [float(s.rss_mb) for s in list(feed.steps) if number(s.rss_mb) is not None]
+        else:
+            history = []
+        self._set(Text("\n").join(lines), history[-HISTORY:])
+
+    def _set(self, renderable: object, history: list[float]) -> None:
+        self.query_one("#memory-text", Static).update(renderable)
+        spark = self.query_one("#memory-history", Sparkline)
+        spark.data = history
+        spark.display = len(history) > 1
+
+
+def _line(*parts: tuple[str, str]) -> Text:
+    """One line that never wraps: a narrow panel cuts it with an ellipsis instead."""
+    text = Text.assemble(*parts)
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text

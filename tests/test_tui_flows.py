@@ -1,0 +1,367 @@
+"""Pilot tests of every TUI flow, with the real engine on tiny random-init models (CPU).
+
+Each test drives the app with keys, as a user would, and checks what the app did: the
+records saved in the runs folder, the queue's statuses, the screens shown, the messages the
+training worker posted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ftbench.presets import parse_preset_text
+from ftbench.results.store import load_runs
+from ftbench.tui.app import FtbenchApp
+from ftbench.tui.messages import EvalDone, QueueDone, RunBegan, RunEnded, StepMetrics
+from ftbench.tui.screens.compare import CompareScreen
+from ftbench.tui.screens.confirm import CancelRunScreen, QuitScreen
+from ftbench.tui.screens.live import LiveScreen
+from ftbench.tui.screens.run_detail import RunScreen
+from ftbench.tui.screens.runs import RunsScreen
+from ftbench.tui.screens.start import StartScreen
+from ftbench.tui.widgets.loss_chart import LossChart
+from ftbench.tui.widgets.memory_panel import Machine, MemoryPanel
+from ftbench.tui.widgets.run_queue import QueueTable
+from tui_helpers import (
+    FAILING_PRESET, TINY_PRESET, copy_fixture_runs, run_async, tiny_preset, wait_until,
+)
+
+CPU = Machine(False, reason="tests")
+
+
+def make_app(runs: Path, *presets: Any, hooks: Any = None) -> FtbenchApp:
+    return FtbenchApp(runs, presets=list(presets) or [tiny_preset()], machine=CPU,
+                      cursor_blink=False, hooks=hooks)
+
+
+def slow_steps() -> Any:
+    """Engine hooks that make each training step sleep a little.
+
+    A tiny model's step is nearly all Python and keeps the process busy, and the pilot waits
+    for an idle process after every key (up to a second each). Sleeping in each step leaves
+    the process mostly idle, so keys are handled promptly while the run stays in flight.
+    """
+    import time
+
+    from ftbench.engine.runner import Hooks
+
+    return Hooks(on_step=lambda step: time.sleep(0.3))
+
+
+def spy_notifications(app: FtbenchApp) -> list[tuple[str, str]]:
+    """(message, severity) of every notification the app shows, kept after they expire."""
+    seen: list[tuple[str, str]] = []
+    notify = app.notify
+
+    def spy(message: str, **kwargs: Any) -> None:
+        seen.append((message, kwargs.get("severity", "information")))
+        notify(message, **kwargs)
+
+    app.notify = spy  # type: ignore[method-assign]
+    return seen
+
+
+class Messages:
+    """A message_hook that keeps the engine messages the app received."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def __call__(self, message: Any) -> None:
+        if isinstance(message, (RunBegan, StepMetrics, EvalDone, RunEnded, QueueDone)):
+            self.seen.append(message)
+
+    def of(self, kind: type) -> list[Any]:
+        return [m for m in self.seen if isinstance(m, kind)]
+
+
+@run_async
+async def test_start_a_preset_and_watch_it_complete(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = make_app(runs)
+    hook = Messages()
+    async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+        await pilot.press("r")  # the highlighted preset: tiny
+        assert isinstance(app.screen, StartScreen)
+        await pilot.press("enter")  # focus starts on the Start button
+        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "live screen")
+        await wait_until(pilot, lambda: not app.training, 120, "the queue to finish")
+        await pilot.pause(0.5)  # let the charts' redraw timer run once more
+        queue = app.queue
+        assert queue is not None
+        assert [(i.spec.method.name, i.status) for i in queue] == [
+            ("full", "completed"), ("head-only", "completed")]
+        # every run saved, where the app said
+        saved = load_runs(runs).records
+        assert sorted(r.method for r in saved) == ["full", "head-only"]
+        assert all(i.path and Path(i.path).parent == runs for i in queue)
+        # the worker's messages arrived: started, steps, evals, ended, done
+        assert len(hook.of(RunBegan)) == 2 and len(hook.of(RunEnded)) == 2
+        assert hook.of(StepMetrics) and hook.of(EvalDone) and len(hook.of(QueueDone)) == 1
+        live = app.screen
+        # the result rows: both finished with a metric and a train time
+        table = live.query_one(QueueTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        # columns: icon, method, status, acc, train, ...
+        assert [r[2] for r in rows] == ["completed", "completed"]
+        assert all(r[3] != "-" and r[4] != "-" for r in rows)
+        # the loss chart drew the last run's curve; the memory panel says CPU
+        assert live.query_one(LossChart).builds >= 1
+        assert live.query_one(MemoryPanel).mode == "finished"
+        # the Runs screen lists them at once
+        await pilot.press("3")
+        assert isinstance(app.screen, RunsScreen)
+        assert {r.run_id for r in app.screen.shown} == {r.run_id for r in saved}
+        # and Compare shows this preset's latest set
+        await pilot.press("4")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        assert isinstance(app.screen, CompareScreen)
+        assert [r.method for r in app.screen.selected()] == ["full", "head-only"]
+
+
+@run_async
+async def test_cancel_a_run_then_quit_during_the_next(tmp_path: Path) -> None:
+    """Cancel asks first and the queue goes on; quitting during a run asks, then cancels and
+    saves it, skips the rest and exits."""
+    text = TINY_PRESET.replace("max_steps = 3", "max_steps = 400").replace(
+        '[[methods]]\nname = "head-only"',
+        '[[methods]]\nname = "head-only"\n\n[[methods]]\nname = "bitfit"')
+    runs = tmp_path / "runs"
+    app = make_app(runs, parse_preset_text(text, default_name="long"), hooks=slow_steps())
+
+    def training(index: int) -> bool:
+        q = app.queue
+        return q is not None and q.items[index].status == "running" \
+            and bool(q.items[index].feed.steps)
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r", "enter")
+        await wait_until(pilot, lambda: training(0), 60, "the first run's first step")
+        await pilot.press("c")
+        assert isinstance(app.screen, CancelRunScreen)
+        await pilot.press("escape")  # keep running: nothing happens
+        assert app.queue.items[0].status == "running" and not app.queue.stopping
+        await pilot.press("c")
+        await pilot.click("#continue")
+        await wait_until(pilot, lambda: training(1), 60, "the second run")
+        assert app.queue.items[0].status == "cancelled"
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("escape")  # stay
+        assert app.is_running and app.training
+        await pilot.press("q")
+        await pilot.click("#quit")
+        await wait_until(pilot, lambda: not app.is_running, 60, "the app to exit")
+    assert [i.status for i in app.queue] == ["cancelled", "cancelled", "skipped"]
+    saved = {r.method: r for r in load_runs(runs).records}
+    assert set(saved) == {"full", "head-only"}
+    for record in saved.values():
+        assert record.status == "cancelled" and record.error.startswith("cancelled at step")
+        assert record.timing["steps"] < 400 and record.series["train"]
+
+
+@run_async
+async def test_cancel_and_stop_the_queue_asks_first(tmp_path: Path) -> None:
+    """The "stop queue" choice (no training needed: the queue is fed fixed events)."""
+    from tui_helpers import show_scene
+
+    app = make_app(copy_fixture_runs(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show_scene(pilot, "running")
+        queue = app.queue
+        cancel = queue._cancel
+        await pilot.press("c")
+        await pilot.click("#stop")
+        await pilot.pause()
+        assert cancel.is_set() and queue.stopping
+        assert "cancelling" in app.activity
+        assert any("queue stops" in ev.message for _, ev in queue.log)
+
+
+@run_async
+async def test_a_failing_run_is_saved_and_the_app_keeps_working(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = make_app(runs, parse_preset_text(FAILING_PRESET, default_name="failing"))
+    notes = spy_notifications(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r", "enter")
+        await wait_until(pilot, lambda: app.queue is not None and not app.training, 60,
+                         "the queue to finish")
+        statuses = [(i.spec.method.name, i.status) for i in app.queue]
+        assert statuses == [("prefix", "failed"), ("head-only", "completed")]
+        (failed,) = [r for r in load_runs(runs).records if r.status == "failed"]
+        assert "prefix" in failed.error and "distilbert" in failed.error
+        # said on screen: a notification and the log
+        assert any("prefix" in message and severity == "error" for message, severity in notes)
+        assert any(ev.level == "error" for _, ev in app.queue.log)
+        # and the app still works: other screens, the failed run opens
+        await pilot.press("3")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen) and len(screen.shown) == 2
+        app.open_run(failed.run_id)
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen) and app.screen.record.status == "failed"
+
+
+@run_async
+async def test_a_worker_failure_outside_the_engine_is_reported_not_fatal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftbench.errors import FtbenchError
+
+    def unreachable(specs: Any) -> None:
+        raise FtbenchError("the Hugging Face hub is unreachable (test)")
+
+    monkeypatch.setattr("ftbench.preflight.preflight", unreachable)
+    app = make_app(tmp_path / "runs")
+    notes = spy_notifications(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r", "enter")
+        await wait_until(pilot, lambda: app.queue is not None and app.queue.finished, 20,
+                         "the failure")
+        assert [i.status for i in app.queue] == ["skipped", "skipped"]
+        assert any("unreachable" in message and severity == "error"
+                   for message, severity in notes)
+        await pilot.press("1")  # still alive
+        await pilot.press("r")
+        assert isinstance(app.screen, StartScreen)
+
+
+@run_async
+async def test_open_a_run_from_the_runs_screen(tmp_path: Path) -> None:
+    runs = copy_fixture_runs(tmp_path / "runs")
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen) and len(screen.shown) == 16
+        await pilot.press("down", "down", "enter")
+        detail = app.screen
+        assert isinstance(detail, RunScreen)
+        assert detail.record.run_id == screen.shown[2].run_id
+        await pilot.pause(0.4)
+        assert detail.query_one("#run-loss", LossChart).builds >= 1
+        await pilot.press("escape")
+        assert app.screen is screen
+
+
+@run_async
+async def test_runs_filter_and_sort(tmp_path: Path) -> None:
+    runs = copy_fixture_runs(tmp_path / "runs")
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        from textual.widgets import Select
+
+        screen.query_one("#filter-status", Select).value = "completed"
+        await pilot.pause()
+        assert len(screen.shown) == 14 and {r.status for r in screen.shown} == {"completed"}
+        screen.query_one("#filter-method", Select).value = "lora"
+        await pilot.pause()
+        assert {r.method for r in screen.shown} == {"lora"} and len(screen.shown) == 5
+        await pilot.press("escape")  # clears the filters
+        assert len(screen.shown) == 16
+        await pilot.press("s")  # sort: pick the column in a list
+        from textual.widgets import OptionList
+
+        options = app.screen.query_one(OptionList)
+        options.highlighted = [options.get_option_at_index(i).id
+                               for i in range(options.option_count)].index("metric")
+        await pilot.press("enter")
+        assert screen.sort_key == "metric" and screen.sort_reverse
+        values = [r.metrics.get("accuracy", r.metrics.get("exact_match"))
+                  for r in screen.shown if r.metrics]
+        assert values[0] == max(v for v in values if v is not None)
+
+
+@run_async
+async def test_compare_two_selected_runs(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from ftbench.report.groups import build_comparison
+    from ftbench.report.tables import section_tables
+
+    runs = copy_fixture_runs(tmp_path / "runs")
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        first, second = screen.shown[0], screen.shown[3]  # full s0 and lora s0
+        await pilot.press("space", "down", "down", "space", "c")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        assert set(app.compare_request.ids) == {first.run_id, second.run_id}
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        compare = app.screen
+        assert {r.run_id for r in compare.selected()} == {first.run_id, second.run_id}
+        # the screen shows exactly what the report module builds for these runs
+        shown = compare.report
+        console = Console(width=200, record=True, file=open("/dev/null", "w"))
+        console.print(shown)
+        text = console.export_text()
+        comparison = build_comparison([first, second])
+        expected = Console(width=200, record=True, file=open("/dev/null", "w"))
+        body = compare.query_one("#compare-body")
+        width = body.content_size.width - body.styles.scrollbar_size_vertical
+        for table in section_tables(comparison.sections[0], width):
+            expected.print(table)
+        for line in expected.export_text().splitlines():
+            if line.strip():
+                assert line.rstrip() in text
+        assert "Pareto front" in text
+        # g: one row per run instead of mean ± std
+        await pilot.press("g")
+        await app.workers.wait_for_complete()
+        assert compare.per_run
+
+
+@run_async
+async def test_step_bursts_are_coalesced_and_charts_throttled(tmp_path: Path) -> None:
+    """200 steps posted at once: the feed keeps all, the loss chart builds a few times."""
+    from ftbench.engine.events import RunStarted, Step
+    from ftbench.presets import expand
+    from ftbench.tui.session import RunQueue
+
+    app = make_app(tmp_path / "runs")
+    hook = Messages()
+    async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
+        await pilot.press("2")
+        queue = RunQueue("tiny", expand(tiny_preset()))
+        item, _ = queue.take_next()
+        app.queue = queue
+        app.screen.show_all()
+        emit = app._emitter(item)
+        emit(RunStarted("r", "tiny", "full", "tiny-bert", "synthetic", 7, 200, {}, "cpu", "x"))
+        for i in range(1, 201):
+            emit(Step("r", i, 200, i / 200, 1.0 / i, 1e-3, 50.0, None, i * 0.1, 1.0, None, 500.0))
+        await pilot.pause(0.8)
+        assert len(item.feed.steps) == 200
+        assert len(hook.of(StepMetrics)) < 200  # coalesced on the way
+        builds = app.screen.query_one(LossChart).builds
+        assert 1 <= builds <= 5
+
+
+@run_async
+async def test_every_screen_and_run_is_in_the_command_palette(tmp_path: Path) -> None:
+    runs = copy_fixture_runs(tmp_path / "runs")
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        from ftbench.tui.commands import FtbenchCommands
+
+        titles = [title for title, _, _ in FtbenchCommands(app.screen).commands()]
+        for expected in ("Presets", "Live run", "Runs", "Compare", "Run tiny…",
+                         "Compare quickstart", "Reload runs", "Light / dark theme"):
+            assert expected in titles
+        await pilot.press("ctrl+p")
+        await pilot.press(*"compare qu")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        assert app.compare_request.preset == "quickstart"

@@ -1,0 +1,171 @@
+"""The TUI's pure parts: the run queue, coalescing messages, smoothing, chart throttling,
+and that opening the app loads no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+
+from ftbench.engine.events import GpuSample, Log, Step
+from ftbench.tui.session import LiveFeed, RunQueue, primary_eval_key, smooth, summary
+from tui_helpers import tiny_preset
+
+
+def _queue(n_seeds: int = 1) -> RunQueue:
+    from ftbench.presets import Overrides, expand
+
+    return RunQueue("tiny", expand(tiny_preset(), Overrides(seeds=n_seeds)))
+
+
+def test_queue_runs_in_order_and_cancel_continue_or_stop() -> None:
+    queue = _queue(2)
+    assert [i.spec.method.name for i in queue] == ["full", "full", "head-only", "head-only"]
+    first, cancel1 = queue.take_next()
+    assert first.index == 0 and first.status == "running" and queue.current is first
+    # cancel and continue: the event of this run is set, the queue goes on with a fresh one
+    assert queue.cancel_current(stop_queue=False) is first and cancel1.is_set()
+    queue.fail(first, "boom")
+    second, cancel2 = queue.take_next()
+    assert second.index == 1 and not cancel2.is_set()
+    # cancel and stop: the rest is skipped
+    queue.cancel_current(stop_queue=True)
+    queue.fail(second, "x")
+    assert queue.take_next() is None
+    assert [i.status for i in queue] == ["failed", "failed", "skipped", "skipped"]
+    assert queue.finished and summary(queue) == "2 failed, 2 skipped"
+
+
+def test_queue_take_next_is_safe_from_two_threads() -> None:
+    queue = _queue(10)
+    taken: list[int] = []
+
+    def worker() -> None:
+        while (got := queue.take_next()) is not None:
+            taken.append(got[0].index)
+            queue.fail(got[0], "done")
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(20))
+
+
+def test_step_and_gpu_messages_coalesce_only_with_their_own_kind_and_run() -> None:
+    from ftbench.tui.messages import GpuSampled, LogLine, StepMetrics
+
+    queue = _queue()
+    a, b = queue.items[0], queue.items[1]
+    step = Step("r", 1, 10, 0.1, 0.5, 1e-3, 10.0, None, 1.0, 9.0)
+    gpu = GpuSample("r", 0.5, 100.0, 1000.0, 50.0)
+    assert StepMetrics(a, step).can_replace(StepMetrics(a, step))
+    assert not StepMetrics(a, step).can_replace(StepMetrics(b, step))
+    assert not StepMetrics(a, step).can_replace(GpuSampled(a, gpu))
+    assert GpuSampled(a, gpu).can_replace(GpuSampled(a, gpu))
+    assert not LogLine(a, Log("r", "info", "x")).can_replace(LogLine(a, Log("r", "info", "y")))
+
+
+def test_feed_keeps_every_event_in_order() -> None:
+    feed = LiveFeed()
+    for i in range(1, 6):
+        feed.add(Step("r", i, 5, i / 5, 1.0 / i, None, None, None, float(i), None))
+    feed.add(GpuSample("r", 0.5, 1.0, 2.0, None))
+    assert [s.step for s in feed.steps] == [1, 2, 3, 4, 5] and len(feed.gpu) == 1
+    assert feed.last_step is not None and feed.last_step.step == 5
+
+
+def test_smoothing_is_debiased_and_follows_the_trend() -> None:
+    assert smooth([]) == []
+    assert smooth([2.0]) == [2.0]  # debiased: the first value is itself, not 0.8
+    values = [1.0, 0.9, 0.8, 0.7, 0.6]
+    smoothed = smooth(values)
+    assert smoothed[0] == 1.0 and all(a >= b for a, b in zip(smoothed, smoothed[1:]))
+    assert values[-1] < smoothed[-1] < values[0]
+
+
+def test_eval_chart_follows_the_reports_primary_metric() -> None:
+    from ftbench.engine.events import Eval
+
+    evals = [Eval("r", 2, 0.5, {"f1": 0.4, "accuracy": 0.6, "loss": 0.7}, 0.1)]
+    assert primary_eval_key("classification", evals) == "accuracy"
+    assert primary_eval_key("qa", [Eval("r", 2, 0.5, {"exact_match": 30.0, "f1": 40.0}, 0.1)]) \
+        == "exact_match"
+    assert primary_eval_key("classification", []) is None
+
+
+def test_opening_the_app_and_its_first_screen_loads_no_torch(tmp_path) -> None:
+    code = textwrap.dedent(f"""
+        import asyncio, json, sys
+        from ftbench.tui.app import FtbenchApp
+        from ftbench.tui.screens.presets import PresetsScreen
+
+        async def main():
+            app = FtbenchApp({str(tmp_path)!r})
+            async with app.run_test(size=(100, 30)) as pilot:
+                await pilot.pause()
+                assert isinstance(app.screen, PresetsScreen), app.screen
+                await app.workers.wait_for_complete()  # the NVML probe included
+                await pilot.press("3")
+                await pilot.pause()
+        asyncio.run(main())
+        heavy = sorted(m for m in sys.modules
+                       if m.split(".")[0] in ("torch", "transformers", "peft", "datasets"))
+        print(json.dumps(heavy))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_help_stays_free_of_torch_and_textual() -> None:
+    code = ("import sys, json\n"
+            "from ftbench.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'transformers', 'textual'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert "tui" in out.stdout
+
+
+def test_no_arguments_without_a_terminal_prints_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "ftbench.cli"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=60)
+    assert out.returncode == 0 and "usage: ftbench" in out.stdout
+
+
+def test_gpu_samples_carry_the_torch_allocator_peaks() -> None:
+    """The memory panel shows torch's peak allocated/reserved next to each NVML sample."""
+    import types
+
+    from ftbench.engine.runner import Hooks, _Session
+    from ftbench.engine.telemetry import TelemetrySample
+    from ftbench.presets import expand
+    from ftbench.results.record import RunRecord
+
+    spec = expand(tiny_preset())[0]
+    seen: list[object] = []
+    record = RunRecord("r", "tiny", "full", "failed", "2026-01-01T00:00:00+00:00", {})
+    session = _Session(spec, record, seen.append, threading.Event(), Hooks())
+    mib = 2**20
+    session.device = "cuda"
+    session.torch = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        max_memory_allocated=lambda: 1385.24 * mib, max_memory_reserved=lambda: 1702 * mib))
+    session._on_gpu_sample(TelemetrySample(t=0.5, rss_mb=900.0, gpu_used_mb=2100.0,
+                                           gpu_total_mb=143771.0, gpu_util=88.0))
+    (sample,) = seen
+    assert isinstance(sample, GpuSample)
+    assert (sample.used_mb, sample.total_mb, sample.util) == (2100.0, 143771.0, 88.0)
+    assert (sample.torch_peak_allocated_mb, sample.torch_peak_reserved_mb) == (1385.2, 1702.0)
+    # a counter that cannot be read leaves the peaks unknown, and the sample still goes out
+    session.torch = types.SimpleNamespace(cuda=None)
+    session._on_gpu_sample(TelemetrySample(t=1.0, rss_mb=900.0, gpu_used_mb=2200.0,
+                                           gpu_total_mb=143771.0, gpu_util=90.0))
+    assert seen[-1].torch_peak_allocated_mb is None and seen[-1].used_mb == 2200.0
