@@ -63,8 +63,10 @@ class PlainPrinter:
             mem = (f" mem={event.torch_allocated_mb:.0f}MB" if event.torch_allocated_mb is not None
                    else f" rss={event.rss_mb:.0f}MB" if event.rss_mb is not None else "")
             sps = f"{event.samples_per_s:.1f}" if event.samples_per_s else "-"
+            tps = f"{event.tokens_per_s:.0f}" if event.tokens_per_s else "-"
             return (f"[step] {event.step}/{event.total_steps} epoch={event.epoch:.2f} "
-                    f"loss={_fmt_num(event.loss)} samples/s={sps} eta={_fmt_eta(event.eta_s)}{mem}")
+                    f"loss={_fmt_num(event.loss)} samples/s={sps} tokens/s={tps} "
+                    f"eta={_fmt_eta(event.eta_s)}{mem}")
         if isinstance(event, Eval):
             keys = [k for k in ("accuracy", "f1", "exact_match", "loss") if k in event.metrics]
             shown = " ".join(f"{k}={_fmt_num(event.metrics[k])}" for k in keys)

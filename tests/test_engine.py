@@ -56,6 +56,9 @@ def test_completed_run_measures_and_saves_everything(tmp_path: Path) -> None:
     assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6]
     assert all(s.loss is not None and math.isfinite(s.loss) for s in steps)
     assert [e.step for e in events.of(Eval)] == [3, 6]
+    # live tokens/s at every logging step: real (unpadded) tokens over train time so far
+    assert all(s.tokens_per_s is not None and s.tokens_per_s > 0 for s in steps)
+    assert all(s.tokens_per_s <= 16 * 32 * s.step / s.elapsed_s + 0.1 for s in steps)
     # metrics
     m = record.metrics
     assert set(m) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix", "loss"}

@@ -179,7 +179,7 @@ def step_events(run_id: str, upto: int, total: int = 50, *, gpu: bool = False,
         loss = 0.33 + 0.36 * math.exp(-step / 18) + 0.035 * math.sin(step * 1.7 + seed)
         elapsed = step * 1.24
         events.append(Step(run_id, step, total, round(step / total, 4), round(loss, 4),
-                           5e-3 * (1 - step / total), 25.8, None, elapsed,
+                           5e-3 * (1 - step / total), 25.8, 813.0, elapsed,
                            (total - step) * 1.24, 812.5 if gpu else None,
                            1380.0 + 4.0 * step))
         if gpu:

@@ -54,6 +54,7 @@ class EventCallback(TrainerCallback):
         on_begin: Callable[[int], None],
         metric_transform: Callable[[dict[str, Any]], dict[str, Any]],
         memory_probe: Callable[[], tuple[float | None, float | None]],
+        token_probe: Callable[[], int | None] | None = None,
     ) -> None:
         self.run_id = run_id
         self.emit = emit
@@ -62,6 +63,7 @@ class EventCallback(TrainerCallback):
         self.on_begin = on_begin
         self.metric_transform = metric_transform
         self.memory_probe = memory_probe
+        self.token_probe = token_probe
         self.progress = Progress()
         self._eval_started: float | None = None
 
@@ -97,15 +99,19 @@ class EventCallback(TrainerCallback):
         total = self.progress.total_steps
         eta = (total - step) * elapsed / step if step and total >= step else None
         lr = logs.get("learning_rate")
+        tokens = self.token_probe() if self.token_probe is not None else None
+        tokens_per_s = tokens / elapsed if tokens and elapsed > 0 else None
         point = {"step": step, "epoch": round(float(state.epoch or 0.0), 4),
                  "loss": loss if math.isfinite(loss) else None,
                  "lr": float(lr) if lr is not None else None,
                  "samples_per_s": round(samples_per_s, 2) if samples_per_s else None,
+                 "tokens_per_s": round(tokens_per_s, 1) if tokens_per_s else None,
                  "t": round(elapsed, 3)}
         self.progress.train_series.append(point)
         allocated, rss = self.memory_probe()
         self.emit(Step(self.run_id, step, total, point["epoch"], point["loss"], point["lr"],
-                       point["samples_per_s"], None, elapsed, eta, allocated, rss))
+                       point["samples_per_s"], point["tokens_per_s"], elapsed, eta, allocated,
+                       rss))
         if not math.isfinite(loss):
             self.progress.diverged_at = step
             control.should_training_stop = True

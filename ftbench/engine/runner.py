@@ -386,7 +386,8 @@ class _Session:
         if self.hooks.on_batch is not None:
             collator = _HookedCollator(collator, self.hooks.on_batch)
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
-                                      on_begin, prepared.metric_transform, memory_probe)
+                                      on_begin, prepared.metric_transform, memory_probe,
+                                      self._tokens_so_far)
         trainer_cls = _measured_trainer_class(self.hooks.loss_override)
         self.trainer = trainer_cls(
             model=model,
@@ -510,6 +511,15 @@ class _Session:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
 
+
+    def _tokens_so_far(self) -> int | None:
+        """Real tokens trained on so far, read at a logging step: the Trainer has just read
+        the loss there (a device sync), so reading the device-side counter adds no stall."""
+        tokens = getattr(self.trainer, "ft_tokens", 0)
+        try:
+            return int(tokens.item()) if hasattr(tokens, "item") else int(tokens)
+        except Exception:
+            return None
 
     def _record_flops(self, samples: int, tokens: int, train_s: float) -> None:
         """Model FLOPs, achieved TFLOP/s and (on a known GPU) MFU; see engine/flops.py."""

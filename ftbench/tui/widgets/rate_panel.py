@@ -1,7 +1,8 @@
 """Throughput and the latest figures of the current run: samples/s, tokens/s, lr, eval.
 
-Live samples/s comes with every logging step. tokens/s is counted on the device and read
-once, when the run ends (reading it every step would add a device sync), so it shows then.
+Live samples/s and tokens/s come with every logging step (the engine reads its device-side
+token counter only there, where the Trainer syncs for the loss anyway); when the run ends,
+the record's figures over the whole training phase replace them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class RatePanel(Static):
             text.append(rate(tokens), style="bold")
             text.append(" tok/s", style="dim")
         else:
-            text.append("tok/s " + ("at end" if not item.done else "-"), style="dim")
+            text.append("- tok/s", style="dim")
         text.append("\n")
         text.append("lr ", style="dim")
         text.append(f"{step.lr:.1e}" if step is not None and step.lr is not None else "-")
