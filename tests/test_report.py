@@ -502,3 +502,22 @@ def test_odd_values_in_run_files_do_not_crash_reports(records):
     assert json.loads(to_json(odd))[0]["metrics"]["accuracy"] is None  # NaN is not JSON
     to_markdown(comparison)
     json.loads(json.dumps(comparison_json(comparison)))
+
+
+def test_bars_label_every_value_and_whisker_only_spread() -> None:
+    from ftbench.report.charts import _bars
+
+    text = _bars("accuracy", [("full", 0.76, 0.02, "0.760 ± 0.020"),
+                              ("lora", 0.785, 0.01, "0.785 ± 0.010"),
+                              ("head-only", 0.62, None, "0.620")], 80, 20, True)
+    lines = text.splitlines()
+    for label, value in (("full", "0.760 ± 0.020"), ("lora", "0.785 ± 0.010"),
+                         ("head-only", "0.620")):
+        row = next(line for line in lines if line.lstrip().startswith(label + "┤"))
+        assert value in row
+        # one blank cell between the bar (or its whisker) and the value
+        assert re.search(r"[█┼─] +" + re.escape(value), row)
+    head_only = next(line for line in lines if line.lstrip().startswith("head-only┤"))
+    full = next(line for line in lines if line.lstrip().startswith("full┤"))
+    assert "┼" in full and "┼" not in head_only  # no spread, no whisker
+    assert max(len(line) for line in lines) <= 80

@@ -126,7 +126,12 @@ class _Plot:
             self.plt.bar(list(labels), list(values), orientation="h")
 
     def whiskers(self, values: Sequence[float], errors: Sequence[float]) -> None:
-        ys = list(range(1, len(values) + 1))
+        """± error whiskers on bar i (y = i + 1); bars with no spread get none."""
+        shown = [(v, i + 1, e) for i, (v, e) in enumerate(zip(values, errors)) if e > 0]
+        if not shown:
+            return
+        values, ys, errors = ([s[0] for s in shown], [s[1] for s in shown],
+                              [s[2] for s in shown])
         if self.v6:
             self.fig.draw(self.fig.error(list(values), ys, [0.0] * len(values), list(errors)))
         else:
@@ -216,14 +221,14 @@ def _bars(title: str, rows: Sequence[tuple[str, float, float | None, str]], widt
     widest_text = max(len(r[3]) for r in rows)
     plot_cells = max(width - max(len(lbl) for lbl in labels) - 4, 10)
     # Leave room right of the longest bar for its value text.
-    upper = top / max(1.0 - (widest_text + 2) / plot_cells, 0.35)
+    upper = top / max(1.0 - (widest_text + 3) / plot_cells, 0.35)
 
     def draw(plot: _Plot) -> None:
         plot.hbars(labels, values)
         if any(errors):
             plot.whiskers(values, errors)
         for i, (value, error, row) in enumerate(zip(values, errors, rows)):
-            plot.text(value + error + upper / plot_cells, i + 1, row[3])
+            plot.text(value + error + 2 * upper / plot_cells, i + 1, row[3])
         plot.lim("x", 0.0, upper)
         if log:
             powers = list(range(0, int(math.floor(upper)) + 1))
