@@ -31,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ftbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a preset (headless)")
+    run = sub.add_parser("run", help="run a preset (live in the TUI on a terminal, else headless)")
     run.add_argument("--preset", required=True, help="built-in preset name or path to a .toml file")
-    run.add_argument("--headless", action="store_true", help="run without the TUI (scripts and CI)")
+    run.add_argument("--headless", action="store_true", help="no TUI even on a terminal: Rich progress there, plain lines when piped")
     run.add_argument("--method", action="append", default=[], metavar="NAME",
                      help="run only these methods (repeat or comma-separate)")
     run.add_argument("--model", help="override the model (hub id, local folder, minilm-l6, tiny-bert ...)")
@@ -102,8 +102,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.headless import run_specs
     from ftbench.presets import Overrides, expand, load_preset
 
-    if not args.headless and sys.stdout.isatty():
-        print("ftbench: the TUI is not available yet; running headless", file=sys.stderr)
     preset = load_preset(args.preset)
     overrides = Overrides(
         methods=_split(args.method), model=args.model, dataset=args.dataset,
@@ -117,6 +115,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     check_trackers(overrides.report_to)
     preflight(specs)
+    if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
+        from ftbench.tui import main as tui_main  # watch it live; the same engine and files
+
+        return tui_main(args.runs_dir, (preset.name, specs))
     return run_specs(specs, args.runs_dir, args.json)
 
 

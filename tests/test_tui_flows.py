@@ -365,3 +365,51 @@ async def test_every_screen_and_run_is_in_the_command_palette(tmp_path: Path) ->
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         assert app.compare_request.preset == "quickstart"
+
+
+@run_async
+async def test_ftbench_run_on_a_terminal_opens_live_and_trains_at_once(tmp_path: Path) -> None:
+    """`ftbench run --preset X` without --headless on a TTY: the runs the CLI expanded (its
+    overrides applied) start on the live screen with no key pressed."""
+    from ftbench.presets import Overrides, expand
+
+    runs = tmp_path / "runs"
+    preset = tiny_preset()
+    specs = expand(preset, Overrides(methods=("head-only",), max_steps=2))
+    app = FtbenchApp(runs, presets=[preset], machine=CPU, cursor_blink=False,
+                     start=(preset.name, specs))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "live screen")
+        await wait_until(pilot, lambda: app.queue is not None and not app.training, 120,
+                         "the run to finish")
+        assert app.queue is not None
+        assert [(i.spec.method.name, i.status) for i in app.queue] == [("head-only", "completed")]
+    saved = load_runs(runs).records
+    assert [(r.method, r.status, r.spec["train"]["max_steps"]) for r in saved] == [
+        ("head-only", "completed", 2)]
+
+
+def test_ftbench_run_on_a_terminal_uses_the_tui_and_its_exit_code(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import ftbench.tui
+    from ftbench.cli import main
+
+    seen: dict[str, Any] = {}
+
+    def fake_tui(runs_dir: str | None, start: Any = None) -> int:
+        seen["runs_dir"], seen["start"] = runs_dir, start
+        return 130
+
+    monkeypatch.setattr(ftbench.tui, "main", fake_tui)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    preset_file = tmp_path / "tiny.toml"
+    preset_file.write_text(TINY_PRESET)
+    code = main(["run", "--preset", str(preset_file), "--method", "full",
+                 "--runs-dir", str(tmp_path / "runs")])
+    assert code == 130
+    name, specs = seen["start"]
+    assert name == "tiny" and [s.method.name for s in specs] == ["full"]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

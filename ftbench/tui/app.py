@@ -76,8 +76,10 @@ class FtbenchApp(App[None]):
         machine: Machine | None = None,
         hooks: "Hooks | None" = None,
         cursor_blink: bool = True,
+        start: "tuple[str, list[RunSpec]] | None" = None,
     ) -> None:
         super().__init__()
+        self._start = start
         from ftbench.results.store import runs_dir as resolve_runs_dir
 
         self.runs_dir = resolve_runs_dir(runs_dir)
@@ -103,6 +105,10 @@ class FtbenchApp(App[None]):
     def on_mount(self) -> None:
         if self._probe:
             self.probe_machine()
+        if self._start is not None:  # `ftbench run --preset X` on a terminal: train at once
+            preset, specs = self._start
+            self._start = None
+            self.start_runs(preset, specs)
 
     @work(thread=True, exit_on_error=False, group="probe", description="looking for a GPU")
     def probe_machine(self) -> Machine:
@@ -433,14 +439,46 @@ class FtbenchApp(App[None]):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
 
-def run_app(runs_dir: str | None = None) -> int:
-    """Entry point for ``ftbench`` / ``ftbench tui``."""
-    app = FtbenchApp(runs_dir)
+def run_app(runs_dir: str | None = None,
+            start: "tuple[str, list[RunSpec]] | None" = None) -> int:
+    """Entry point for ``ftbench`` / ``ftbench tui`` and, with ``start`` (a preset name and
+    its expanded runs), for ``ftbench run`` on a terminal: the runs start at once, live.
+
+    Exit code: 0, or with ``start`` the headless codes: 1 if a run did not complete,
+    130 if the queue was stopped before every run had started.
+    """
+    app = FtbenchApp(runs_dir, start=start)
     app.run()
-    if app.queue is not None and app.queue.current is not None:
+    queue = app.queue
+    if queue is not None and queue.current is not None:
         # Quit a second time while cancelling: the run stops at its next step and is saved
         # before the process exits (the worker thread is joined at interpreter exit).
-        app.queue.stop()
+        queue.stop()
         print("ftbench: stopping the run in flight; it is saved as cancelled", file=sys.stderr)
-    return 0
+    if start is None or queue is None:
+        return 0
+    records = queue.records()
+    if len(records) < len(queue) or any(r.status == "cancelled" for r in records):
+        return 130
+    return 1 if any(r.status != "completed" for r in records) else 0
+
+
+def measure_first_paint(t0: float) -> float:
+    """Seconds from ``t0`` (a `time.time()` taken at process start) to the first frame of
+    the TUI, run headless on the default runs folder (benchmarks/startup.py)."""
+    import time
+
+    painted: list[float] = []
+
+    class _Timed(FtbenchApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.call_after_refresh(self._painted)
+
+        def _painted(self) -> None:
+            painted.append(time.time())
+            self.exit()
+
+    _Timed(machine=Machine(False, reason="not probed")).run(headless=True, size=(120, 40))
+    return painted[0] - t0 if painted else float("nan")
 
