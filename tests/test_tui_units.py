@@ -169,3 +169,14 @@ def test_gpu_samples_carry_the_torch_allocator_peaks() -> None:
     session._on_gpu_sample(TelemetrySample(t=1.0, rss_mb=900.0, gpu_used_mb=2200.0,
                                            gpu_total_mb=143771.0, gpu_util=90.0))
     assert seen[-1].torch_peak_allocated_mb is None and seen[-1].used_mb == 2200.0
+
+
+def test_a_queue_run_from_ftbench_run_exits_with_the_headless_codes() -> None:
+    from ftbench.tui.app import queue_exit_code
+
+    assert queue_exit_code(["completed", "completed"], 2) == 0
+    assert queue_exit_code(["completed", "failed"], 2) == 1
+    assert queue_exit_code(["diverged"], 1) == 1
+    assert queue_exit_code(["completed", "cancelled"], 3) == 130   # cancelled, queue stopped
+    assert queue_exit_code(["completed"], 2) == 130                # quit before the second run
+    assert queue_exit_code(["failed", "cancelled"], 2) == 130

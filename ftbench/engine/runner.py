@@ -511,7 +511,6 @@ class _Session:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
 
-
     def _tokens_so_far(self) -> int | None:
         """Real tokens trained on so far, read at a logging step: the Trainer has just read
         the loss there (a device sync), so reading the device-side counter adds no stall."""

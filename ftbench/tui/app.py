@@ -457,10 +457,15 @@ def run_app(runs_dir: str | None = None,
         print("ftbench: stopping the run in flight; it is saved as cancelled", file=sys.stderr)
     if start is None or queue is None:
         return 0
-    records = queue.records()
-    if len(records) < len(queue) or any(r.status == "cancelled" for r in records):
+    return queue_exit_code([r.status for r in queue.records()], len(queue))
+
+
+def queue_exit_code(statuses: "list[str]", queued: int) -> int:
+    """The headless exit codes for a queue run in the TUI: 130 if it was stopped (a run
+    cancelled, or runs left unstarted), else 1 if a run failed or diverged, else 0."""
+    if len(statuses) < queued or "cancelled" in statuses:
         return 130
-    return 1 if any(r.status != "completed" for r in records) else 0
+    return 1 if any(s != "completed" for s in statuses) else 0
 
 
 def measure_first_paint(t0: float) -> float:
