@@ -23,12 +23,13 @@ from typing import Any, Sequence
 
 from ftbench.data.squad import QAExample
 from ftbench.errors import FtbenchError
+from ftbench.tasks.classification import TokenizedDataset
 
 Offsets = list[tuple[int, int] | None]   # per token: (start, end) char span in the context, or None
 
 
 @dataclass
-class QAFeatures:
+class QAFeatures(TokenizedDataset):
     """Tokenised windows (a torch-style dataset) plus what post-processing needs per window."""
 
     features: list[dict[str, Any]]          # model inputs + start_positions / end_positions
@@ -37,15 +38,6 @@ class QAFeatures:
     cls_index: list[int]                    # window -> position of the CLS token
     doc_stride: int                         # the overlap actually used
     notes: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.features[index]
-
-    def lengths(self) -> list[int]:
-        return [len(f["input_ids"]) for f in self.features]
 
     def answer_windows(self) -> int:
         """Windows whose label is a span (not CLS)."""
