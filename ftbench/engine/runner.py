@@ -493,8 +493,7 @@ class _Session:
         record.series["eval"] = progress.eval_series
         trainer = self.trainer
         samples = getattr(trainer, "ft_samples", 0) if trainer is not None else 0
-        tokens = getattr(trainer, "ft_tokens", 0) if trainer is not None else 0
-        tokens = int(tokens.item()) if hasattr(tokens, "item") else int(tokens)  # the one sync
+        tokens = self._tokens_so_far() or 0
         record.timing.update({
             "train_s": _round(train_s, 3),
             "eval_s": _round(progress.eval_s + self.final_eval_s, 3),
@@ -512,8 +511,8 @@ class _Session:
             record.metrics["at_step"] = progress.last_eval_step
 
     def _tokens_so_far(self) -> int | None:
-        """Real tokens trained on so far, read at a logging step: the Trainer has just read
-        the loss there (a device sync), so reading the device-side counter adds no stall."""
+        """Real tokens trained on so far (None if the counter cannot be read). Read at logging
+        steps, where the Trainer has just synced for the loss, so no stall, and at the end."""
         tokens = getattr(self.trainer, "ft_tokens", 0)
         try:
             return int(tokens.item()) if hasattr(tokens, "item") else int(tokens)
