@@ -43,7 +43,8 @@ class Hooks:
     ``on_batch(n)`` runs inside the data collator for every batch built, training and evaluation,
     counting from 1 (raise from it to simulate a data-loading failure); ``gpu_sampler(sample)``
     stands in for the NVML query and fills a `TelemetrySample` (a simulated GPU, so NVML
-    failures can be injected on a machine without one).
+    failures can be injected on a machine without one); ``wrap_model(model)`` replaces the built
+    model (an oracle whose outputs are known, to test the evaluation path end to end).
     """
 
     before_train: Callable[[], None] | None = None
@@ -51,6 +52,7 @@ class Hooks:
     nvml_fault: Callable[[], None] | None = None
     on_batch: Callable[[int], None] | None = None
     gpu_sampler: Callable[[Any], None] | None = None
+    wrap_model: Callable[[Any], Any] | None = None
     loss_override: float | None = None
     save: Callable[[RunRecord, Any], Path] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -286,6 +288,8 @@ class _Session:
         self.precision = precision
         self.record.environment["precision"] = precision
         model = self._build_model(ref.path, prepared, precision)
+        if self.hooks.wrap_model is not None:
+            model = self.hooks.wrap_model(model)
         self.check_cancel()
         if self.hooks.before_train is not None:
             self.hooks.before_train()
@@ -327,49 +331,21 @@ class _Session:
     def _train(self, model: Any, tokenizer: Any, prepared: Any, precision: str) -> None:
         torch = self.torch
         spec = self.spec
-        from transformers import DataCollatorWithPadding, TrainingArguments
+        from transformers import DataCollatorWithPadding
 
         from ftbench.engine.callbacks import EventCallback
+        from ftbench.engine.trainargs import training_args
         from ftbench.engine.telemetry import Telemetry, reset_torch_peaks, torch_peaks
 
         train = spec.train
-        eval_bs = train.eval_batch_size or train.batch_size * 2
         workdir = self.workdir = tempfile.mkdtemp(prefix="ftbench-trainer-")
         self._tracker_dirs()
-        args = TrainingArguments(
-            output_dir=workdir,
-            per_device_train_batch_size=train.batch_size,
-            per_device_eval_batch_size=eval_bs,
-            gradient_accumulation_steps=train.grad_accum,
-            num_train_epochs=train.epochs if train.epochs is not None else 1.0,
-            max_steps=train.max_steps if train.max_steps else -1,
-            learning_rate=spec.learning_rate,
-            weight_decay=train.weight_decay,
-            warmup_steps=train.warmup_ratio,
-            logging_strategy="steps",
-            logging_steps=train.logging_steps,
-            logging_nan_inf_filter=False,
-            eval_strategy="steps" if train.eval_steps else "epoch",
-            eval_steps=train.eval_steps,
-            save_strategy="no",
-            report_to=list(spec.report_to) or "none",
-            seed=spec.seed,
-            data_seed=spec.seed,
-            bf16=precision == "bf16",
-            fp16=precision == "fp16",
-            use_cpu=self.device == "cpu",
-            gradient_checkpointing=train.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
-            optim="adamw_torch_fused" if self.device == "cuda" else "adamw_torch",
-            train_sampling_strategy="group_by_length" if self._group_by_length() else "random",
-            torch_compile=train.torch_compile,
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-            remove_unused_columns=False,
-            label_names=prepared.label_names_for_trainer,
-            log_level="error",
-            run_name=self.record.run_id,
-        )
+        args = training_args(spec, device=self.device, precision=precision, output_dir=workdir,
+                             run_name=self.record.run_id,
+                             label_names=prepared.label_names_for_trainer,
+                             cpu_count=os.cpu_count())
+        self.record.environment["train_sampling"] = args.train_sampling_strategy
+        self.record.environment["eval_sampling"] = "sequential (dataset order)"
         samples_per_step = train.batch_size * train.grad_accum
 
         def on_begin(total_steps: int) -> None:
@@ -440,10 +416,6 @@ class _Session:
         os.environ["TENSORBOARD_LOGGING_DIR"] = folder  # how transformers 5 takes it
         self.record.environment["tensorboard_dir"] = folder
         self.log(f"tensorboard logs: {folder}")
-
-    def _group_by_length(self) -> bool:
-        asked = self.spec.train.group_by_length
-        return self.device == "cuda" if asked is None else asked
 
     def _on_gpu_sample(self, sample: Any) -> None:
         # The allocator's peak counters are host-side bookkeeping: reading them from the
@@ -625,6 +597,16 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
                 # Summed on the device; read once when the run ends.
                 self.ft_tokens = self.ft_tokens + (mask.sum() if mask is not None else ids.numel())
             return super().training_step(model, inputs, num_items_in_batch)
+
+        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+            # transformers 5 gives evaluation a LengthGroupedSampler whenever training groups
+            # by length; QA post-processing maps predictions to windows and questions by
+            # position, so evaluation always runs in dataset order (DESIGN.md).
+            from torch.utils.data import SequentialSampler
+
+            if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
+                return None
+            return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
         if loss_override is not None:
             def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,

@@ -1,0 +1,92 @@
+"""Spec → `transformers.TrainingArguments`: one pure, table-tested mapping.
+
+Every device-dependent choice the engine makes for the Trainer lives here, so a test can force
+the GPU branches on a CPU (length grouping, bf16/fp16, the fused optimizer, pinned memory and
+loader workers, compile) and read back what the Trainer will do. `training_kwargs` returns a
+plain dict (easy to compare in a table-driven test); `training_args` builds the object.
+
+Evaluation order is not set here: length grouping is a *training* sampler choice, and
+transformers 5 would apply it to evaluation too; `ftbench.engine.runner` pins evaluation to
+dataset order in its Trainer subclass (`_get_eval_sampler`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftbench.spec import RunSpec
+
+
+def group_by_length(spec: RunSpec, device: str) -> bool:
+    """Length-grouped training batches: the preset's choice, else on with a GPU (less padding)."""
+    asked = spec.train.group_by_length
+    return device == "cuda" if asked is None else asked
+
+
+def loader_workers(device: str, cpu_count: int | None) -> int:
+    """Background batch preparation on a GPU (the host stays ahead of the device); none on a
+    CPU run, where workers would only compete with the training threads for the cores."""
+    if device != "cuda":
+        return 0
+    return max(0, min(4, (cpu_count or 1) - 1))
+
+
+def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str = "",
+                    label_names: list[str] | None = None, cpu_count: int | None = None,
+                    batch_size: int | None = None) -> dict[str, Any]:
+    """The keyword arguments of `TrainingArguments` for this spec on this device (no output_dir).
+
+    ``batch_size`` overrides the spec's (the size `batch_size = "auto"` settled on).
+    """
+    train = spec.train
+    batch = batch_size or train.batch_size
+    eval_bs = train.eval_batch_size or batch * 2
+    workers = loader_workers(device, cpu_count)
+    return dict(
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=eval_bs,
+        gradient_accumulation_steps=train.grad_accum,
+        num_train_epochs=train.epochs if train.epochs is not None else 1.0,
+        max_steps=train.max_steps if train.max_steps else -1,
+        learning_rate=spec.learning_rate,
+        weight_decay=train.weight_decay,
+        # transformers 5: a float below 1 is a share of the total steps
+        warmup_steps=train.warmup_ratio,
+        logging_strategy="steps",
+        logging_steps=train.logging_steps,
+        # True would pull the loss to the host every step to test it (a sync per step);
+        # ftbench checks the logged mean instead (callbacks.EventCallback.on_log).
+        logging_nan_inf_filter=False,
+        eval_strategy="steps" if train.eval_steps else "epoch",
+        eval_steps=train.eval_steps,
+        save_strategy="no",
+        report_to=list(spec.report_to) or "none",
+        seed=spec.seed,
+        data_seed=spec.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        gradient_checkpointing=train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
+        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+        train_sampling_strategy="group_by_length" if group_by_length(spec, device) else "random",
+        torch_compile=train.torch_compile,
+        dataloader_num_workers=workers,
+        dataloader_pin_memory=device == "cuda",
+        dataloader_persistent_workers=workers > 0,
+        dataloader_prefetch_factor=4 if workers > 0 else None,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        label_names=label_names,
+        log_level="error",
+        run_name=run_name,
+    )
+
+
+def training_args(spec: RunSpec, *, device: str, precision: str, output_dir: str,
+                  **kwargs: Any) -> Any:
+    """`TrainingArguments` for this spec (see `training_kwargs`)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(output_dir=output_dir,
+                             **training_kwargs(spec, device=device, precision=precision, **kwargs))

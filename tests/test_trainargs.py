@@ -1,0 +1,74 @@
+"""The spec → TrainingArguments mapping, every device branch forced on a CPU."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from ftbench.engine.trainargs import training_args, training_kwargs
+from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
+
+
+def spec(**train: object) -> RunSpec:
+    base = TrainParams(epochs=2, batch_size=16, learning_rate=3e-4, warmup_ratio=0.1,
+                       logging_steps=20, max_length=128)
+    return RunSpec(preset="p", model="tiny-bert", task="classification",
+                   data=DataSpec(name="synthetic-sentiment"), train=replace(base, **train),
+                   method=MethodSpec(name="lora", learning_rate=1e-3), seed=9)
+
+
+CASES = [
+    # (device, precision, train overrides, expected subset)
+    ("cuda", "bf16", {}, dict(bf16=True, fp16=False, use_cpu=False, optim="adamw_torch_fused",
+                             train_sampling_strategy="group_by_length", dataloader_pin_memory=True,
+                             dataloader_num_workers=4, dataloader_persistent_workers=True)),
+    ("cuda", "fp16", {}, dict(bf16=False, fp16=True, optim="adamw_torch_fused")),
+    ("cuda", "bf16", {"group_by_length": False}, dict(train_sampling_strategy="random")),
+    ("cpu", "fp32", {}, dict(bf16=False, fp16=False, use_cpu=True, optim="adamw_torch",
+                             train_sampling_strategy="random", dataloader_pin_memory=False,
+                             dataloader_num_workers=0, dataloader_persistent_workers=False)),
+    ("cpu", "bf16", {"group_by_length": True}, dict(bf16=True, train_sampling_strategy="group_by_length")),
+    ("cpu", "fp32", {"eval_steps": 50}, dict(eval_strategy="steps", eval_steps=50)),
+    ("cpu", "fp32", {}, dict(eval_strategy="epoch", eval_steps=None, num_train_epochs=2,
+                             max_steps=-1)),
+    ("cpu", "fp32", {"epochs": None, "max_steps": 30}, dict(num_train_epochs=1.0, max_steps=30)),
+    ("cpu", "fp32", {"torch_compile": True}, dict(torch_compile=True)),
+    ("cpu", "fp32", {"gradient_checkpointing": True},
+     dict(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})),
+    ("cpu", "fp32", {"eval_batch_size": 5, "grad_accum": 3},
+     dict(per_device_train_batch_size=16, per_device_eval_batch_size=5, gradient_accumulation_steps=3)),
+]
+
+
+@pytest.mark.parametrize("device,precision,overrides,expected", CASES)
+def test_mapping(device: str, precision: str, overrides: dict, expected: dict) -> None:
+    kw = training_kwargs(spec(**overrides), device=device, precision=precision, cpu_count=16)
+    assert {k: kw[k] for k in expected} == expected
+
+
+def test_common_fields_and_method_learning_rate() -> None:
+    kw = training_kwargs(spec(), device="cpu", precision="fp32", run_name="r1", label_names=["labels"])
+    assert kw["learning_rate"] == 1e-3                  # the method's own rate wins
+    assert kw["warmup_steps"] == 0.1                    # a share of the steps (transformers 5)
+    assert kw["logging_steps"] == 20 and kw["logging_nan_inf_filter"] is False
+    assert kw["per_device_eval_batch_size"] == 32       # default: twice the training batch
+    assert kw["seed"] == kw["data_seed"] == 9
+    assert kw["save_strategy"] == "no" and kw["report_to"] == "none"
+    assert kw["label_names"] == ["labels"] and kw["run_name"] == "r1"
+
+
+def test_auto_batch_size_overrides_the_spec_and_workers_follow_the_cores() -> None:
+    kw = training_kwargs(spec(), device="cuda", precision="bf16", batch_size=512, cpu_count=2)
+    assert kw["per_device_train_batch_size"] == 512 and kw["per_device_eval_batch_size"] == 1024
+    assert kw["dataloader_num_workers"] == 1
+    one_core = training_kwargs(spec(), device="cuda", precision="bf16", cpu_count=1)
+    assert one_core["dataloader_num_workers"] == 0 and one_core["dataloader_prefetch_factor"] is None
+
+
+def test_transformers_accepts_the_mapping(tmp_path: object) -> None:
+    args = training_args(spec(), device="cpu", precision="fp32", output_dir=str(tmp_path))
+    assert args.train_sampling_strategy == "random" and args.use_cpu
+    grouped = training_args(spec(group_by_length=True), device="cpu", precision="fp32",
+                            output_dir=str(tmp_path))
+    assert grouped.train_sampling_strategy == "group_by_length"
