@@ -56,9 +56,10 @@ def test_completed_run_measures_and_saves_everything(tmp_path: Path) -> None:
     assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6]
     assert all(s.loss is not None and math.isfinite(s.loss) for s in steps)
     assert [e.step for e in events.of(Eval)] == [3, 6]
-    # live tokens/s at every logging step: real (unpadded) tokens over train time so far
+    # live tokens/s at every logging step: real (unpadded) tokens
     assert all(s.tokens_per_s is not None and s.tokens_per_s > 0 for s in steps)
-    assert all(s.tokens_per_s <= 16 * 32 * s.step / s.elapsed_s + 0.1 for s in steps)
+    # (over the live window, at most max_length = 32 tokens per sample)
+    assert all(s.tokens_per_s <= 32 * s.samples_per_s + 0.1 for s in steps)
     # metrics
     m = record.metrics
     assert set(m) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix", "loss"}
@@ -160,3 +161,45 @@ def test_trainer_scratch_folder_is_removed(tmp_path: Path) -> None:
     run(tiny_spec(steps=1), runs_dir=tmp_path)
     new = set(Path(_tf.gettempdir()).glob("ftbench-trainer-*")) - before
     assert not new
+
+
+def test_steady_state_figures_and_moving_window_live_rate(tmp_path: Path) -> None:
+    spec = replace(tiny_spec(steps=30), train=replace(tiny_spec().train, max_steps=30,
+                                                      logging_steps=2, eval_steps=None))
+    events = Collector()
+    record = run(spec, events, runs_dir=tmp_path).record
+    assert record.status == "completed", record.error
+    t = record.timing
+    assert t["warmup_steps"] == 10 and t["steady_steps"] == 20      # 10 % of 30, at least 10
+    assert 0 < t["steady_s"] < t["train_s"]
+    points = {p["step"]: p for p in record.series["train"]}
+    first, last = points[10], points[30]
+    assert t["steady_samples_per_s"] == pytest.approx(
+        (last["samples"] - first["samples"]) / (last["t"] - first["t"]), rel=1e-3)
+    assert t["steady_tokens_per_s"] == pytest.approx(
+        (last["tokens"] - first["tokens"]) / (last["t"] - first["t"]), rel=1e-3)
+    assert last["samples"] == 30 * 16 and last["tokens"] == t["train_tokens"]
+    # the live rate at a logging step covers the last 5 intervals, not the run since step 0
+    step30 = points[30]
+    window = (step30["samples"] - points[20]["samples"]) / (step30["t"] - points[20]["t"])
+    assert step30["samples_per_s"] == pytest.approx(window, rel=1e-2)
+    assert events.of(Step)[-1].samples_per_s == step30["samples_per_s"]
+
+
+def test_short_run_has_no_steady_window(tmp_path: Path) -> None:
+    record = run(tiny_spec(steps=6), runs_dir=tmp_path).record
+    assert record.status == "completed"
+    assert record.timing["steady_samples_per_s"] is None and record.timing["warmup_steps"] is None
+    assert record.timing["samples_per_s"] > 0
+
+
+def test_steady_window_math() -> None:
+    from ftbench.engine.callbacks import steady_window, warmup_steps
+
+    assert warmup_steps(50) == 10 and warmup_steps(500) == 50 and warmup_steps(50, compiled=True) == 20
+    pts = [{"step": s, "t": 1.0 + 0.5 * s, "samples": 8 * s, "tokens": 100 * s} for s in (5, 10, 15, 20)]
+    pts[0]["t"] = 9.0                                  # a slow first interval (warm-up) is left out
+    w = steady_window(pts, 10)
+    assert w["warmup_steps"] == 10 and w["steady_steps"] == 10 and w["steady_s"] == 5.0
+    assert w["steady_samples_per_s"] == 16.0 and w["steady_tokens_per_s"] == 200.0
+    assert steady_window(pts, 20) is None and steady_window([], 0) is None

@@ -18,6 +18,38 @@ from transformers import TrainerCallback
 from ftbench.engine.events import Emit, Eval, Log, Step
 
 _EVAL_SKIP = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+RATE_WINDOW = 5      # live rates: over the last 5 logging intervals, not since step 0
+MIN_WARMUP_STEPS = 10
+
+
+def warmup_steps(total_steps: int, compiled: bool = False) -> int:
+    """Steps left out of the steady-state figures: 10 % of the run, at least 10 steps (20 when
+    compiled, whose first steps include compiling and recompiling for new shapes)."""
+    floor = 2 * MIN_WARMUP_STEPS if compiled else MIN_WARMUP_STEPS
+    return max(floor, math.ceil(0.1 * total_steps))
+
+
+def steady_window(points: list[dict[str, Any]], warmup: int) -> dict[str, Any] | None:
+    """Throughput between the first logging point at or after step ``warmup`` and the last one.
+
+    ``points`` are train-series points with cumulative ``t`` (seconds, evaluation excluded),
+    ``samples`` and ``tokens``; each was taken right after the Trainer synced for the loss, so
+    the device had finished that step. None when fewer than two points lie past the warm-up.
+    """
+    after = [p for p in points if p["step"] >= warmup and p.get("samples") is not None]
+    if len(after) < 2:
+        return None
+    first, last = after[0], after[-1]
+    seconds = last["t"] - first["t"]
+    if seconds <= 0:
+        return None
+    samples = last["samples"] - first["samples"]
+    tokens = (last["tokens"] - first["tokens"]
+              if last.get("tokens") is not None and first.get("tokens") is not None else None)
+    return {"warmup_steps": first["step"], "steady_steps": last["step"] - first["step"],
+            "steady_s": round(seconds, 3), "steady_samples": samples, "steady_tokens": tokens,
+            "steady_samples_per_s": round(samples / seconds, 2),
+            "steady_tokens_per_s": round(tokens / seconds, 1) if tokens else None}
 
 
 @dataclass
@@ -55,6 +87,7 @@ class EventCallback(TrainerCallback):
         metric_transform: Callable[[dict[str, Any]], dict[str, Any]],
         memory_probe: Callable[[], tuple[float | None, float | None]],
         token_probe: Callable[[], int | None] | None = None,
+        sample_probe: Callable[[], int] | None = None,
     ) -> None:
         self.run_id = run_id
         self.emit = emit
@@ -64,6 +97,7 @@ class EventCallback(TrainerCallback):
         self.metric_transform = metric_transform
         self.memory_probe = memory_probe
         self.token_probe = token_probe
+        self.sample_probe = sample_probe
         self.progress = Progress()
         self._eval_started: float | None = None
 
@@ -95,18 +129,26 @@ class EventCallback(TrainerCallback):
         step = int(state.global_step)
         now = time.perf_counter()
         elapsed = self.progress.train_elapsed(now)
-        samples_per_s = step * self.samples_per_step / elapsed if elapsed > 0 else None
+        samples = self.sample_probe() if self.sample_probe is not None else step * self.samples_per_step
         total = self.progress.total_steps
-        eta = (total - step) * elapsed / step if step and total >= step else None
         lr = logs.get("learning_rate")
         tokens = self.token_probe() if self.token_probe is not None else None
-        tokens_per_s = tokens / elapsed if tokens and elapsed > 0 else None
+        # Live rates over a moving window of logging intervals (the first one includes warm-up).
+        series = self.progress.train_series
+        then = series[-RATE_WINDOW] if len(series) >= RATE_WINDOW else (series[0] if series else None)
+        t0, s0, k0 = (then["t"], then["samples"], then.get("tokens")) if then else (0.0, 0, 0)
+        span = elapsed - t0
+        samples_per_s = (samples - s0) / span if span > 0 and samples > s0 else None
+        tokens_per_s = (tokens - k0) / span if tokens and k0 is not None and span > 0 else None
+        eta = None
+        if total >= step and samples_per_s and self.samples_per_step:
+            eta = (total - step) * self.samples_per_step / samples_per_s
         point = {"step": step, "epoch": round(float(state.epoch or 0.0), 4),
                  "loss": loss if math.isfinite(loss) else None,
                  "lr": float(lr) if lr is not None else None,
                  "samples_per_s": round(samples_per_s, 2) if samples_per_s else None,
                  "tokens_per_s": round(tokens_per_s, 1) if tokens_per_s else None,
-                 "t": round(elapsed, 3)}
+                 "t": round(elapsed, 3), "samples": samples, "tokens": tokens}
         self.progress.train_series.append(point)
         allocated, rss = self.memory_probe()
         self.emit(Step(self.run_id, step, total, point["epoch"], point["loss"], point["lr"],

@@ -363,7 +363,8 @@ class _Session:
             collator = _HookedCollator(collator, self.hooks.on_batch)
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
                                       on_begin, prepared.metric_transform, memory_probe,
-                                      self._tokens_so_far)
+                                      self._tokens_so_far,
+                                      lambda: int(getattr(self.trainer, "ft_samples", 0)))
         trainer_cls = _measured_trainer_class(self.hooks.loss_override)
         self.trainer = trainer_cls(
             model=model,
@@ -477,7 +478,14 @@ class _Session:
             "samples_per_s": _round(samples / train_s, 2) if train_s > 0 and samples else None,
             "tokens_per_s": _round(tokens / train_s, 1) if train_s > 0 and tokens else None,
         })
-        self._record_flops(samples, tokens, train_s)
+        from ftbench.engine.callbacks import steady_window, warmup_steps
+
+        steady = steady_window(progress.train_series,
+                               warmup_steps(progress.total_steps, self.spec.train.torch_compile))
+        record.timing.update({key: None for key in STEADY_KEYS})
+        if steady is not None:
+            record.timing.update({k: steady[k] for k in STEADY_KEYS if k in steady})
+        self._record_flops(samples, tokens, train_s, steady)
         if progress.last_eval is not None:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
@@ -491,8 +499,10 @@ class _Session:
         except Exception:
             return None
 
-    def _record_flops(self, samples: int, tokens: int, train_s: float) -> None:
-        """Model FLOPs, achieved TFLOP/s and (on a known GPU) MFU; see engine/flops.py."""
+    def _record_flops(self, samples: int, tokens: int, train_s: float,
+                      steady: dict[str, Any] | None = None) -> None:
+        """Model FLOPs, achieved TFLOP/s and (on a known GPU) MFU, over the whole run and in
+        steady state; see engine/flops.py."""
         model = getattr(self.trainer, "model", None)
         if model is None or not samples or not tokens or train_s <= 0:
             return
@@ -512,8 +522,17 @@ class _Session:
             "achieved_tflops": float(f"{achieved:.4g}"),
             "mfu": round(achieved / peak, 4) if peak else None,
         })
+        if steady and steady.get("steady_tokens"):
+            rate = count.total(steady["steady_tokens"]) / steady["steady_s"] / 1e12
+            self.record.timing["steady_tflops"] = float(f"{rate:.4g}")
+            self.record.timing["steady_mfu"] = round(rate / peak, 4) if peak else None
         self.record.environment["peak_tflops"] = peak
         self.record.environment["peak_tflops_source"] = source
+
+
+# Steady-state throughput (after warm-up and compile), beside the whole-run figures.
+STEADY_KEYS = ("warmup_steps", "steady_steps", "steady_s", "steady_samples_per_s",
+               "steady_tokens_per_s", "steady_tflops", "steady_mfu")
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

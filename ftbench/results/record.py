@@ -36,7 +36,11 @@ def _empty_params() -> dict[str, Any]:
 
 def _empty_timing() -> dict[str, Any]:
     return {"train_s": None, "eval_s": None, "total_s": None, "samples_per_s": None,
-            "tokens_per_s": None, "steps": None, "train_samples": None, "train_tokens": None}
+            "tokens_per_s": None, "steps": None, "train_samples": None, "train_tokens": None,
+            # steady state: after `warmup_steps` (and any compile); older records read as null
+            "warmup_steps": None, "steady_steps": None, "steady_s": None,
+            "steady_samples_per_s": None, "steady_tokens_per_s": None, "steady_tflops": None,
+            "steady_mfu": None}
 
 
 def _empty_memory() -> dict[str, Any]:
