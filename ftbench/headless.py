@@ -183,8 +183,11 @@ def summary_table(records: list[Any]) -> Table:
                 "peak MB"):
         table.add_column(col, justify="left" if col in ("method", "status") else "right",
                          no_wrap=True, min_width=len(col))
-    rss_only = False
+    rss_only = whole_run = False
     for r in records:
+        rate = r.timing.get("steady_samples_per_s")
+        if rate is None and r.timing.get("samples_per_s") is not None:
+            rate, whole_run = r.timing.get("samples_per_s"), True
         peak = r.memory.get("torch_peak_allocated_mb") or r.memory.get("process_peak_rss_mb")
         if peak and not r.memory.get("torch_peak_allocated_mb"):
             rss_only = True
@@ -193,12 +196,36 @@ def summary_table(records: list[Any]) -> Table:
             r.method, str(r.seed), r.status, _fmt_metric(r.metrics.get(first[1])),
             _fmt_metric(r.metrics.get("f1")),
             f"{trainable:,}" if isinstance(trainable, int) else "-",
-            _fmt_num(r.timing.get("train_s"), 1), _fmt_num(r.timing.get("samples_per_s"), 1),
+            _fmt_num(r.timing.get("train_s"), 1),
+            _fmt_num(rate, 1) + ("*" if rate is not None and r.timing.get("steady_samples_per_s") is None else ""),
             f"{peak:,.0f}" if peak else "-",
         )
+    notes = ["samp/s: steady state after the warm-up steps"
+             + ("; * whole run (too short for a steady window)" if whole_run else "")]
     if rss_only:
-        table.caption = "peak MB: process RSS where no GPU memory was measured"
+        notes.append("peak MB: process RSS where no GPU memory was measured")
+    table.caption = "\n".join(notes)
     return table
+
+
+def qa_lines(records: list[Any]) -> list[str]:
+    """For QA runs: EM / F1 with the has-answer / no-answer split beside the all-no-answer
+    baseline on the same questions, so a score at the baseline is seen for what it is."""
+    out = []
+    for r in records:
+        m = r.metrics
+        if not isinstance(m.get("exact_match"), (int, float)):
+            continue
+        line = f"{r.method} s{r.seed}: EM {m['exact_match']:.3f} F1 {_fmt_metric(m.get('f1'))[:5]}"
+        if isinstance(m.get("has_ans_exact"), (int, float)):
+            line += (f" · HasAns EM {m['has_ans_exact']:.3f} (n={m.get('has_ans_total')})"
+                     f" · NoAns EM {_fmt_metric(m.get('no_ans_exact'))[:5]} (n={m.get('no_ans_total')})")
+        base = (r.data_info.get("baselines") or {}).get("no_answer") or {}
+        if isinstance(base.get("exact_match"), (int, float)):
+            line += (f" · no-answer baseline EM {base['exact_match']:.3f}"
+                     f" ({m['exact_match'] - base['exact_match']:+.3f})")
+        out.append(line)
+    return out
 
 
 def _fmt_metric(value: Any) -> str:
@@ -253,6 +280,8 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
         print(json.dumps(e.record.to_dict(), indent=2, default=str), file=out, flush=True)
     if records:
         console.print(summary_table(records))
+        for line in qa_lines(records):
+            console.print(line, markup=False)
     console.print(f"{len(records)} run(s) in {total:.1f} s" + (" (interrupted)" if interrupted else ""))
     code = EXIT_INTERRUPTED if interrupted else (
         EXIT_FAILED if unsaved or any(r.status != "completed" for r in records) else EXIT_OK)

@@ -382,8 +382,14 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
         train = replace(train, max_steps=overrides.max_steps, eval_steps=eval_steps,
                         logging_steps=min(train.logging_steps, overrides.max_steps))
     substitutions: list[str] = []
+    cpu_sizes: dict[str, int] = {}
     if overrides.offline:
         model, data, substitutions = offline_swaps(preset, model, data)
+        # the [offline] sizing is for a CPU; the engine applies it once it knows the device,
+        # and sizes given on the command line win over both
+        cpu_sizes = {k: v for k, v in (("train_size", preset.offline_train_size),
+                                       ("eval_size", preset.offline_eval_size))
+                     if v is not None and getattr(overrides, k) is None}
     seeds = overrides.seeds if overrides.seeds is not None else preset.seeds
     if seeds < 1:
         raise PresetError("--seeds must be >= 1")
@@ -396,6 +402,7 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
                 substitutions=tuple(substitutions), report_to=overrides.report_to,
                 references=tuple(r for r in preset.references if r.method == method.name),
                 trust_remote_code=overrides.trust_remote_code, allow_pickle=overrides.allow_pickle,
+                cpu_sizes=dict(cpu_sizes),
             ))
     return specs
 
@@ -420,13 +427,6 @@ def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, Data
         data = replace(data, name=target, source="bundled")
     elif data.name != "file":
         data = replace(data, source="bundled")
-    sizes = {k: v for k, v in (("train_size", preset.offline_train_size),
-                               ("eval_size", preset.offline_eval_size)) if v is not None}
-    if sizes:
-        was = {k: f"{getattr(data, k):,}" if getattr(data, k) else "all" for k in sizes}
-        notes.append(", ".join(f"{k} {was[k]} -> {v:,}" for k, v in sizes.items())
-                     + " (the preset's offline sizing)")
-        data = replace(data, **sizes)
     return model, data, notes
 
 

@@ -109,6 +109,25 @@ class RunSpec:
     references: tuple[Reference, ...] = field(default=(), compare=False)
     trust_remote_code: bool = False  # --trust-remote-code: run the model folder's own Python code
     allow_pickle: bool = False       # --allow-pickle: load .bin/.pt weights (pickle can run code)
+    # --offline on a machine without a CUDA GPU: the preset's [offline] CPU sizing
+    # ({"train_size": n, "eval_size": n}); a GPU run keeps the preset's own sizes
+    cpu_sizes: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def sized_for(self, device: str) -> tuple["RunSpec", str | None]:
+        """This spec with the data sizes for ``device``, and a note saying which were used."""
+        from dataclasses import replace
+
+        if not self.cpu_sizes:
+            return self, None
+        own = ", ".join(f"{k} {getattr(self.data, k) or 'all'}" for k in self.cpu_sizes)
+        if device == "cuda":
+            return replace(self, cpu_sizes={}), (
+                f"preset's own sizes on a CUDA GPU ({own}); the [offline] CPU sizing "
+                f"({', '.join(f'{k} {v}' for k, v in self.cpu_sizes.items())}) is not applied")
+        note = (", ".join(f"{k} {getattr(self.data, k) or 'all'} -> {v}" for k, v in self.cpu_sizes.items())
+                + " (the preset's [offline] sizing for a CPU; a CUDA GPU uses the preset's own)")
+        return replace(self, data=replace(self.data, **self.cpu_sizes), cpu_sizes={},
+                       substitutions=self.substitutions + (note,)), note
 
     @property
     def learning_rate(self) -> float:
@@ -120,6 +139,7 @@ class RunSpec:
         d["learning_rate"] = self.learning_rate
         d["substitutions"] = list(self.substitutions)
         d["report_to"] = list(self.report_to)
+        d["cpu_sizes"] = dict(self.cpu_sizes)
         return d
 
     @classmethod
@@ -137,4 +157,5 @@ class RunSpec:
             report_to=tuple(d.get("report_to", ())),
             trust_remote_code=d.get("trust_remote_code", False),
             allow_pickle=d.get("allow_pickle", False),
+            cpu_sizes=dict(d.get("cpu_sizes", {})),
         )

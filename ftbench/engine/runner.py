@@ -256,8 +256,14 @@ class _Session:
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.record.environment = environment.collect(self.device, torch)
+        spec, sizing = spec.sized_for(self.device)
+        if sizing is not None:
+            self.spec = spec
+            self.record.spec = spec.to_dict()
         for line in spec.substitutions:
             self.log(f"offline: {line}")
+        if sizing is not None and sizing not in spec.substitutions:
+            self.log(f"offline: {sizing}")
 
         from ftbench.models import resolve_model
 
@@ -281,6 +287,8 @@ class _Session:
         tokenizer = _load_tokenizer(ref.path, self.trust_remote_code)
         prepared = task.prepare(spec, tokenizer, self.log)
         self.record.data_info = prepared.data_info
+        if sizing is not None:
+            self.record.data_info["sizing"] = sizing
         self.log(f"data: {prepared.data_info.get('source')}")
         self.check_cancel()
 
