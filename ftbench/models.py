@@ -158,9 +158,10 @@ def tiny_model_folder(name: str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
     try:
         if name in _BASE_SIZE:
-            from ftbench.bundles import minilm_folder
+            # only the WordPiece vocabulary (~230 KB), never MiniLM's 90 MB of weights
+            from ftbench.bundles import minilm_vocab
 
-            vocab = (minilm_folder() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+            vocab = minilm_vocab().read_text(encoding="utf-8").splitlines()
         else:
             vocab = _tiny_vocab()
         vocab_file = tmp / "vocab.txt"

@@ -220,3 +220,31 @@ def test_unreachable_index_is_named_and_no_empty_cache_folder_is_left(cache, mon
         bundles.bundled_path(PKG, VER, A)
     assert "package index is unreachable" in str(err.value) and "\n" not in str(err.value)
     assert not (cache / "bundles" / f"{PKG}-{VER}").exists()
+
+
+def test_base_size_random_models_need_only_the_vocabulary(cache, monkeypatch):
+    """A cache holding MiniLM's vocab.txt alone (no weights) builds bert-base-random; nothing is
+    downloaded and the weights are never asked for."""
+    from ftbench import models
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "good", "bad"]
+    vocab = ("\n".join(words) + "\n").encode()
+    package, version, members = bundles.MINILM
+    member = next(m for m in members if m.endswith("/vocab.txt"))
+    monkeypatch.setattr(bundles, "MINILM", (package, version, {**members, member: sha(vocab)}))
+    target = cache / "bundles" / f"{package}-{version}" / member
+    target.parent.mkdir(parents=True)
+    target.write_bytes(vocab)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing may be downloaded")
+
+    monkeypatch.setattr(bundles, "_pip_download", refuse)
+    monkeypatch.setattr(bundles, "minilm_folder", refuse)
+    real_config = models._tiny_config
+    # keep the test light: the base-size name, built with a tiny shape
+    monkeypatch.setattr(models, "_tiny_config",
+                        lambda name, size: real_config("tiny-bert", size))
+    folder = models.tiny_model_folder("bert-base-random")
+    assert (folder / "vocab.txt").read_text().split() == words
+    assert sorted(p.name for p in target.parent.iterdir()) == ["vocab.txt"]
