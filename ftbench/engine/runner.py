@@ -339,9 +339,8 @@ class _Session:
     def _train(self, model: Any, tokenizer: Any, prepared: Any, precision: str) -> None:
         torch = self.torch
         spec = self.spec
-        from transformers import DataCollatorWithPadding
-
         from ftbench.engine.callbacks import EventCallback
+        from ftbench.engine.collate import PadCollator, pad_multiple
         from ftbench.engine.trainargs import training_args
         from ftbench.engine.telemetry import Telemetry, reset_torch_peaks, torch_peaks
 
@@ -366,7 +365,9 @@ class _Session:
             rss = self.telemetry.peak_rss_mb if self.telemetry else None
             return allocated, rss
 
-        collator = prepared.collator or DataCollatorWithPadding(tokenizer)
+        collator = prepared.collator or PadCollator(
+            tokenizer.pad_token_id or 0, pad_multiple(self.device, train.torch_compile),
+            train.max_length, getattr(tokenizer, "padding_side", "right"))
         if self.hooks.on_batch is not None:
             collator = _HookedCollator(collator, self.hooks.on_batch)
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,

@@ -16,7 +16,7 @@ class Prepared:
     model_kwargs: dict[str, Any]          # num_labels, id2label ...
     compute_metrics: Callable[[Any], dict[str, Any]] | None
     data_info: dict[str, Any]             # source actually used, sizes, notes
-    collator: Any = None                  # None: DataCollatorWithPadding(tokenizer)
+    collator: Any = None                  # None: engine.collate.PadCollator
     label_names_for_trainer: list[str] | None = None
     metric_transform: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda m: m)
 
