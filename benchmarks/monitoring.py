@@ -32,9 +32,10 @@ from ftbench.results.store import load_runs
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.widgets.memory_panel import Machine
 
-method, steps, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+method, steps, runs, tiny = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 preset = load_preset("quickstart")
-specs = expand(preset, Overrides(methods=(method,), max_steps=steps))
+extra = dict(model="tiny-bert", dataset="synthetic-sentiment", train_size=64, eval_size=16) if tiny else {}
+specs = expand(preset, Overrides(methods=(method,), max_steps=steps, **extra))
 
 async def main():
     app = FtbenchApp(runs, start=(preset.name, specs))
@@ -48,11 +49,16 @@ asyncio.run(main())
 """
 
 
+TINY: list[str] = []   # --tiny: tiny-bert on synthetic reviews (CI smoke run)
+
+
 def run_headless(method: str, steps: int) -> float:
+    tiny = ["--model", "tiny-bert", "--dataset", "synthetic-sentiment", "--train-size", "64",
+            "--eval-size", "16"] if TINY else []
     with tempfile.TemporaryDirectory() as runs:
         proc = subprocess.run([sys.executable, "-m", "ftbench.cli", "run", "--preset", "quickstart",
                                "--method", method, "--max-steps", str(steps), "--headless",
-                               "--json", "--runs-dir", runs],
+                               "--json", "--runs-dir", runs] + tiny,
                               capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"headless run failed: {proc.stderr[-2000:]}")
@@ -61,7 +67,8 @@ def run_headless(method: str, steps: int) -> float:
 
 def run_tui(method: str, steps: int) -> float:
     with tempfile.TemporaryDirectory() as runs:
-        proc = subprocess.run([sys.executable, "-c", TUI_SCRIPT, method, str(steps), runs],
+        proc = subprocess.run([sys.executable, "-c", TUI_SCRIPT, method, str(steps), runs,
+                               "1" if TINY else "0"],
                               capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"TUI run failed: {proc.stderr[-2000:]}")
@@ -76,7 +83,10 @@ def main() -> None:
     parser.add_argument("--method", default="lora", choices=["full", "lora", "head-only"])
     parser.add_argument("--max-steps", type=int, default=30)
     parser.add_argument("--reps", type=int, default=4)
+    parser.add_argument("--tiny", action="store_true", help="tiny-bert, synthetic data (CI)")
     args = parser.parse_args()
+    if args.tiny:
+        TINY.append("--tiny")
     rows = []
     for rep in range(args.reps):
         order = [run_headless, run_tui] if rep % 2 == 0 else [run_tui, run_headless]

@@ -36,18 +36,23 @@ def timed(cmd: list[str]) -> tuple[float, str]:
     return wall, proc.stdout
 
 
+TINY: list[str] = []   # --tiny: tiny-bert on synthetic reviews in both (CI smoke run)
+TINY_FTBENCH = ["--model", "tiny-bert", "--dataset", "synthetic-sentiment", "--train-size", "64",
+                "--eval-size", "16"]
+
+
 def run_ftbench(method: str, steps: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as runs:
         wall, out = timed([sys.executable, "-m", "ftbench.cli", "run", "--preset", "quickstart",
                            "--method", method, "--max-steps", str(steps), "--headless", "--json",
-                           "--runs-dir", runs])
+                           "--runs-dir", runs] + (TINY_FTBENCH if TINY else []))
     record = json.loads(out)["runs"][0]
     return float(record["timing"]["train_s"]), wall
 
 
 def run_plain(method: str, steps: int) -> tuple[float, float]:
     wall, out = timed([sys.executable, str(ROOT / "benchmarks" / "plain_trainer.py"),
-                       "--method", method, "--max-steps", str(steps)])
+                       "--method", method, "--max-steps", str(steps)] + TINY)
     return float(json.loads(out.strip().splitlines()[-1])["train_s"]), wall
 
 
@@ -56,7 +61,10 @@ def main() -> None:
     parser.add_argument("--method", default="lora", choices=["full", "lora"])
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--tiny", action="store_true", help="tiny-bert, synthetic data (CI)")
     args = parser.parse_args()
+    if args.tiny:
+        TINY.append("--tiny")
 
     rows = []
     for rep in range(args.reps):

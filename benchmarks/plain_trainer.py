@@ -25,6 +25,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer,  # 
 
 from ftbench.bundles import minilm_folder  # noqa: E402  (locates the files, nothing more)
 from ftbench.data import load_classification  # noqa: E402
+from ftbench.models import tiny_model_folder  # noqa: E402
 from ftbench.spec import DataSpec  # noqa: E402
 
 
@@ -50,12 +51,19 @@ def main() -> None:
     parser.add_argument("--method", choices=["full", "lora"], default="lora")
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--tiny", action="store_true",
+                        help="tiny-bert on synthetic reviews (what `overhead.py --tiny` compares; CI)")
     args = parser.parse_args()
     lr = args.lr or {"full": 1e-4, "lora": 5e-3}[args.method]
 
-    folder = str(minilm_folder())
-    data = load_classification(DataSpec(name="rotten_tomatoes", train_size=1600, eval_size=400,
-                                        source="bundled"), seed=42, offline=True)
+    if args.tiny:
+        folder = str(tiny_model_folder("tiny-bert"))
+        data = load_classification(DataSpec(name="synthetic-sentiment", train_size=64, eval_size=16),
+                                   seed=42, offline=True)
+    else:
+        folder = str(minilm_folder())
+        data = load_classification(DataSpec(name="rotten_tomatoes", train_size=1600, eval_size=400,
+                                            source="bundled"), seed=42, offline=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     train = encode(tokenizer, data.train_texts, data.train_labels, 64)
     evald = encode(tokenizer, data.eval_texts, data.eval_labels, 64)

@@ -28,8 +28,7 @@ model = "{model}"
 task = "classification"
 
 [data]
-name = "imdb"
-source = "bundled"
+name = "{dataset}"
 train_size = 2000
 eval_size = 16
 
@@ -44,12 +43,13 @@ name = "{method}"
 """
 
 
-def one(model: str, method: str, length: int, batch: int, steps: int) -> dict:
+def one(model: str, method: str, length: int, batch: int, steps: int, dataset: str = "imdb") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         preset = Path(tmp) / "scaling.toml"
-        preset.write_text(PRESET.format(model=model, method=method, length=length, batch=batch))
+        preset.write_text(PRESET.format(model=model, method=method, length=length, batch=batch,
+                                        dataset=dataset))
         proc = subprocess.run([sys.executable, "-m", "ftbench.cli", "run", "--preset", str(preset),
-                               "--headless", "--json", "--max-steps", str(steps),
+                               "--headless", "--json", "--max-steps", str(steps), "--offline",
                                "--runs-dir", str(Path(tmp) / "runs")],
                               capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256, 512])
     parser.add_argument("--batches", nargs="+", type=int, default=[8, 16])
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--dataset", default="imdb", help="imdb (bundled reviews) or synthetic-sentiment (CI)")
     args = parser.parse_args()
     print("| method | max length | batch | real tokens/sample | s/step | samples/s | tokens/s | peak MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -82,7 +83,7 @@ def main() -> None:
     for method in args.methods:
         for length in args.lengths:
             for batch in args.batches:
-                row = one(args.model, method, length, batch, args.steps)
+                row = one(args.model, method, length, batch, args.steps, args.dataset)
                 rows.append(row)
                 if "error" in row:
                     print(f"| {method} | {length} | {batch} | error: {row['error']} |", flush=True)

@@ -58,7 +58,7 @@ def load_events() -> list[dict]:
     return runs
 
 
-async def draw(live_upto: int = 30) -> None:
+async def draw(out: Path = HERE, live_upto: int = 30) -> None:
     from ftbench.engine.events import RunFinished, Step
     from ftbench.presets import expand, load_preset
     from ftbench.results.store import load_file
@@ -95,7 +95,7 @@ async def draw(live_upto: int = 30) -> None:
         for chart in app.screen.query(PlotView):
             chart.redraw_if_needed()
         await pilot.pause()
-        app.save_screenshot("tui-live.svg", str(HERE))
+        app.save_screenshot("tui-live.svg", str(out))
         queue.stop()
         app.queue = None
         app.set_activity("")
@@ -105,18 +105,19 @@ async def draw(live_upto: int = 30) -> None:
         await pilot.pause()
         app.clear_notifications()
         await pilot.pause()
-        app.save_screenshot("tui-compare.svg", str(HERE))
-    print(f"wrote {HERE / 'tui-live.svg'} and {HERE / 'tui-compare.svg'}", file=sys.stderr)
+        app.save_screenshot("tui-compare.svg", str(out))
+    print(f"wrote {out / 'tui-live.svg'} and {out / 'tui-compare.svg'}", file=sys.stderr)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true",
                         help="run the real quickstart first and keep its events")
+    parser.add_argument("--out", type=Path, default=HERE, help="where the SVGs go (default: docs/)")
     args = parser.parse_args()
     if args.record:
         record()
-    asyncio.run(draw())
+    asyncio.run(draw(args.out))
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--offline", action="store_true",
                      help="swap hub models for minilm-l6 and hub datasets for bundled copies")
     run.add_argument("--runs-dir", help="where run files go (default: ./runs or $FTBENCH_RUNS_DIR)")
-    run.add_argument("--compile", action="store_true",
-                     help="torch.compile the model (compile time counts as training time)")
+    run.add_argument("--batch-size", metavar="N|auto",
+                     help="per-device training batch; auto = the largest that fits (probed first)")
+    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                     help="torch.compile the model (default: auto, on a CUDA GPU for long runs); "
+                          "compile time is left out of the steady-state figures")
     run.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     run.add_argument("--trust-remote-code", action="store_true",
                      help="let a model folder run its own Python code (off by default; recorded)")
@@ -107,7 +110,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         methods=_split(args.method), model=args.model, dataset=args.dataset,
         max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
         report_to=_split(args.report_to), train_size=args.train_size, eval_size=args.eval_size,
-        compile=args.compile, trust_remote_code=args.trust_remote_code,
+        compile=args.compile, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
         allow_pickle=args.allow_pickle,
     )
     specs = expand(preset, overrides)

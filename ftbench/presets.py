@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,8 +32,11 @@ class Rule:
     max_exclusive: bool = False
     choices: tuple[str, ...] | None = None
     nonempty: bool = True
+    auto: bool = False             # the string "auto" is allowed too
 
     def describe(self) -> str:
+        if self.auto:
+            return replace(self, auto=False).describe() + ' or "auto"'
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         noun = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
@@ -81,7 +84,7 @@ DATA: dict[str, Rule] = {
 TRAIN: dict[str, Rule] = {
     "epochs": Rule("float", min=0, min_exclusive=True, max=1000),
     "max_steps": Rule("int", min=1, max=10_000_000),
-    "batch_size": Rule("int", min=1, max=65_536),
+    "batch_size": Rule("int", min=1, max=65_536, auto=True),
     "eval_batch_size": Rule("int", min=1, max=65_536),
     "learning_rate": Rule("float", min=0, min_exclusive=True, max=1),
     "weight_decay": Rule("float", min=0, max=1),
@@ -142,6 +145,8 @@ class _Checker:
         return value
 
     def value(self, v: Any, rule: Rule, key: str) -> None:
+        if rule.auto and v == "auto":
+            return
         ok = {
             "str": isinstance(v, str),
             "int": isinstance(v, int) and not isinstance(v, bool),
@@ -337,7 +342,8 @@ class Overrides:
     seeds: int | None = None
     offline: bool = False
     report_to: tuple[str, ...] = ()
-    compile: bool = False
+    compile: bool | None = None            # None: the preset's choice (default auto)
+    batch_size: int | str | None = None    # a number or "auto"
     train_size: int | None = None
     eval_size: int | None = None
     trust_remote_code: bool = False
@@ -373,8 +379,10 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
     if overrides.eval_size is not None:
         data = replace(data, eval_size=overrides.eval_size)
     train = preset.train
-    if overrides.compile:
-        train = replace(train, torch_compile=True)
+    if overrides.compile is not None:
+        train = replace(train, torch_compile=overrides.compile)
+    if overrides.batch_size is not None:
+        train = replace(train, batch_size=_batch_size(overrides.batch_size))
     if overrides.max_steps is not None:
         if overrides.max_steps < 1:
             raise PresetError("--max-steps must be >= 1")
@@ -405,6 +413,20 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
                 cpu_sizes=dict(cpu_sizes),
             ))
     return specs
+
+
+def _batch_size(value: int | str) -> int | str:
+    """--batch-size: a whole number in the preset rule's range, or "auto"."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    rule = TRAIN["batch_size"]
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise PresetError(f"--batch-size must be a whole number or auto, got {str(value)[:40]!r}") from None
+    if not rule.min <= number <= rule.max:  # type: ignore[operator]
+        raise PresetError(f"--batch-size {number} is out of range; expected {rule.describe()}")
+    return number
 
 
 def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, DataSpec, list[str]]:

@@ -41,7 +41,7 @@ class DataSpec:
 class TrainParams:
     epochs: float | None = 1.0
     max_steps: int | None = None
-    batch_size: int = 16
+    batch_size: int | Literal["auto"] = 16  # "auto": the largest that fits (engine/autobatch.py)
     eval_batch_size: int | None = None
     learning_rate: float = 2e-5
     weight_decay: float = 0.0
@@ -53,7 +53,9 @@ class TrainParams:
     logging_steps: int = 10
     grad_accum: int = 1
     group_by_length: bool | None = None  # None: on with a GPU (less padding), off on CPU
-    torch_compile: bool = False          # opt-in: compile time is counted in train_s
+    # None ("auto"): on a CUDA GPU for long runs (engine/autobatch.resolve_compile); the compile
+    # time is in train_s and left out of the steady-state figures
+    torch_compile: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def test_find_preset_by_path_and_unknown(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (("[train]", "[train]\nbatchsize = 3"), r"train.batchsize: unknown key \(allowed: epochs, max_steps, batch_size"),
-        (("batch_size = 8", 'batch_size = "8"'), r"train.batch_size: expected an integer >= 1 and <= 65,536, got a string '8'"),
+        (("batch_size = 8", 'batch_size = "8"'), r"train.batch_size: expected an integer >= 1 and <= 65,536 or .auto., got a string '8'"),
         (("batch_size = 8", "batch_size = 0"), r"train.batch_size: 0 is out of range"),
         (("max_steps = 4", "max_steps = -5"), r"train.max_steps: -5 is out of range; expected an integer >= 1"),
         (("[train]", "[train]\nlearning_rate = 1e9"), r"train.learning_rate: 1000000000.0 is out of range"),

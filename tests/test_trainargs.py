@@ -72,3 +72,30 @@ def test_transformers_accepts_the_mapping(tmp_path: object) -> None:
     grouped = training_args(spec(group_by_length=True), device="cpu", precision="fp32",
                             output_dir=str(tmp_path))
     assert grouped.train_sampling_strategy == "group_by_length"
+
+
+def test_levers_can_be_turned_off_for_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftbench.engine.collate import pad_multiple
+    from ftbench.errors import FtbenchError
+
+    monkeypatch.setenv("FTBENCH_LEVERS_OFF", "loader_workers, fused_adamw,pad_multiple")
+    kw = training_kwargs(spec(), device="cuda", precision="bf16", cpu_count=16)
+    assert kw["optim"] == "adamw_torch" and kw["dataloader_num_workers"] == 0
+    assert kw["dataloader_pin_memory"] is False and pad_multiple("cuda", False) == 1
+    monkeypatch.setenv("FTBENCH_LEVERS_OFF", "warp_drive")
+    with pytest.raises(FtbenchError, match="unknown lever 'warp_drive'"):
+        training_kwargs(spec(), device="cuda", precision="bf16")
+
+
+def test_collator_lever_in_a_run(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftbench.engine.runner import run
+
+    s = replace(spec(max_steps=2, epochs=None, logging_steps=1),
+                data=DataSpec(name="synthetic-sentiment", train_size=16, eval_size=8))
+    monkeypatch.setenv("FTBENCH_LEVERS_OFF", "pad_collator")
+    off = run(s, runs_dir=tmp_path).record
+    monkeypatch.delenv("FTBENCH_LEVERS_OFF")
+    on = run(s, runs_dir=tmp_path).record
+    assert off.environment["levers_off"] == ["pad_collator"] and on.environment["levers_off"] == []
+    # identical batches on a CPU: the same losses whichever collator built them
+    assert [p["loss"] for p in off.series["train"]] == [p["loss"] for p in on.series["train"]]

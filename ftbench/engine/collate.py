@@ -63,6 +63,10 @@ class PadCollator:
 def pad_multiple(device: str, compiled: bool) -> int:
     """Round padded lengths to 64 under compile (few shapes), 8 on a GPU (tensor-core tiles),
     not at all on a CPU (no gain; keeps CPU results identical to per-batch padding)."""
+    from ftbench.engine import levers
+
+    if not levers.on("pad_multiple"):
+        return 1
     if compiled:
         return 64
     return 8 if device == "cuda" else 1

@@ -44,7 +44,9 @@ class Hooks:
     counting from 1 (raise from it to simulate a data-loading failure); ``gpu_sampler(sample)``
     stands in for the NVML query and fills a `TelemetrySample` (a simulated GPU, so NVML
     failures can be injected on a machine without one); ``wrap_model(model)`` replaces the built
-    model (an oracle whose outputs are known, to test the evaluation path end to end).
+    model (an oracle whose outputs are known, to test the evaluation path end to end);
+    ``on_probe(size)`` runs before each `batch_size = "auto"` probe (raise an out-of-memory
+    error from it to simulate a size that does not fit).
     """
 
     before_train: Callable[[], None] | None = None
@@ -53,6 +55,7 @@ class Hooks:
     on_batch: Callable[[int], None] | None = None
     gpu_sampler: Callable[[Any], None] | None = None
     wrap_model: Callable[[Any], Any] | None = None
+    on_probe: Callable[[int], None] | None = None
     loss_override: float | None = None
     save: Callable[[RunRecord, Any], Path] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -229,6 +232,8 @@ class _Session:
         self.device = "cpu"
         self.t_start = time.perf_counter()
         self.final_eval_s = 0.0
+        self.compiled = False
+        self.first_step_s: float | None = None
         self.finished = False
         self.runs_dir: Any = None
         self.workdir: str | None = None
@@ -339,21 +344,35 @@ class _Session:
     def _train(self, model: Any, tokenizer: Any, prepared: Any, precision: str) -> None:
         torch = self.torch
         spec = self.spec
+        from ftbench.engine.autobatch import resolve_compile
         from ftbench.engine.callbacks import EventCallback
-        from ftbench.engine.collate import PadCollator, pad_multiple
+        from ftbench.engine.levers import levers_off
         from ftbench.engine.trainargs import training_args
         from ftbench.engine.telemetry import Telemetry, reset_torch_peaks, torch_peaks
 
         train = spec.train
+        batch_size = train.batch_size
+        if batch_size == "auto":
+            batch_size = self._auto_batch(model, prepared, tokenizer, precision)
+        steps = _planned_steps(train, len(prepared.train_dataset), batch_size)
+        compiled, why = resolve_compile(train.torch_compile, self.device, steps, spec.method.name)
+        self.compiled = compiled
+        self.record.timing["batch_size"] = batch_size
+        self.record.environment["torch_compile"] = compiled
+        self.record.environment["torch_compile_reason"] = why
+        if compiled:
+            self.log(f"torch.compile on ({why}); compile time is left out of the steady-state figures")
         workdir = self.workdir = tempfile.mkdtemp(prefix="ftbench-trainer-")
         self._tracker_dirs()
         args = training_args(spec, device=self.device, precision=precision, output_dir=workdir,
                              run_name=self.record.run_id,
                              label_names=prepared.label_names_for_trainer,
-                             cpu_count=os.cpu_count())
+                             cpu_count=os.cpu_count(), batch_size=batch_size, compile=compiled)
         self.record.environment["train_sampling"] = args.train_sampling_strategy
         self.record.environment["eval_sampling"] = "sequential (dataset order)"
-        samples_per_step = train.batch_size * train.grad_accum
+        self.record.environment["dataloader_workers"] = args.dataloader_num_workers
+        self.record.environment["levers_off"] = sorted(levers_off())
+        samples_per_step = batch_size * train.grad_accum
 
         def on_begin(total_steps: int) -> None:
             self.emit(RunStarted(self.record.run_id, spec.preset, spec.method.name, spec.model,
@@ -365,9 +384,7 @@ class _Session:
             rss = self.telemetry.peak_rss_mb if self.telemetry else None
             return allocated, rss
 
-        collator = prepared.collator or PadCollator(
-            tokenizer.pad_token_id or 0, pad_multiple(self.device, train.torch_compile),
-            train.max_length, getattr(tokenizer, "padding_side", "right"))
+        collator = self._collator(prepared, tokenizer, compiled)
         if self.hooks.on_batch is not None:
             collator = _HookedCollator(collator, self.hooks.on_batch)
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
@@ -382,7 +399,7 @@ class _Session:
             eval_dataset=prepared.eval_dataset,
             data_collator=collator,
             compute_metrics=prepared.compute_metrics,
-            callbacks=[self.callback],
+            callbacks=[self.callback, _FirstStepTimer(self)],
         )
         self.trainer.ft_step_hook = self.hooks.on_step
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -413,6 +430,42 @@ class _Session:
         allocated, reserved = torch_peaks(torch, self.device)
         self.record.memory["torch_peak_allocated_mb"] = _round(allocated)
         self.record.memory["torch_peak_reserved_mb"] = _round(reserved)
+
+    def _collator(self, prepared: Any, tokenizer: Any, compiled: bool) -> Any:
+        from ftbench.engine import levers
+        from ftbench.engine.collate import PadCollator, pad_multiple
+
+        if prepared.collator is None and not levers.on("pad_collator"):
+            from transformers import DataCollatorWithPadding
+
+            return DataCollatorWithPadding(tokenizer)
+        return prepared.collator or PadCollator(
+            tokenizer.pad_token_id or 0, pad_multiple(self.device, compiled),
+            self.spec.train.max_length, getattr(tokenizer, "padding_side", "right"))
+
+    def _auto_batch(self, model: Any, prepared: Any, tokenizer: Any, precision: str) -> int:
+        """`batch_size = "auto"`: probe before training (engine/autobatch.py)."""
+        import gc
+
+        from ftbench.engine.autobatch import find_batch_size, probe_step, start_size
+
+        torch = self.torch
+        if self.device == "cuda":
+            model.to("cuda")
+
+        def cleanup() -> None:
+            gc.collect()
+            if self.device == "cuda":
+                torch.cuda.empty_cache()
+
+        try_size = probe_step(model, prepared.train_dataset, self._collator(prepared, tokenizer, False),
+                              self.spec.train.max_length, self.device, precision, torch,
+                              hook=self.hooks.on_probe)
+        found = find_batch_size(try_size, start_size(self.device, len(prepared.train_dataset)),
+                                _is_oom, cleanup)
+        self.record.environment["batch_size_auto"] = found.describe()
+        self.log(found.describe())
+        return found.batch_size
 
     def _tracker_dirs(self) -> None:
         """TensorBoard logs go next to the run files (``<runs>/tensorboard/<run_id>``)."""
@@ -490,10 +543,16 @@ class _Session:
         from ftbench.engine.callbacks import steady_window, warmup_steps
 
         steady = steady_window(progress.train_series,
-                               warmup_steps(progress.total_steps, self.spec.train.torch_compile))
+                               warmup_steps(progress.total_steps, self.compiled))
         record.timing.update({key: None for key in STEADY_KEYS})
         if steady is not None:
             record.timing.update({k: steady[k] for k in STEADY_KEYS if k in steady})
+        record.timing["first_step_s"] = _round(self.first_step_s, 3)
+        record.timing["compile_s"] = None
+        if self.compiled and self.first_step_s is not None and steady and steady["steady_steps"]:
+            # step 1 compiles; what it took beyond a steady step is the compile's cost
+            per_step = steady["steady_s"] / steady["steady_steps"]
+            record.timing["compile_s"] = _round(max(0.0, self.first_step_s - per_step), 3)
         self._record_flops(samples, tokens, train_s, steady)
         if progress.last_eval is not None:
             record.metrics = dict(progress.last_eval)
@@ -544,6 +603,14 @@ STEADY_KEYS = ("warmup_steps", "steady_steps", "steady_s", "steady_samples_per_s
                "steady_tokens_per_s", "steady_tflops", "steady_mfu")
 
 
+def _planned_steps(train: Any, examples: int, batch_size: int) -> int:
+    """Optimizer steps the Trainer will run (what max_steps or the epochs give)."""
+    if train.max_steps:
+        return int(train.max_steps)
+    per_epoch = max(1, math.ceil(examples / (batch_size * train.grad_accum)))
+    return int(math.ceil(per_epoch * (train.epochs if train.epochs is not None else 1.0)))
+
+
 def _round(value: float | None, digits: int = 1) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -583,6 +650,24 @@ def _resolve_precision(asked: str, device: str, torch: Any) -> str:
     if asked == "fp16" and device != "cuda":
         raise FtbenchError("precision fp16 needs a CUDA GPU; use precision auto, fp32 or bf16 here")
     return asked
+
+
+class _FirstStepTimer:
+    """Times step 1 (one device sync, once): with torch.compile it holds the compile, reported
+    apart from the steady-state figures as ``timing.first_step_s`` / ``compile_s``."""
+
+    def __new__(cls, session: "_Session") -> Any:
+        from transformers import TrainerCallback
+
+        class FirstStep(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if state.global_step != 1 or session.callback is None:
+                    return
+                if session.device == "cuda":
+                    session.torch.cuda.synchronize()
+                session.first_step_s = session.callback.progress.train_elapsed()
+
+        return FirstStep()
 
 
 class _HookedCollator:

@@ -12,8 +12,10 @@ dataset order in its Trainer subclass (`_get_eval_sampler`).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from ftbench.engine import levers
 from ftbench.spec import RunSpec
 
 
@@ -26,20 +28,23 @@ def group_by_length(spec: RunSpec, device: str) -> bool:
 def loader_workers(device: str, cpu_count: int | None) -> int:
     """Background batch preparation on a GPU (the host stays ahead of the device); none on a
     CPU run, where workers would only compete with the training threads for the cores."""
-    if device != "cuda":
+    if device != "cuda" or not levers.on("loader_workers"):
         return 0
     return max(0, min(4, (cpu_count or 1) - 1))
 
 
 def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str = "",
                     label_names: list[str] | None = None, cpu_count: int | None = None,
-                    batch_size: int | None = None) -> dict[str, Any]:
+                    batch_size: int | None = None, compile: bool | None = None) -> dict[str, Any]:
     """The keyword arguments of `TrainingArguments` for this spec on this device (no output_dir).
 
-    ``batch_size`` overrides the spec's (the size `batch_size = "auto"` settled on).
+    ``batch_size`` and ``compile`` are what the engine resolved for `batch_size = "auto"` and
+    an unset `torch_compile`; without them the spec's values are used.
     """
     train = spec.train
     batch = batch_size or train.batch_size
+    if not isinstance(batch, int):
+        raise ValueError(f"batch_size {batch!r} must be resolved to a number first")
     eval_bs = train.eval_batch_size or batch * 2
     workers = loader_workers(device, cpu_count)
     return dict(
@@ -68,11 +73,14 @@ def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str
         use_cpu=device == "cpu",
         gradient_checkpointing=train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
-        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+        optim="adamw_torch_fused" if device == "cuda" and levers.on("fused_adamw") else "adamw_torch",
         train_sampling_strategy="group_by_length" if group_by_length(spec, device) else "random",
-        torch_compile=train.torch_compile,
+        torch_compile=bool(train.torch_compile if compile is None else compile),
+        # inductor by default; FTBENCH_COMPILE_BACKEND=aot_eager traces the same graphs without
+        # generating kernels (how the CPU tests exercise the compiled path in seconds)
+        torch_compile_backend=os.environ.get("FTBENCH_COMPILE_BACKEND") or None,
         dataloader_num_workers=workers,
-        dataloader_pin_memory=device == "cuda",
+        dataloader_pin_memory=device == "cuda" and levers.on("loader_workers"),
         dataloader_persistent_workers=workers > 0,
         dataloader_prefetch_factor=4 if workers > 0 else None,
         disable_tqdm=True,

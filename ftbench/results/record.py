@@ -40,7 +40,7 @@ def _empty_timing() -> dict[str, Any]:
             # steady state: after `warmup_steps` (and any compile); older records read as null
             "warmup_steps": None, "steady_steps": None, "steady_s": None,
             "steady_samples_per_s": None, "steady_tokens_per_s": None, "steady_tflops": None,
-            "steady_mfu": None}
+            "steady_mfu": None, "first_step_s": None, "compile_s": None, "batch_size": None}
 
 
 def _empty_memory() -> dict[str, Any]:

@@ -1,0 +1,33 @@
+"""Speed levers the engine pulls on a GPU, and one switch to turn each off for measuring.
+
+Each lever is on by default where it applies; ``FTBENCH_LEVERS_OFF=name,name`` turns levers off
+for one process, so benchmarks/gpu.py can measure what each one gives (README, "GPU speed").
+Runs record which levers were off (``environment.levers_off``).
+
+- ``pad_collator``: `engine.collate.PadCollator` instead of transformers' `DataCollatorWithPadding`;
+- ``pad_multiple``: pad lengths to a multiple of 8 on a GPU (64 under compile);
+- ``loader_workers``: background loader workers and pinned memory on a GPU;
+- ``fused_adamw``: the fused CUDA AdamW kernel instead of the per-tensor one.
+"""
+
+from __future__ import annotations
+
+import os
+
+LEVERS = ("pad_collator", "pad_multiple", "loader_workers", "fused_adamw")
+
+
+def levers_off() -> frozenset[str]:
+    """The levers ``FTBENCH_LEVERS_OFF`` turns off; an unknown name is an error, not ignored."""
+    raw = os.environ.get("FTBENCH_LEVERS_OFF", "")
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    unknown = sorted(names - set(LEVERS))
+    if unknown:
+        from ftbench.errors import FtbenchError
+
+        raise FtbenchError(f"FTBENCH_LEVERS_OFF: unknown lever {unknown[0]!r} (known: {', '.join(LEVERS)})")
+    return names
+
+
+def on(name: str) -> bool:
+    return name not in levers_off()
