@@ -254,6 +254,8 @@ class Bench:
             (s,) = expand(load_preset("lora-qa"), Overrides(offline=True, methods=(method,),
                                                              max_steps=self.steps, batch_size=32,
                                                              train_size=2000, eval_size=50))
+            if method == "full":  # the preset's rate is LoRA's; full FT needs a smaller one
+                s = replace(s, method=replace(s.method, learning_rate=5e-5))
             if self.tiny:
                 s = replace(s, model="tiny-bert", cpu_sizes={},
                             data=DataSpec(name="synthetic-qa", train_size=32, eval_size=12,
