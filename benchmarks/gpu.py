@@ -237,7 +237,7 @@ class Bench:
             from ftbench.spec import DataSpec
 
             (spec,) = expand(load_preset("lora-qa"), Overrides(offline=True, max_steps=self.steps))
-            spec = replace(spec, model="tiny-bert", cpu_sizes={},
+            spec = replace(spec, model="tiny-bert", device_settings={},
                            data=DataSpec(name="synthetic-qa", train_size=32, eval_size=12,
                                          options={"doc_stride": 16}),
                            train=replace(spec.train, max_length=48, batch_size=8, logging_steps=2))
@@ -257,7 +257,7 @@ class Bench:
             if method == "full":  # the preset's rate is LoRA's; full FT needs a smaller one
                 s = replace(s, method=replace(s.method, learning_rate=5e-5))
             if self.tiny:
-                s = replace(s, model="tiny-bert", cpu_sizes={},
+                s = replace(s, model="tiny-bert", device_settings={},
                             data=DataSpec(name="synthetic-qa", train_size=32, eval_size=12,
                                           options={"doc_stride": 16}),
                             train=replace(s.train, max_length=48, batch_size=8, logging_steps=2))
@@ -432,7 +432,7 @@ def main() -> None:
     bench = Bench(args.tiny, 12 if args.tiny and args.steps == 150 else args.steps)
 
     bench.add("environment", **environment())
-    stages = {"1": ["throughput", "per_method", "tui"], "2": ["qa", "auto_batch", "levers", "qa_speed"]}
+    stages = {"1": ["throughput", "per_method", "tui"], "2": ["qa", "levers", "auto_batch", "qa_speed"]}
     wanted = stages["1"] + stages["2"] if args.part == "all" else stages[args.part]
     for stage in wanted:
         if stage in args.skip or args.only and stage not in args.only:

@@ -111,9 +111,28 @@ REFERENCE: dict[str, Rule] = {
 OFFLINE: dict[str, Rule] = {
     "model": Rule("str"),
     "dataset": Rule("str"),
+    # without a CUDA GPU
     "train_size": Rule("int", min=2, max=50_000_000),
     "eval_size": Rule("int", min=2, max=50_000_000),
+    # with one (else the preset's own sizes)
+    "gpu_train_size": Rule("int", min=2, max=50_000_000),
+    "gpu_eval_size": Rule("int", min=2, max=50_000_000),
+    "gpu_learning_rate": Rule("float", min=0, min_exclusive=True, max=1),
 }
+
+
+def _offline_device(offline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """[offline] keys as per-device settings: plain keys for a CPU, gpu_ keys for CUDA."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in offline.items():
+        if key in ("train_size", "eval_size"):
+            out.setdefault("cpu", {})[key] = value
+        elif key.startswith("gpu_"):
+            out.setdefault("cuda", {})[key.removeprefix("gpu_")] = \
+                float(value) if key == "gpu_learning_rate" else value
+    if out and "cuda" not in out:
+        out["cuda"] = {}
+    return out
 
 
 class _Checker:
@@ -279,8 +298,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
         seed=doc.get("seed", 42),
         offline_model=offline.get("model", "minilm-l6"),
         offline_dataset=offline.get("dataset"),
-        offline_train_size=offline.get("train_size"),
-        offline_eval_size=offline.get("eval_size"),
+        offline_device=_offline_device(offline),
         needs_gpu=doc.get("needs_gpu", False),
         references=tuple(references),
         path=c.source,
@@ -390,14 +408,13 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
         train = replace(train, max_steps=overrides.max_steps, eval_steps=eval_steps,
                         logging_steps=min(train.logging_steps, overrides.max_steps))
     substitutions: list[str] = []
-    cpu_sizes: dict[str, int] = {}
+    device_settings: dict[str, dict[str, Any]] = {}
     if overrides.offline:
         model, data, substitutions = offline_swaps(preset, model, data)
-        # the [offline] sizing is for a CPU; the engine applies it once it knows the device,
-        # and sizes given on the command line win over both
-        cpu_sizes = {k: v for k, v in (("train_size", preset.offline_train_size),
-                                       ("eval_size", preset.offline_eval_size))
-                     if v is not None and getattr(overrides, k) is None}
+        # the engine applies the [offline] settings of its device once it knows it; sizes given
+        # on the command line win over both
+        device_settings = {device: {k: v for k, v in chosen.items() if getattr(overrides, k, None) is None}
+                           for device, chosen in preset.offline_device.items()}
     seeds = overrides.seeds if overrides.seeds is not None else preset.seeds
     if seeds < 1:
         raise PresetError("--seeds must be >= 1")
@@ -410,7 +427,7 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
                 substitutions=tuple(substitutions), report_to=overrides.report_to,
                 references=tuple(r for r in preset.references if r.method == method.name),
                 trust_remote_code=overrides.trust_remote_code, allow_pickle=overrides.allow_pickle,
-                cpu_sizes=dict(cpu_sizes),
+                device_settings={k: dict(v) for k, v in device_settings.items()},
             ))
     return specs
 

@@ -89,8 +89,8 @@ class Preset:
     seed: int = 42
     offline_model: str = "minilm-l6"
     offline_dataset: str | None = None
-    offline_train_size: int | None = None  # --offline: smaller sizes for CPU-sized runs
-    offline_eval_size: int | None = None
+    # --offline per device: {"cpu": {...}, "cuda": {...}} (train_size, eval_size, learning_rate)
+    offline_device: dict[str, dict[str, Any]] = field(default_factory=dict)
     needs_gpu: bool = False
     references: tuple[Reference, ...] = ()
     path: str = ""
@@ -111,25 +111,36 @@ class RunSpec:
     references: tuple[Reference, ...] = field(default=(), compare=False)
     trust_remote_code: bool = False  # --trust-remote-code: run the model folder's own Python code
     allow_pickle: bool = False       # --allow-pickle: load .bin/.pt weights (pickle can run code)
-    # --offline on a machine without a CUDA GPU: the preset's [offline] CPU sizing
-    # ({"train_size": n, "eval_size": n}); a GPU run keeps the preset's own sizes
-    cpu_sizes: dict[str, int] = field(default_factory=dict, compare=False)
+    # --offline: the preset's [offline] settings per device, {"cpu": {...}, "cuda": {...}} with
+    # train_size / eval_size / learning_rate; the engine applies the one for its device
+    device_settings: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
     def sized_for(self, device: str) -> tuple["RunSpec", str | None]:
-        """This spec with the data sizes for ``device``, and a note saying which were used."""
+        """This spec with the [offline] settings for ``device`` applied, and a note saying what
+        was used (None when the preset has no per-device settings)."""
         from dataclasses import replace
 
-        if not self.cpu_sizes:
+        if not self.device_settings:
             return self, None
-        own = ", ".join(f"{k} {getattr(self.data, k) or 'all'}" for k in self.cpu_sizes)
-        if device == "cuda":
-            return replace(self, cpu_sizes={}), (
-                f"preset's own sizes on a CUDA GPU ({own}); the [offline] CPU sizing "
-                f"({', '.join(f'{k} {v}' for k, v in self.cpu_sizes.items())}) is not applied")
-        note = (", ".join(f"{k} {getattr(self.data, k) or 'all'} -> {v}" for k, v in self.cpu_sizes.items())
-                + " (the preset's [offline] sizing for a CPU; a CUDA GPU uses the preset's own)")
-        return replace(self, data=replace(self.data, **self.cpu_sizes), cpu_sizes={},
-                       substitutions=self.substitutions + (note,)), note
+        key = "cuda" if device == "cuda" else "cpu"
+        chosen = dict(self.device_settings.get(key, {}))
+        where = "a CUDA GPU" if key == "cuda" else "a machine without a CUDA GPU"
+        spec = replace(self, device_settings={})
+        changes = []
+        sizes = {k: v for k, v in chosen.items() if k in ("train_size", "eval_size")}
+        if sizes:
+            changes += [f"{k} {getattr(self.data, k) or 'all'} -> {v}" for k, v in sizes.items()]
+            spec = replace(spec, data=replace(self.data, **sizes))
+        if "learning_rate" in chosen:
+            changes.append(f"learning_rate {self.learning_rate:g} -> {chosen['learning_rate']:g}")
+            if self.method.learning_rate:
+                spec = replace(spec, method=replace(self.method, learning_rate=chosen["learning_rate"]))
+            else:
+                spec = replace(spec, train=replace(self.train, learning_rate=chosen["learning_rate"]))
+        if not changes:
+            return spec, f"--offline on {where}: the preset's own sizes and settings"
+        note = f"--offline on {where}: " + ", ".join(changes) + " (the preset's [offline] settings)"
+        return replace(spec, substitutions=self.substitutions + (note,)), note
 
     @property
     def learning_rate(self) -> float:
@@ -141,7 +152,7 @@ class RunSpec:
         d["learning_rate"] = self.learning_rate
         d["substitutions"] = list(self.substitutions)
         d["report_to"] = list(self.report_to)
-        d["cpu_sizes"] = dict(self.cpu_sizes)
+        d["device_settings"] = {k: dict(v) for k, v in self.device_settings.items()}
         return d
 
     @classmethod
@@ -159,5 +170,5 @@ class RunSpec:
             report_to=tuple(d.get("report_to", ())),
             trust_remote_code=d.get("trust_remote_code", False),
             allow_pickle=d.get("allow_pickle", False),
-            cpu_sizes=dict(d.get("cpu_sizes", {})),
+            device_settings={k: dict(v) for k, v in d.get("device_settings", {}).items()},
         )

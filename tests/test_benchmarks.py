@@ -44,7 +44,7 @@ def test_gpu_benchmark_tiny(tmp_path: Path) -> None:
     assert sections == {"environment", "throughput", "per_method", "auto_batch", "tui", "qa", "qa_speed",
                         "levers"}
     assert [r["lever_off"] for r in rows if r["section"] == "levers"] == [
-        "(none: all on)", "pad_collator", "pad_multiple", "loader_workers", "fused_adamw"]
+        "(none: all on)", "pad_collator", "pad_multiple", "fused_adamw"]
     ftbench_rows = [r for r in rows if r["section"] in ("throughput", "per_method", "auto_batch", "qa",
                                                         "qa_speed", "levers")]
     assert all(r.get("status") == "completed" for r in ftbench_rows if not (r.get("error") or "").startswith("qlora unavailable")), \

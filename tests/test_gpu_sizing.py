@@ -10,30 +10,47 @@ from ftbench.presets import Overrides, expand, load_preset
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
 
 
-def test_offline_lora_qa_keeps_the_preset_sizes_on_a_gpu_and_cpu_sizes_on_a_cpu() -> None:
+def test_offline_lora_qa_is_sized_per_device() -> None:
     (spec,) = expand(load_preset("lora-qa"), Overrides(offline=True))
     assert spec.model == "minilm-l6" and spec.data.name == "squad_v2-offline"
     assert (spec.data.train_size, spec.data.eval_size) == (4000, 1000)
-    assert spec.cpu_sizes == {"train_size": 1500, "eval_size": 500}
+    assert spec.device_settings == {"cpu": {"train_size": 1500, "eval_size": 500},
+                                    "cuda": {"train_size": 20000, "learning_rate": 1e-3}}
     gpu, note = spec.sized_for("cuda")
-    assert (gpu.data.train_size, gpu.data.eval_size) == (4000, 1000) and not gpu.cpu_sizes
-    assert "preset's own sizes on a CUDA GPU" in note and "not applied" in note
+    assert (gpu.data.train_size, gpu.data.eval_size) == (20000, 1000) and not gpu.device_settings
+    assert gpu.learning_rate == 1e-3 and gpu.train.epochs == 2
+    assert note == ("--offline on a CUDA GPU: train_size 4000 -> 20000, learning_rate 0.0003 -> 0.001 "
+                    "(the preset's [offline] settings)") and note in gpu.substitutions
     cpu, note = spec.sized_for("cpu")
-    assert (cpu.data.train_size, cpu.data.eval_size) == (1500, 500) and not cpu.cpu_sizes
+    assert (cpu.data.train_size, cpu.data.eval_size) == (1500, 500) and not cpu.device_settings
+    assert cpu.learning_rate == 3e-4
     assert note in cpu.substitutions and "train_size 4000 -> 1500" in note
     # a resolved spec round-trips through the record
-    assert RunSpec.from_dict(spec.to_dict()).cpu_sizes == spec.cpu_sizes
+    assert RunSpec.from_dict(spec.to_dict()).device_settings == spec.device_settings
+
+
+def test_gpu_keys_alone_leave_a_cpu_run_at_the_preset_sizes() -> None:
+    from ftbench.presets import parse_preset_text
+
+    text = ('title="t"\ndescription="d"\nreproduces="r"\nmodel="bert-base-uncased"\ntask="classification"\n'
+            '[data]\nname="imdb"\ntrain_size=300\n[train]\nmax_steps=5\n[[methods]]\nname="full"\n'
+            '[offline]\ngpu_train_size=900\n')
+    (spec,) = expand(parse_preset_text(text), Overrides(offline=True))
+    assert spec.sized_for("cpu")[0].data.train_size == 300
+    assert "own sizes" in spec.sized_for("cpu")[1]
+    assert spec.sized_for("cuda")[0].data.train_size == 900
 
 
 def test_sizes_given_on_the_command_line_win_everywhere() -> None:
     (spec,) = expand(load_preset("lora-qa"), Overrides(offline=True, train_size=200))
-    assert spec.data.train_size == 200 and spec.cpu_sizes == {"eval_size": 500}
+    assert spec.data.train_size == 200
+    assert spec.device_settings == {"cpu": {"eval_size": 500}, "cuda": {"learning_rate": 1e-3}}
     cpu, _ = spec.sized_for("cpu")
     assert (cpu.data.train_size, cpu.data.eval_size) == (200, 500)
     gpu, _ = spec.sized_for("cuda")
     assert (gpu.data.train_size, gpu.data.eval_size) == (200, 1000)
     (online,) = expand(load_preset("lora-qa"))
-    assert not online.cpu_sizes and online.sized_for("cpu") == (online, None)
+    assert not online.device_settings and online.sized_for("cpu") == (online, None)
 
 
 def test_engine_applies_the_cpu_sizing_and_records_it(tmp_path: Path) -> None:
@@ -42,15 +59,15 @@ def test_engine_applies_the_cpu_sizing_and_records_it(tmp_path: Path) -> None:
                    train=TrainParams(epochs=None, max_steps=2, batch_size=8, max_length=32,
                                      logging_steps=1),
                    method=MethodSpec(name="head-only"), offline=True,
-                   cpu_sizes={"train_size": 24, "eval_size": 16})
+                   device_settings={"cpu": {"train_size": 24, "eval_size": 16}})
     record = run(spec, runs_dir=tmp_path).record
     assert record.status == "completed", record.error
     assert record.spec["data"]["train_size"] == 24 and record.spec["data"]["eval_size"] == 16
-    assert record.spec["cpu_sizes"] == {}
+    assert record.spec["device_settings"] == {}
     assert "train_size 400 -> 24" in record.data_info["sizing"]
     assert record.data_info["eval_size"] == 16
-    assert any("[offline] sizing" in s for s in record.spec["substitutions"])
-    assert replace(spec, cpu_sizes={}).sized_for("cpu")[1] is None
+    assert any("[offline] settings" in s for s in record.spec["substitutions"])
+    assert replace(spec, device_settings={}).sized_for("cpu")[1] is None
 
 
 def _record(**timing: object):

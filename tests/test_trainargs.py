@@ -22,12 +22,12 @@ CASES = [
     # (device, precision, train overrides, expected subset)
     ("cuda", "bf16", {}, dict(bf16=True, fp16=False, use_cpu=False, optim="adamw_torch_fused",
                              train_sampling_strategy="group_by_length", dataloader_pin_memory=True,
-                             dataloader_num_workers=4, dataloader_persistent_workers=True)),
+                             dataloader_num_workers=0)),
     ("cuda", "fp16", {}, dict(bf16=False, fp16=True, optim="adamw_torch_fused")),
     ("cuda", "bf16", {"group_by_length": False}, dict(train_sampling_strategy="random")),
     ("cpu", "fp32", {}, dict(bf16=False, fp16=False, use_cpu=True, optim="adamw_torch",
                              train_sampling_strategy="random", dataloader_pin_memory=False,
-                             dataloader_num_workers=0, dataloader_persistent_workers=False)),
+                             dataloader_num_workers=0)),
     ("cpu", "bf16", {"group_by_length": True}, dict(bf16=True, train_sampling_strategy="group_by_length")),
     ("cpu", "fp32", {"eval_steps": 50}, dict(eval_strategy="steps", eval_steps=50)),
     ("cpu", "fp32", {}, dict(eval_strategy="epoch", eval_steps=None, num_train_epochs=2,
@@ -43,12 +43,13 @@ CASES = [
 
 @pytest.mark.parametrize("device,precision,overrides,expected", CASES)
 def test_mapping(device: str, precision: str, overrides: dict, expected: dict) -> None:
-    kw = training_kwargs(spec(**overrides), device=device, precision=precision, cpu_count=16)
+    kw = training_kwargs(spec(**overrides), device=device, precision=precision)
     assert {k: kw[k] for k in expected} == expected
 
 
 def test_common_fields_and_method_learning_rate() -> None:
     kw = training_kwargs(spec(), device="cpu", precision="fp32", run_name="r1", label_names=["labels"])
+    assert kw["dataloader_num_workers"] == 0
     assert kw["learning_rate"] == 1e-3                  # the method's own rate wins
     assert kw["warmup_steps"] == 0.1                    # a share of the steps (transformers 5)
     assert kw["logging_steps"] == 20 and kw["logging_nan_inf_filter"] is False
@@ -58,12 +59,11 @@ def test_common_fields_and_method_learning_rate() -> None:
     assert kw["label_names"] == ["labels"] and kw["run_name"] == "r1"
 
 
-def test_auto_batch_size_overrides_the_spec_and_workers_follow_the_cores() -> None:
-    kw = training_kwargs(spec(), device="cuda", precision="bf16", batch_size=512, cpu_count=2)
+def test_auto_batch_size_overrides_the_spec() -> None:
+    kw = training_kwargs(spec(), device="cuda", precision="bf16", batch_size=512)
     assert kw["per_device_train_batch_size"] == 512 and kw["per_device_eval_batch_size"] == 1024
-    assert kw["dataloader_num_workers"] == 1
-    one_core = training_kwargs(spec(), device="cuda", precision="bf16", cpu_count=1)
-    assert one_core["dataloader_num_workers"] == 0 and one_core["dataloader_prefetch_factor"] is None
+    with pytest.raises(ValueError, match="resolved"):
+        training_kwargs(spec(batch_size="auto"), device="cuda", precision="bf16")
 
 
 def test_transformers_accepts_the_mapping(tmp_path: object) -> None:
@@ -78,10 +78,9 @@ def test_levers_can_be_turned_off_for_measuring(monkeypatch: pytest.MonkeyPatch)
     from ftbench.engine.collate import pad_multiple
     from ftbench.errors import FtbenchError
 
-    monkeypatch.setenv("FTBENCH_LEVERS_OFF", "loader_workers, fused_adamw,pad_multiple")
-    kw = training_kwargs(spec(), device="cuda", precision="bf16", cpu_count=16)
-    assert kw["optim"] == "adamw_torch" and kw["dataloader_num_workers"] == 0
-    assert kw["dataloader_pin_memory"] is False and pad_multiple("cuda", False) == 1
+    monkeypatch.setenv("FTBENCH_LEVERS_OFF", "fused_adamw,pad_multiple")
+    kw = training_kwargs(spec(), device="cuda", precision="bf16")
+    assert kw["optim"] == "adamw_torch" and pad_multiple("cuda", False) == 1
     monkeypatch.setenv("FTBENCH_LEVERS_OFF", "warp_drive")
     with pytest.raises(FtbenchError, match="unknown lever 'warp_drive'"):
         training_kwargs(spec(), device="cuda", precision="bf16")

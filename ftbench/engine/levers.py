@@ -6,7 +6,6 @@ Runs record which levers were off (``environment.levers_off``).
 
 - ``pad_collator``: `engine.collate.PadCollator` instead of transformers' `DataCollatorWithPadding`;
 - ``pad_multiple``: pad lengths to a multiple of 8 on a GPU (64 under compile);
-- ``loader_workers``: background loader workers and pinned memory on a GPU;
 - ``fused_adamw``: the fused CUDA AdamW kernel instead of the per-tensor one.
 """
 
@@ -14,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-LEVERS = ("pad_collator", "pad_multiple", "loader_workers", "fused_adamw")
+LEVERS = ("pad_collator", "pad_multiple", "fused_adamw")
 
 
 def levers_off() -> frozenset[str]:

@@ -367,7 +367,7 @@ class _Session:
         args = training_args(spec, device=self.device, precision=precision, output_dir=workdir,
                              run_name=self.record.run_id,
                              label_names=prepared.label_names_for_trainer,
-                             cpu_count=os.cpu_count(), batch_size=batch_size, compile=compiled)
+                             batch_size=batch_size, compile=compiled)
         self.record.environment["train_sampling"] = args.train_sampling_strategy
         self.record.environment["eval_sampling"] = "sequential (dataset order)"
         self.record.environment["dataloader_workers"] = args.dataloader_num_workers
