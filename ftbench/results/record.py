@@ -5,6 +5,12 @@ measured are ``None`` (JSON ``null``), never invented. ``parse_record`` validate
 read from disk and raises `RecordError` with one line on anything it does not understand;
 records with a newer ``schema_version`` are refused rather than guessed at, and older versions
 go through explicit `MIGRATIONS`.
+
+``prediction`` (an object or null) is what `ftbench plan` predicted for the run before it
+started (``Prediction.to_dict()``: parameters, memory by part, time, fit), stored next to
+what was measured so the estimator is judged by the records it serves. It is null in records
+written before ftbench stored it, and when the prediction itself failed; it is never filled in
+afterwards.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class RunRecord:
     series: dict[str, list[dict[str, Any]]] = field(default_factory=_empty_series)
     environment: dict[str, Any] = field(default_factory=dict)
     references: list[dict[str, Any]] = field(default_factory=list)
+    prediction: dict[str, Any] | None = None                    # see the module docstring
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +98,7 @@ class RunRecord:
             "series": self.series,
             "environment": self.environment,
             "references": self.references,
+            "prediction": self.prediction,
         }
 
     # Convenience accessors used by reports.
@@ -139,6 +147,7 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "model_info": dict,
     "data_info": dict,
     "references": list,
+    "prediction": (dict, type(None)),
 }
 
 
@@ -235,6 +244,7 @@ def parse_record(doc: Any) -> RunRecord:
         series={**_empty_series(), **series},
         environment=doc["environment"],
         references=doc.get("references", []),
+        prediction=doc.get("prediction"),
     )
 
 

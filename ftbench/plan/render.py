@@ -1,0 +1,79 @@
+"""`ftbench plan` output: one Rich table (a row per method) and its JSON twin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftbench.plan.estimate import MAX_BATCH, Prediction
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 120:
+        return f"{value:.1f} s"
+    return f"{value / 60:.1f} min"
+
+
+def _weights(parts: dict[str, float]) -> str:
+    return "+".join(f"{v:,.0f}{'' if k == 'fp32' else ' ' + k}" for k, v in parts.items()
+                    if v >= 0.5) or "0"
+
+
+def _count(n: int) -> str:
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
+def plan_table(preset: str, rows: list[Prediction], references: dict[str, float] | None = None) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    first = rows[0]
+    dev = first.device
+    where = dev.name or dev.kind
+    free = f", {dev.free_mb:,.0f} MB free ({dev.source})" if dev.free_mb is not None else ""
+    table = Table(title=f"ftbench plan · {preset} · {first.model} · {where}{free}",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    columns = ["method", "train", "weights", "grads", "adamw", "activ", "other", "PEAK",
+               "step", "run", "fits", "max bs"]
+    if references:
+        columns.insert(8, "reported")
+    for col in columns:
+        table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
+    for p in rows:
+        m = p.memory.to_dict()
+        fits = {True: "[green]yes[/]", False: "[bold red]NO[/]", None: "?"}[p.fits]
+        overhead = m["workspace_mb"] + m["outside_allocator_mb"]
+        largest = "-" if p.largest_batch is None else (
+            f"{p.largest_batch}+" if p.largest_batch >= MAX_BATCH else str(p.largest_batch))
+        cells = [p.method, _count(p.trainable), _weights(m["weights_mb"]), _mb(m["gradients_mb"]),
+                 _mb(m["optimizer_mb"] + m["master_copies_mb"]),
+                 _mb(m["activations_mb"] + m["backward_working_set_mb"]), _mb(overhead),
+                 _mb(p.device_total_mb if p.device.kind == "cuda" else p.peak_mb),
+                 _secs(p.time.step_s), _secs(p.time.run_s), fits, largest]
+        if references is not None:
+            ref = references.get(p.method)
+            cells.insert(8, _mb(ref) if ref is not None else "-")
+        table.add_row(*cells)
+    gc = "with" if first.gradient_checkpointing else "without"
+    basis = "; ".join(dict.fromkeys(p.time.basis for p in rows))
+    table.caption = (f"batch {first.batch_size} x {first.max_length} tokens, {first.precision}, {gc} "
+                     f"gradient checkpointing. peak MB: "
+                     + ("device memory needed (allocator peak + CUDA context + reserve slack)"
+                        if first.device.kind == "cuda" else "process RSS growth from before the model loads")
+                     + f"; memory columns in MB (weights in fp32 unless named), train = trainable "
+                       f"parameters. time: {basis}")
+    return table
+
+
+def plan_json(preset: str, rows: list[Prediction]) -> dict[str, Any]:
+    return {"preset": preset, "runs": [p.to_dict() for p in rows]}
