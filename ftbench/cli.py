@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="load .bin/.pt weights, not only safetensors (pickle can run code; recorded)")
     run.add_argument("--report-to", action="append", default=[], metavar="TRACKER",
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
+    run.add_argument("--force", action="store_true",
+                     help="run even if the predicted peak exceeds the GPU's free memory")
     run.set_defaults(func=_cmd_run)
 
     plan = sub.add_parser("plan", help="predict memory, time and fit per method before running a preset")
@@ -142,6 +144,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     check_trackers(overrides.report_to)
     preflight(specs)
+    if not args.force:
+        from ftbench.plan.preflight import check_fit
+
+        check_fit(specs)
     if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
         from ftbench.tui import main as tui_main  # watch it live; the same engine and files
 

@@ -77,7 +77,8 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
 
         reported = {r.method: float(r.metrics["peak_mb"]) for s in specs for r in s.references
                     if isinstance(r.metrics.get("peak_mb"), (int, float))}
-        console = Console()
+        # Piped output gets room for every column (a terminal keeps its own width).
+        console = Console() if sys.stdout.isatty() else Console(width=150)
         console.print(plan_table(preset.name, rows, reported or None))
         for line in dict.fromkeys(n for p in rows for n in p.notes):
             console.print(f"[dim]note: {line}[/]", highlight=False)

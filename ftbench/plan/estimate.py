@@ -170,7 +170,7 @@ def _trace(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str) ->
     from ftbench.plan.trace import trace_saved
 
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
-    inputs: dict[str, Any] = {"input_ids": ids}
+    inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     if task == "qa":
         inputs["start_positions"] = torch.zeros(batch, dtype=torch.long, device="meta")
         inputs["end_positions"] = torch.zeros(batch, dtype=torch.long, device="meta")

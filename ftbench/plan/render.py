@@ -71,7 +71,9 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
                      + ("device memory needed (allocator peak + CUDA context + reserve slack)"
                         if first.device.kind == "cuda" else "process RSS growth from before the model loads")
                      + f"; memory columns in MB (weights in fp32 unless named), train = trainable "
-                       f"parameters. time: {basis}")
+                       f"parameters. time: {basis}"
+                     + (". reported: the peak the preset's write-up measured (its model, GPU and "
+                        "tooling), for reference" if references else ""))
     return table
 
 

@@ -81,7 +81,6 @@ class _Recorder:
         self.suppress = 0
         self.weight_casts: dict[int, Any] = {}  # autocast's cache: id(param) -> cast copy
         self.copy_ids: set[int] = set()
-        self.padded = True
 
     def pack(self, t: Any) -> Any:
         if self.suppress:
@@ -166,9 +165,6 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
         if q.requires_grad or k.requires_grad or v.requires_grad:
             for t in (q, k, v, out):
                 recorder.record(t)
-            if mask is None and recorder.padded:
-                # The run pads batches, so the kernels get a (batch, 1, q, k) mask/bias.
-                mask = torch.empty(q.shape[0], 1, q.shape[-2], k.shape[-2], dtype=q.dtype, device="meta")
             if mask is not None:
                 recorder.record(mask)
             lse = torch.empty(int(q.numel() // q.shape[-1]), dtype=torch.float32, device="meta")
@@ -187,6 +183,11 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
                     kwargs = {k: cast(v, target) for k, v in kwargs.items()}
             if name == "scaled_dot_product_attention":
                 return sdpa(func, args, kwargs)
+            if name in ("__bool__", "item") and args and getattr(args[0], "is_meta", False):
+                # A data-dependent shortcut (transformers asks "is the mask all ones?", "are
+                # these packed sequences?"): meta tensors have no values, so answer "no", the
+                # general path, which is also the one padded batches take.
+                return False
             return func(*args, **kwargs)
 
     return TraceMode()
@@ -219,18 +220,17 @@ def _quiet_4bit(recorder: _Recorder, model: Any) -> Iterator[None]:
 
 
 def trace_saved(model: Any, blocks: list[Any], inputs: dict[str, Any], *, mixed_dtype: Any,
-                device: str, padded: bool = True) -> SavedProfile:
+                device: str) -> SavedProfile:
     """Run one training forward of the meta ``model`` on ``inputs`` and profile its saves.
 
     ``mixed_dtype``: the autocast dtype (None for fp32 training); ``device``: "cuda" or "cpu",
-    the device whose attention kernels to account for; ``padded``: the run's batches carry
-    padding, so attention gets a mask (the meta trace itself runs without one, because
-    transformers drops an all-ones mask by looking at its values).
+    the device whose attention kernels to account for. Pass an ``attention_mask``: the run's
+    batches are padded, so attention gets a mask (data-dependent shortcuts that would drop
+    it are answered "no" on meta, see `_trace_mode`).
     """
     import torch
 
     recorder = _Recorder(model, blocks)
-    recorder.padded = padded
     handles = _block_hooks(recorder, blocks)
     model.train()
     try:
