@@ -310,3 +310,24 @@ def test_plan_bad_flags_exit_2(capsys) -> None:
     assert _plan(capsys, "--preset", "quickstart", "--free-mb", "-1")[0] == 2
     assert _plan(capsys, "--preset", "quickstart", "--gpu-name", "H100")[0] == 2
     assert _plan(capsys, "--preset", "no-such-preset")[0] == 2
+
+
+def test_run_refuses_before_loading_anything_unless_forced(capsys, monkeypatch) -> None:
+    """`ftbench run` on a GPU whose free memory is below the predicted peak: one line, exit 2,
+    nothing trained; --force skips the check."""
+    import ftbench.headless
+    from ftbench.cli import main
+    from ftbench.plan import device as device_module
+
+    small = DeviceInfo("cuda", "NVIDIA H100", 81559.0, 700.0, "test")
+    monkeypatch.setattr(device_module, "probe_device", lambda index=0: small)
+    started = []
+    monkeypatch.setattr(ftbench.headless, "run_specs", lambda *a, **k: started.append(a) or 0)
+    code = main(["run", "--preset", "quickstart", "--headless", "--method", "full"])
+    err = capsys.readouterr().err
+    assert code == 2 and not started
+    last = err.strip().splitlines()[-1]  # (earlier lines: the one-time bundle fetch of the config)
+    assert last.startswith("ftbench: error: full on minilm-l6: predicted peak ")
+    assert "exceeds the 700 MB free" in last and last.endswith("(--force runs it anyway)")
+    assert main(["run", "--preset", "quickstart", "--headless", "--method", "full", "--force"]) == 0
+    assert len(started) == 1

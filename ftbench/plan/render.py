@@ -43,37 +43,41 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
     free = f", {dev.free_mb:,.0f} MB free ({dev.source})" if dev.free_mb is not None else ""
     table = Table(title=f"ftbench plan · {preset} · {first.model} · {where}{free}",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
-    columns = ["method", "train", "weights", "grads", "adamw", "activ", "other", "PEAK",
-               "step", "run", "fits", "max bs"]
-    if references:
-        columns.insert(8, "reported")
+    cuda = first.device.kind == "cuda"
+    columns = ["method", "train", "weights", "grads", "adamw", "activ", "other", "PEAK"]
+    columns += ["needs"] if cuda else []
+    columns += ["reported"] if references else []
+    columns += ["step", "run", "fits", "max bs"]
     for col in columns:
         table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
     for p in rows:
         m = p.memory.to_dict()
         fits = {True: "[green]yes[/]", False: "[bold red]NO[/]", None: "?"}[p.fits]
-        overhead = m["workspace_mb"] + m["outside_allocator_mb"]
         largest = "-" if p.largest_batch is None else (
             f"{p.largest_batch}+" if p.largest_batch >= MAX_BATCH else str(p.largest_batch))
         cells = [p.method, _count(p.trainable), _weights(m["weights_mb"]), _mb(m["gradients_mb"]),
                  _mb(m["optimizer_mb"] + m["master_copies_mb"]),
-                 _mb(m["activations_mb"] + m["backward_working_set_mb"]), _mb(overhead),
-                 _mb(p.device_total_mb if p.device.kind == "cuda" else p.peak_mb),
-                 _secs(p.time.step_s), _secs(p.time.run_s), fits, largest]
+                 _mb(m["activations_mb"] + m["backward_working_set_mb"]), _mb(m["workspace_mb"]),
+                 _mb(p.peak_mb)]
+        if cuda:
+            cells.append(_mb(p.device_total_mb))
         if references is not None:
             ref = references.get(p.method)
-            cells.insert(8, _mb(ref) if ref is not None else "-")
+            cells.append(_mb(ref) if ref is not None else "-")
+        cells += [_secs(p.time.step_s), _secs(p.time.run_s), fits, largest]
         table.add_row(*cells)
     gc = "with" if first.gradient_checkpointing else "without"
     basis = "; ".join(dict.fromkeys(p.time.basis for p in rows))
-    table.caption = (f"batch {first.batch_size} x {first.max_length} tokens, {first.precision}, {gc} "
-                     f"gradient checkpointing. peak MB: "
-                     + ("device memory needed (allocator peak + CUDA context + reserve slack)"
-                        if first.device.kind == "cuda" else "process RSS growth from before the model loads")
-                     + f"; memory columns in MB (weights in fp32 unless named), train = trainable "
-                       f"parameters. time: {basis}"
-                     + (". reported: the peak the preset's write-up measured (its model, GPU and "
-                        "tooling), for reference" if references else ""))
+    table.caption = (
+        f"batch {first.batch_size} x {first.max_length} tokens, {first.precision}, {gc} gradient "
+        "checkpointing; memory in MB, weights fp32 unless named; train = trainable parameters. "
+        + ("PEAK predicts torch.cuda.max_memory_allocated (other = cuBLAS workspaces); needs adds "
+           "the CUDA context and the allocator's reserve slack, and is what must be free (fits). "
+           if cuda else "PEAK predicts the process RSS growth from before the model loads "
+           "(other = the training runtime). ")
+        + f"time: {basis}"
+        + (". reported: the peak the preset's write-up measured (its model, GPU and tooling)"
+           if references else ""))
     return table
 
 

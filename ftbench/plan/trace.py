@@ -46,21 +46,23 @@ class SavedProfile:
     """Bytes saved for backward by one forward at the traced batch and sequence length."""
 
     other: int = 0                                   # outside the transformer blocks
-    blocks: list[int] = field(default_factory=list)  # per block
+    blocks: list[int] = field(default_factory=list)  # per block (weight copies saved there included)
     block_inputs: list[int] = field(default_factory=list)  # each block's hidden-state input
-    weight_copies: int = 0                           # autocast casts of weights, kept till backward
+    weight_copies: int = 0          # of the above: autocast casts of weights saved for backward
+    cached_copies: int = 0          # autocast's cached casts of trainable weights, held all forward
     largest: int = 0                                 # largest single saved tensor
 
     @property
     def total(self) -> int:
-        return self.other + sum(self.blocks) + self.weight_copies
+        return self.other + sum(self.blocks)
 
     def checkpointed(self) -> int:
         """With gradient checkpointing (non-reentrant): each block keeps only its input; one
-        block's activations are rebuilt at a time during backward."""
+        block's activations are rebuilt at a time during backward. autocast's cached weight
+        casts still live until the forward pass ends, so the larger of the two counts."""
         if not self.blocks:
             return self.total
-        return self.other + sum(self.block_inputs) + max(self.blocks) + self.weight_copies
+        return self.other + sum(self.block_inputs) + max(max(self.blocks), self.cached_copies)
 
 
 def _bytes(t: Any) -> int:
@@ -98,7 +100,7 @@ class _Recorder:
         self.profile.largest = max(self.profile.largest, size)
         if key in self.copy_ids:
             self.profile.weight_copies += size
-        elif self.current_block is None:
+        if self.current_block is None:
             self.profile.other += size
         else:
             self.profile.blocks[self.current_block] += size
@@ -146,6 +148,7 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
                     hit = value.to(to)
                     recorder.weight_casts[id(value)] = hit
                     recorder.copy_ids.add(id(hit))
+                    recorder.profile.cached_copies += _bytes(hit)
                 return hit
             copy = value.to(to)
             recorder.copy_ids.add(id(copy))
