@@ -198,6 +198,10 @@ def test_time_uses_the_datasheet_then_calibrates_from_saved_runs() -> None:
     assert calibrated.step_s == pytest.approx(datasheet.step_s * datasheet.tflops / 50.0)
     cpu = predict(spec, CPU).time
     assert cpu.step_s is None and "no throughput basis" in cpu.basis
+    # Gradient checkpointing repeats the forward pass: same model FLOPs, more time.
+    ckpt = predict(spec_for("minilm-l6", "lora", batch=16, seq=128, gc=True), H100).time
+    assert ckpt.flops_per_step == datasheet.flops_per_step
+    assert 1.2 < ckpt.step_s / datasheet.step_s < 1.5
 
 
 def test_bad_input_is_one_line() -> None:

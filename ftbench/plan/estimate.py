@@ -125,7 +125,8 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
     time = estimate_time(flops.train_per_token * tokens, steps, model=spec.model,
                          method=spec.method.name, precision=precision, kind=device.kind,
                          device_name=device.name if device.kind == "cuda" else None,
-                         cpu=cpu_name(), records=records)
+                         cpu=cpu_name(), records=records,
+                         recompute_flops=flops.forward_per_token * tokens if gc else 0.0)
     if spec.train.grad_accum > 1:
         notes.append(f"gradient accumulation x{spec.train.grad_accum}: memory is per micro-batch")
     if spec.train.torch_compile:

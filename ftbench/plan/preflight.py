@@ -41,7 +41,8 @@ def check_fit(specs: list[RunSpec], device: Any = None) -> None:
             batch = (f"batch_size {p.largest_batch} fits" if p.largest_batch
                      else "not even batch_size 1 fits; try qlora or gradient_checkpointing")
             raise DoesNotFit(
-                f"{spec.method.name} on {spec.model}: predicted peak {p.device_total_mb:,.0f} MB "
+                f"{spec.method.name} on {spec.model}: predicted peak {p.peak_mb:,.0f} MB, "
+                f"{p.device_total_mb:,.0f} MB with the CUDA context and allocator reserve, "
                 f"exceeds the {device.free_mb:,.0f} MB free on {device.name or 'the GPU'} at "
                 f"batch_size {spec.train.batch_size} x {spec.train.max_length} tokens; {batch} "
                 "(--force runs it anyway)")

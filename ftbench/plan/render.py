@@ -45,7 +45,7 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
     cuda = first.device.kind == "cuda"
     columns = ["method", "train", "weights", "grads", "adamw", "activ", "other", "PEAK"]
-    columns += ["needs"] if cuda else []
+    columns += ["needs"]
     columns += ["reported"] if references else []
     columns += ["step", "run", "fits", "max bs"]
     for col in columns:
@@ -59,8 +59,7 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
                  _mb(m["optimizer_mb"] + m["master_copies_mb"]),
                  _mb(m["activations_mb"] + m["backward_working_set_mb"]), _mb(m["workspace_mb"]),
                  _mb(p.peak_mb)]
-        if cuda:
-            cells.append(_mb(p.device_total_mb))
+        cells.append(_mb(p.device_total_mb))
         if references is not None:
             ref = references.get(p.method)
             cells.append(_mb(ref) if ref is not None else "-")
@@ -74,7 +73,8 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
         + ("PEAK predicts torch.cuda.max_memory_allocated (other = cuBLAS workspaces); needs adds "
            "the CUDA context and the allocator's reserve slack, and is what must be free (fits). "
            if cuda else "PEAK predicts the process RSS growth from before the model loads "
-           "(other = the training runtime). ")
+           "(other = the training runtime); needs adds the heap glibc keeps after freeing, and is "
+           "what must be free (fits). ")
         + f"time: {basis}"
         + (". reported: the peak the preset's write-up measured (its model, GPU and tooling)"
            if references else ""))

@@ -76,7 +76,10 @@ def calibrate(records: Iterable[Any], model: str, method: str, precision: str, k
 
 def estimate_time(flops_per_step: float, steps: int | None, *, model: str, method: str,
                   precision: str, kind: str, device_name: str | None, cpu: str | None,
-                  records: Iterable[Any] = ()) -> TimeEstimate:
+                  records: Iterable[Any] = (), recompute_flops: float = 0.0) -> TimeEstimate:
+    """``recompute_flops``: the forward pass gradient checkpointing repeats per step. Model
+    FLOPs (and so MFU and the achieved TFLOP/s of saved runs) leave it out; the datasheet
+    basis adds it, since the device executes it."""
     from ftbench.engine.flops import peak_tflops
 
     achieved, n, same = calibrate(records, model, method, precision, kind, device_name, cpu)
@@ -94,6 +97,7 @@ def estimate_time(flops_per_step: float, steps: int | None, *, model: str, metho
                                        f"methods on this machine ({achieved:.3g} TFLOP/s achieved)")
         else:
             tflops, basis = None, f"no throughput basis: {source}; no saved runs on this device yet"
-    step_s = flops_per_step / (tflops * 1e12) if tflops else None
+    executed = flops_per_step + (recompute_flops if not (achieved is not None and same) else 0.0)
+    step_s = executed / (tflops * 1e12) if tflops else None
     run_s = step_s * steps if step_s is not None and steps is not None else None
     return TimeEstimate(flops_per_step, tflops, basis, step_s, steps, run_s)
