@@ -245,6 +245,32 @@ def test_a_run_stores_its_prediction_next_to_what_it_measured(tmp_path) -> None:
     assert saved.prediction["params"]["trainable"] == saved.params["trainable"]
     assert saved.prediction["compares_with"] == "process RSS growth from before the model is loaded"
     assert saved.prediction["memory"]["peak_mb"] > 0
+    from ftbench.plan.judge import prediction_error
+
+    judged = prediction_error(saved)
+    assert judged is not None and judged.trainable_exact is True
+    assert judged.measured_mb == pytest.approx(saved.memory["process_peak_rss_mb"]
+                                               - saved.prediction["baseline_rss_mb"])
+
+
+def test_prediction_error_reads_the_matching_measurement() -> None:
+    from ftbench.plan.judge import prediction_error
+    from ftbench.results.record import RunRecord
+
+    r = RunRecord(run_id="r", preset="t", method="lora", status="completed", created_at="now", spec={})
+    assert prediction_error(r) is None                      # an old record: no prediction
+    r.params["trainable"] = 10
+    r.prediction = {"device": {"kind": "cuda"}, "memory": {"peak_mb": 1100.0},
+                    "params": {"trainable": 10}, "baseline_rss_mb": 500.0}
+    assert prediction_error(r) is None                      # nothing measured yet
+    r.memory.update(torch_peak_allocated_mb=1000.0, process_peak_rss_mb=9000.0)
+    e = prediction_error(r)
+    assert (e.measured_mb, e.trainable_exact, e.measure) == (1000.0, True, "torch.cuda.max_memory_allocated")
+    assert e.error == pytest.approx(0.10)
+    r.prediction["device"]["kind"] = "cpu"
+    r.prediction["params"]["trainable"] = 11
+    e = prediction_error(r)
+    assert e.measured_mb == 8500.0 and e.trainable_exact is False
 
 
 def test_a_failing_prediction_never_fails_the_run(monkeypatch) -> None:

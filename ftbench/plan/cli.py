@@ -62,6 +62,10 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
             rows.append(predict(spec, device, records=records))
         except FtbenchError as exc:
             failures.append(f"{spec.method.name}: {exc}")
+        except Exception as exc:  # an architecture the planner cannot trace: say so, go on
+            text = str(exc).strip().splitlines()
+            failures.append(f"{spec.method.name}: cannot be predicted ({type(exc).__name__}: "
+                            f"{text[0] if text else ''})")
     for line in failures:
         print(f"ftbench: plan {line}", file=sys.stderr)
     if not rows:

@@ -20,9 +20,21 @@ def prediction_for_record(spec: RunSpec, device: str, model_kwargs: dict[str, An
             from ftbench.plan.device import DeviceInfo
 
             info = DeviceInfo(device, None, None, None, "NVML unavailable")
-        return predict(spec, info, num_labels=model_kwargs.get("num_labels")).to_dict()
+        doc = predict(spec, info, num_labels=model_kwargs.get("num_labels")).to_dict()
+        # What an RSS prediction is compared with: growth from here, just before the model loads.
+        doc["baseline_rss_mb"] = _rss_mb()
+        return doc
     except Exception as exc:
         if log is not None:
             text = str(exc).strip().splitlines()
             log(f"no prediction for this run: {type(exc).__name__}: {text[0] if text else ''}", "warning")
+        return None
+
+
+def _rss_mb() -> float | None:
+    try:
+        import psutil
+
+        return round(psutil.Process().memory_info().rss / 2**20, 1)
+    except Exception:
         return None

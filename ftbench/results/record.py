@@ -7,7 +7,9 @@ records with a newer ``schema_version`` are refused rather than guessed at, and 
 go through explicit `MIGRATIONS`.
 
 ``prediction`` (an object or null) is what `ftbench plan` predicted for the run before it
-started (``Prediction.to_dict()``: parameters, memory by part, time, fit), stored next to
+started (``Prediction.to_dict()``: parameters, memory by part, time, fit, plus
+``baseline_rss_mb``, the RSS just before the model loaded, which a CPU prediction is
+compared from; see `ftbench.plan.judge`), stored next to
 what was measured so the estimator is judged by the records it serves. It is null in records
 written before ftbench stored it, and when the prediction itself failed; it is never filled in
 afterwards.
