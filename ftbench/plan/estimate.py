@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from ftbench.errors import FtbenchError
 from ftbench.plan.device import DeviceInfo
-from ftbench.plan.memory import MB, RESERVE_SLACK, MemoryParts, assemble
+from ftbench.plan.memory import MB, MemoryParts, assemble
 from ftbench.plan.timing import TimeEstimate, estimate_time, planned_steps
 from ftbench.spec import RunSpec
 
@@ -180,4 +180,4 @@ def _trace(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str) ->
     return trace_saved(meta.model, meta.blocks, inputs, mixed_dtype=mixed, device=kind)
 
 
-__all__ = ["Prediction", "predict", "resolve_precision", "RESERVE_SLACK"]
+__all__ = ["Prediction", "predict", "resolve_precision"]

@@ -52,7 +52,7 @@ def weight_dtype(config: Any) -> Any:
     dtype, else float32."""
     import torch
 
-    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    dtype = getattr(config, "dtype", None)  # transformers 5 (``torch_dtype`` is its deprecated alias)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None)
     return dtype if isinstance(dtype, torch.dtype) else torch.float32

@@ -168,6 +168,10 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
         if q.requires_grad or k.requires_grad or v.requires_grad:
             for t in (q, k, v, out):
                 recorder.record(t)
+            if mask is not None and mask.dtype == torch.bool:
+                # The fused kernels take an additive bias: torch converts a boolean mask into a
+                # new one in q's dtype on every call, and that is what backward keeps.
+                mask = torch.empty(mask.shape, dtype=q.dtype, device="meta")
             if mask is not None:
                 recorder.record(mask)
             lse = torch.empty(int(q.numel() // q.shape[-1]), dtype=torch.float32, device="meta")
