@@ -207,6 +207,10 @@ def _error(predicted: float | None, measured: float | None) -> float | None:
     return round((predicted - measured) / measured, 4)
 
 
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
@@ -222,13 +226,13 @@ def print_table(rows: list[dict[str, Any]], gpu: bool) -> None:
     for col in cols:
         table.add_column(col, justify="left" if col in ("model", "method") else "right")
     for r in rows:
-        cells = [r["model"], r["method"], f"{r['batch']} x {r['seq']}", f"{r['predicted_mb']:,.1f}"]
+        cells = [r["model"], r["method"], f"{r['batch']} x {r['seq']}", _mb(r["predicted_mb"])]
         if gpu:
-            cells += [f"{r['measured_mb']:,.1f}", _pct(r["error"])]
+            cells += [_mb(r["measured_mb"]), _pct(r["error"])]
         else:
             for label in ("default", "fixed"):
                 m = r.get(f"measured_{label}_mb")
-                cells += ["-" if m is None else f"{m:,.1f}", _pct(r.get(f"error_{label}"))]
+                cells += [_mb(m), _pct(r.get(f"error_{label}"))]
         table.add_row(*cells)
     Console(width=160).print(table)
 

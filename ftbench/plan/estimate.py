@@ -127,6 +127,8 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
                          device_name=device.name if device.kind == "cuda" else None,
                          cpu=cpu_name(), records=records,
                          recompute_flops=flops.forward_per_token * tokens if gc else 0.0)
+    if num_labels is None and spec.task == "classification" and spec.data.name == "file":
+        notes.append("labels of a data file are not read before a run: the head is sized for 2")
     if spec.train.grad_accum > 1:
         notes.append(f"gradient accumulation x{spec.train.grad_accum}: memory is per micro-batch")
     if spec.train.torch_compile:
