@@ -10,10 +10,10 @@ mixed precision makes a copy of them (below).
 Three things the meta device does not do the way the real device does are reproduced here:
 
 * **Mixed precision.** ``torch.autocast`` has no meta backend, so a small
-  `TorchFunctionMode` applies CUDA autocast's rules itself: matmul-like ops (``linear``,
+  `TorchFunctionMode` applies autocast's rules itself: matmul-like ops (``linear``,
   ``matmul``, ``bmm``, ``addmm``, ``baddbmm``, SDPA) cast their floating inputs to the
-  compute dtype, the fp32-list ops (``layer_norm``, ``softmax``, ``log_softmax``,
-  ``cross_entropy`` ...) to float32. Like autocast, casts of trainable leaf weights are
+  compute dtype, the fp32-list ops to float32 (on CUDA ``layer_norm``, ``softmax``,
+  ``log_softmax``, ``cross_entropy`` ...; on CPU the losses only). Like autocast, casts of trainable leaf weights are
   cached for the whole step (one copy each); every other cast is a fresh tensor, so three
   projections of one fp32 input save three half-precision copies, as on a GPU.
 * **Attention kernels.** On meta, ``scaled_dot_product_attention`` takes the math path (which
@@ -39,6 +39,10 @@ _LOW_PRECISION = ("linear", "matmul", "bmm", "mm", "addmm", "baddbmm", "addbmm",
                   "conv2d", "einsum", "scaled_dot_product_attention")
 _FP32 = ("layer_norm", "group_norm", "softmax", "log_softmax", "cross_entropy", "nll_loss",
          "mse_loss", "binary_cross_entropy_with_logits", "normalize", "cumsum", "norm")
+# CPU autocast's float32 list has the losses but not layer_norm or softmax (torch.amp docs,
+# "CPU Ops that can autocast to float32").
+_FP32_CPU = ("cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy_with_logits",
+             "l1_loss", "smooth_l1_loss", "kl_div")
 
 
 @dataclass
@@ -178,13 +182,15 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
             recorder.record(lse)
         return out
 
+    fp32_ops = _FP32 if device == "cuda" else _FP32_CPU
+
     class TraceMode(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
             name = getattr(func, "__name__", "")
             if mixed_dtype is not None:
                 target = (mixed_dtype if name in _LOW_PRECISION
-                          else torch.float32 if name in _FP32 else None)
+                          else torch.float32 if name in fp32_ops else None)
                 if target is not None:
                     args = tuple(cast(a, target) for a in args)
                     kwargs = {k: cast(v, target) for k, v in kwargs.items()}
