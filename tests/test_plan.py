@@ -403,3 +403,18 @@ def test_run_refuses_before_loading_anything_unless_forced(capsys, monkeypatch) 
     assert "exceeds the 700 MB free" in last and last.endswith("(--force runs it anyway)")
     assert main(["run", "--preset", "quickstart", "--headless", "--method", "full", "--force"]) == 0
     assert len(started) == 1
+
+
+def test_checkpointed_activations_follow_a_direct_trace_at_large_batches() -> None:
+    """With checkpointing the peak is a max of two parts (the rebuilt block or autocast's
+    cached casts): the prediction must agree with a direct trace on both sides of the kink."""
+    import torch
+
+    from ftbench.plan.estimate import _trace, predict
+    from ftbench.plan.meta import build_meta_model, load_config
+
+    for batch in (1, 40):
+        spec = spec_for("minilm-l6", "full", batch=batch, seq=128, gc=True)
+        meta = build_meta_model(spec, load_config(spec, 2), torch.bfloat16)
+        direct = _trace(meta, "classification", batch, 128, torch.bfloat16, "cuda").checkpointed()
+        assert predict(spec, H100).memory.activations == direct, batch

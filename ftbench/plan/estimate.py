@@ -107,15 +107,14 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
         raise FtbenchError("method 'prefix' cannot run with gradient checkpointing "
                            "(set gradient_checkpointing = false)")
     one, two = (_trace(meta, spec.task, b, seq, mixed, device.kind) for b in (1, 2))
-    pick = (lambda p: p.checkpointed()) if gc else (lambda p: p.total)
-    act = Line(2 * pick(one) - pick(two), pick(two) - pick(one))
-    big = Line(2 * one.largest - two.largest, two.largest - one.largest)
+    activations = _activation_line(one, two, gc)
+    big = _line(one.largest, two.largest)
 
     half = sum(n for kind, n in counts.trainable_by_dtype.items() if kind in ("fp16", "bf16"))
 
     def parts(batch: int) -> MemoryParts:
         return assemble(counts.weight_bytes, counts.trainable_bytes, counts.trainable, half,
-                        act.at(batch), big.at(batch), device.kind, device.name)
+                        activations(batch), big.at(batch), device.kind, device.name)
 
     memory = parts(spec.train.batch_size)
     fits, largest = _fit(parts, memory, device)
@@ -143,6 +142,26 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
                        else "process RSS growth from before the model is loaded"),
         notes=tuple(notes),
     )
+
+
+def _line(at_one: float, at_two: float) -> Line:
+    return Line(2 * at_one - at_two, at_two - at_one)
+
+
+def _activation_line(one: Any, two: Any, gc: bool) -> Any:
+    """Saved bytes as a function of the batch size. Each part of the profile is a line in the
+    batch; with checkpointing the peak takes a max of two of them (the block rebuilt in
+    backward, or autocast's cached weight casts), so the parts stay separate."""
+    other = _line(one.other, two.other)
+    if not gc:
+        blocks = _line(sum(one.blocks), sum(two.blocks))
+        return lambda batch: other.at(batch) + blocks.at(batch)
+    inputs = _line(sum(one.block_inputs), sum(two.block_inputs))
+    block = _line(max(one.blocks, default=0), max(two.blocks, default=0))
+    cached = _line(one.cached_copies, two.cached_copies)
+    if not one.blocks:
+        return lambda batch: other.at(batch)
+    return lambda batch: other.at(batch) + inputs.at(batch) + max(block.at(batch), cached.at(batch))
 
 
 def _fit(parts: Any, memory: MemoryParts, device: DeviceInfo) -> tuple[bool | None, int | None]:
