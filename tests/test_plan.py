@@ -100,7 +100,8 @@ def test_activations_grow_linearly_in_batch_and_checkpointing_saves_memory() -> 
 
 @pytest.mark.parametrize("model,method,mixed", [
     (model, method, mixed) for model in ("tiny-bert", "tiny-roberta", "tiny-distilbert")
-    for method in ("full", "lora", "head-only", "bitfit", "ia3", "adapters", "last-layer", "prefix")
+    for method in ("full", "lora", "qlora", "head-only", "bitfit", "ia3", "adapters", "last-layer",
+                   "prefix")
     for mixed in (False, True) if not (model == "tiny-distilbert" and method == "prefix")])
 def test_meta_trace_equals_what_autograd_saves_on_a_real_model(model: str, method: str,
                                                                 mixed: bool) -> None:
@@ -109,18 +110,21 @@ def test_meta_trace_equals_what_autograd_saves_on_a_real_model(model: str, metho
     with CPU's op lists) must find the same bytes. The trace also counts the loss (4 bytes)."""
     import torch
 
-    from ftbench.methods import apply_method
+    from ftbench.methods import apply_method, from_pretrained_kwargs, qlora_available
     from ftbench.models import resolve_model
     from ftbench.plan.estimate import _trace
     from ftbench.plan.meta import build_meta_model, load_config, model_class
 
+    if method == "qlora" and not qlora_available()[0]:
+        pytest.skip(qlora_available()[1])
     spec = spec_for(model, method, batch=3, seq=20)
-    dtype = torch.bfloat16 if mixed else None
-    meta = build_meta_model(spec, load_config(spec, 2), torch.float32)
-    predicted = _trace(meta, "classification", 3, 20, dtype, "cpu").total
+    compute = torch.bfloat16 if mixed else torch.float32
+    meta = build_meta_model(spec, load_config(spec, 2), compute)
+    predicted = _trace(meta, "classification", 3, 20, compute if mixed else None, "cpu").total
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        real = model_class("classification").from_pretrained(resolve_model(model).path, num_labels=2)
+        real = model_class("classification").from_pretrained(
+            resolve_model(model).path, num_labels=2, **from_pretrained_kwargs(spec.method, compute))
     real = apply_method(real, spec.method, "classification")
     real.train()
     own = {t.untyped_storage().data_ptr() for t in [*real.parameters(), *real.buffers()]}

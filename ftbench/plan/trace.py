@@ -24,8 +24,9 @@ Three things the meta device does not do the way the real device does are reprod
   without dropout, a math graph with it). `trace_saved` records whichever the target device
   runs.
 * **4-bit layers.** bitsandbytes' ``MatMul4Bit`` keeps only the packed weight for backward,
-  never its input; the meta forward of a ``Linear4bit`` is replaced by a plain matmul whose
-  saves are not recorded.
+  never its input, and ``Linear4bit`` returns its result in its input's dtype (fp32 after an
+  fp32 LayerNorm, even under autocast, so the GELU after it saves fp32); the meta forward of a
+  ``Linear4bit`` is replaced by a matmul that does the same and whose saves are not recorded.
 """
 
 from __future__ import annotations
@@ -220,9 +221,13 @@ def _quiet_4bit(recorder: _Recorder, model: Any) -> Iterator[None]:
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             def forward(x: Any, module: Any = module) -> Any:
+                # bnb 0.50 Linear4bit.forward: cast x to the compute dtype, MatMul4Bit, then
+                # cast the result back to x's dtype (so an fp32 input gives an fp32 output,
+                # under autocast too).
                 with recorder.quiet():
-                    w = torch.empty(module.out_features, module.in_features, device="meta", dtype=x.dtype)
-                    return torch.nn.functional.linear(x, w)
+                    dtype = module.compute_dtype or x.dtype
+                    w = torch.empty(module.out_features, module.in_features, device="meta", dtype=dtype)
+                    return torch.nn.functional.linear(x.to(dtype), w).to(x.dtype)
             module.forward = forward
             patched.append(module)
     try:
