@@ -106,6 +106,10 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
     if gc and spec.method.name == "prefix":
         raise FtbenchError("method 'prefix' cannot run with gradient checkpointing "
                            "(set gradient_checkpointing = false)")
+    if gc:
+        from ftbench.plan.meta import enable_checkpointing_input_grads
+
+        enable_checkpointing_input_grads(meta.model)
     one, two = (_trace(meta, spec.task, b, seq, mixed, device.kind) for b in (1, 2))
     activations = _activation_line(one, two, gc)
     big = _line(one.largest, two.largest)

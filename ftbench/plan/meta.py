@@ -94,3 +94,16 @@ def _quantize_on_meta(model: Any, config: Any, compute_dtype: Any) -> frozenset[
     model.is_loaded_in_4bit = True  # what the quantizer sets once weights are loaded
     model.hf_quantizer = quantizer
     return frozenset(name for name, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit))
+
+
+def enable_checkpointing_input_grads(model: Any) -> None:
+    """What ``gradient_checkpointing_enable`` also does (transformers 5, for models fed
+    ``input_ids``, PEFT or not): make the embeddings' output require grad, so frozen layers
+    below the first trainable one pass gradients and save their inputs. Checkpointing itself is
+    accounted for analytically (`SavedProfile.checkpointed`), not switched on here."""
+    from ftbench.methods.freeze import unwrap
+
+    base = unwrap(model)
+    enable = getattr(base, "enable_input_require_grads", None)
+    if callable(enable) and getattr(base, "main_input_name", "") == "input_ids":
+        enable()
