@@ -14,6 +14,8 @@ def _mb(value: float | None) -> str:
 def _secs(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 0.01:
+        return f"{value * 1000:.2g} ms"
     if value < 1:
         return f"{value * 1000:.0f} ms"
     if value < 120:
