@@ -64,6 +64,6 @@ def _nvml_free(index: int) -> DeviceInfo | None:
 
 
 def _cpu_name() -> str:
-    import platform
+    from ftbench.engine.environment import cpu_name  # /proc/cpuinfo's model name; no torch
 
-    return platform.processor() or platform.machine() or "cpu"
+    return cpu_name() or "cpu"
