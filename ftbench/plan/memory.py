@@ -33,20 +33,23 @@ from typing import Any
 
 MB = 1024 * 1024
 
-# cuBLAS workspace (torch: 4096 KiB x 8 on sm90 and later, 4096 KiB x 2 + 16 KiB x 8 before)
-# plus the cuBLASLt workspace (1 MiB; 32 MiB on sm90 with torch >= 2.5 builds): one each for
-# the training stream.
-CUBLAS_WORKSPACE_MB = {"sm90": 64.0, "older": 9.125}
-# The CUDA context with torch's kernels loaded, measured by NVML "used" minus what the caching
-# allocator holds, on an H100/H200 with torch 2.x; it varies by a few tens of MB with the driver.
+# cuBLAS workspace, taken from the caching allocator: torch sizes it 32 MiB on sm90 and later
+# (4096 KiB x 8) and 8.125 MiB before (4096 KiB x 2 + 16 KiB x 8), one per handle; training
+# uses two (the main thread's forward, the autograd thread's backward). From torch's source,
+# not yet measured by ftbench on a GPU.
+CUBLAS_WORKSPACE_MB = {"sm90": 64.0, "older": 16.25}
+# The CUDA context with torch's kernels loaded (NVML "used" that no allocator holds): a typical
+# figure for torch 2.x on a datacenter GPU, not yet measured by ftbench; it moves with the
+# driver and the kernels loaded. It counts in what must be free, never in PEAK.
 CUDA_CONTEXT_MB = 520.0
-# The caching allocator reserves more than it hands out (block rounding, fragmentation).
+# The caching allocator reserves more than it hands out (block rounding, fragmentation):
+# an allowance, not a measurement. It counts in what must be free, never in PEAK.
 RESERVE_SLACK = 0.10
 # CPU: what a training process grows by besides tensors (autograd and OpenMP thread buffers,
 # the Trainer, the data loader, Python objects). Measured with benchmarks/plan_accuracy.py on
-# tiny-bert (0.5 MB of weights), RSS growth minus its predicted tensors, 2-core x86 CPU,
-# torch 2.13: 30-31 MB across full, LoRA, head-only. It is the whole prediction for a tiny
-# model, and under 10 % of it for minilm-l6.
+# tiny-bert (0.5 MB of weights), RSS growth (mmap threshold fixed) minus its predicted
+# tensors, 2-core x86 CPU, torch 2.13: 29.5 to 35 MB across full, LoRA, head-only, BitFit, IA3.
+# It is most of the prediction for a tiny model, and under 10 % of it for minilm-l6.
 CPU_RUNTIME_MB = 30.0
 # CPU: glibc's dynamic mmap threshold keeps freed activation memory in the heap, so the RSS a
 # run reaches exceeds its live tensors; benchmarks/plan_accuracy.py measured up to 1.38x
