@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ftbench import __version__
 from ftbench.errors import FtbenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ftbench.presets import Overrides
 
 EXIT_USAGE = 2
 
@@ -57,7 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="load .bin/.pt weights, not only safetensors (pickle can run code; recorded)")
     run.add_argument("--report-to", action="append", default=[], metavar="TRACKER",
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
+    run.add_argument("--force", action="store_true",
+                     help="run even if the predicted peak exceeds the GPU's free memory")
     run.set_defaults(func=_cmd_run)
+
+    plan = sub.add_parser("plan", help="predict memory, time and fit per method before running a preset")
+    _copy_args(run, plan, ("preset", "method", "model", "dataset", "max_steps", "train_size",
+                           "eval_size", "seeds", "offline", "trust_remote_code", "runs_dir", "json",
+                           "batch_size"))
+    plan.add_argument("--device", choices=("cpu", "cuda"),
+                      help="plan for this device kind (default: this machine's GPU, else its CPU)")
+    plan.add_argument("--gpu-name", metavar="NAME", help="with --device cuda: the GPU, e.g. 'H100' (peak FLOP/s)")
+    plan.add_argument("--free-mb", type=float, metavar="MB",
+                      help="free device memory to plan against (default: what NVML, or the OS, reports)")
+    plan.set_defaults(func=_cmd_plan)
 
     presets = sub.add_parser("presets", help="list the built-in presets")
     presets.add_argument("--json", action="store_true")
@@ -101,28 +117,53 @@ def _split(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from ftbench.headless import run_specs
-    from ftbench.presets import Overrides, expand, load_preset
+def _copy_args(source: argparse.ArgumentParser, target: argparse.ArgumentParser,
+               dests: tuple[str, ...]) -> None:
+    """Give ``target`` the same options as ``source`` for ``dests`` (one definition of each)."""
+    for action in source._actions:
+        if action.dest in dests:
+            target._add_action(action)
 
-    preset = load_preset(args.preset)
-    overrides = Overrides(
+
+def _overrides(args: argparse.Namespace) -> "Overrides":
+    from ftbench.presets import Overrides
+
+    return Overrides(
         methods=_split(args.method), model=args.model, dataset=args.dataset,
         max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
-        report_to=_split(args.report_to), train_size=args.train_size, eval_size=args.eval_size,
-        compile=args.compile, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
-        allow_pickle=args.allow_pickle,
+        report_to=_split(getattr(args, "report_to", [])), train_size=args.train_size,
+        eval_size=args.eval_size, compile=getattr(args, "compile", None),
+        batch_size=getattr(args, "batch_size", None),
+        trust_remote_code=args.trust_remote_code, allow_pickle=getattr(args, "allow_pickle", False),
     )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ftbench.headless import run_specs
+    from ftbench.presets import expand, load_preset
+
+    preset = load_preset(args.preset)
+    overrides = _overrides(args)
     specs = expand(preset, overrides)
     from ftbench.preflight import check_trackers, preflight
 
     check_trackers(overrides.report_to)
     preflight(specs)
+    if not args.force:
+        from ftbench.plan.preflight import check_fit
+
+        check_fit(specs)
     if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
         from ftbench.tui import main as tui_main  # watch it live; the same engine and files
 
         return tui_main(args.runs_dir, (preset.name, specs))
     return run_specs(specs, args.runs_dir, args.json)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from ftbench.plan.cli import plan_command
+
+    return plan_command(args, _overrides(args))
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:

@@ -300,6 +300,9 @@ class _Session:
         precision = _resolve_precision(spec.train.precision, self.device, torch)
         self.precision = precision
         self.record.environment["precision"] = precision
+        from ftbench.plan.record import prediction_for_record  # never raises; before the model loads
+
+        self.record.prediction = prediction_for_record(spec, self.device, prepared.model_kwargs, self.log)
         model = self._build_model(ref.path, prepared, precision)
         if self.hooks.wrap_model is not None:
             model = self.hooks.wrap_model(model)

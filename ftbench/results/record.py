@@ -5,6 +5,14 @@ measured are ``None`` (JSON ``null``), never invented. ``parse_record`` validate
 read from disk and raises `RecordError` with one line on anything it does not understand;
 records with a newer ``schema_version`` are refused rather than guessed at, and older versions
 go through explicit `MIGRATIONS`.
+
+``prediction`` (an object or null) is what `ftbench plan` predicted for the run before it
+started (``Prediction.to_dict()``: parameters, memory by part, time, fit, plus
+``baseline_rss_mb``, the RSS just before the model loaded, which a CPU prediction is
+compared from; see `ftbench.plan.judge`), stored next to
+what was measured so the estimator is judged by the records it serves. It is null in records
+written before ftbench stored it, and when the prediction itself failed; it is never filled in
+afterwards.
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class RunRecord:
     series: dict[str, list[dict[str, Any]]] = field(default_factory=_empty_series)
     environment: dict[str, Any] = field(default_factory=dict)
     references: list[dict[str, Any]] = field(default_factory=list)
+    prediction: dict[str, Any] | None = None                    # see the module docstring
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +104,7 @@ class RunRecord:
             "series": self.series,
             "environment": self.environment,
             "references": self.references,
+            "prediction": self.prediction,
         }
 
     # Convenience accessors used by reports.
@@ -143,6 +153,7 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "model_info": dict,
     "data_info": dict,
     "references": list,
+    "prediction": (dict, type(None)),
 }
 
 
@@ -239,6 +250,7 @@ def parse_record(doc: Any) -> RunRecord:
         series={**_empty_series(), **series},
         environment=doc["environment"],
         references=doc.get("references", []),
+        prediction=doc.get("prediction"),
     )
 
 
