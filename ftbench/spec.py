@@ -53,8 +53,8 @@ class TrainParams:
     logging_steps: int = 10
     grad_accum: int = 1
     group_by_length: bool | None = None  # None: on with a GPU (less padding), off on CPU
-    # None ("auto"): on a CUDA GPU for long runs (engine/autobatch.resolve_compile); the compile
-    # time is in train_s and left out of the steady-state figures
+    # None ("auto"): engine/autobatch.resolve_compile decides and records why (off until compile
+    # is measured to pay on a GPU); compile time is in train_s, left out of the steady state
     torch_compile: bool | None = None
 
 

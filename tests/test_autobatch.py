@@ -60,9 +60,18 @@ def test_start_size() -> None:
     (None, "cuda", 1000, "full", True), (None, "cuda", 5000, "lora", True),
     (None, "cuda", 5000, "qlora", False), (None, "cuda", 5000, "prefix", False),
 ])
-def test_compile_decision(asked, device, steps, method, on) -> None:
+def test_compile_decision(asked, device, steps, method, on, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftbench.engine import autobatch
+
+    monkeypatch.setattr(autobatch, "AUTO_COMPILE", True)   # the rule once measured
     decided, why = resolve_compile(asked, device, steps, method)
     assert decided is on and why
+
+
+def test_auto_compile_stays_off_until_measured() -> None:
+    assert resolve_compile(None, "cuda", 5000, "full") == (
+        False, "auto: not yet measured to pay on a GPU; pass --compile to try it")
+    assert resolve_compile(True, "cuda", 5000, "full") == (True, "asked for")
 
 
 def spec(batch: int | str = "auto", compile: bool | None = None) -> RunSpec:

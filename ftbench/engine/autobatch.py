@@ -19,6 +19,7 @@ from typing import Any, Callable
 MAX_BATCH = 1024      # beyond this a step is long enough that bigger batches buy nothing
 CPU_BATCH = 32
 COMPILE_MIN_STEPS = 1000
+AUTO_COMPILE = False  # flip once benchmarks/gpu.py shows compile paying for itself in ftbench
 HEADROOM = 0.10       # share of the device memory a probe must leave free
 
 
@@ -33,9 +34,11 @@ class AutoBatch:
 
 
 def resolve_compile(asked: bool | None, device: str, total_steps: int, method: str) -> tuple[bool, str]:
-    """`torch_compile`: true / false as asked; unset ("auto"): on a CUDA GPU for runs long enough
-    to repay compiling (`COMPILE_MIN_STEPS`), except for methods whose modules break the graph
-    (QLoRA's 4-bit layers, prefix tuning's past key/values). Returns (on, why)."""
+    """`torch_compile`: true / false as asked. Unset ("auto") would compile on a CUDA GPU for runs
+    long enough to repay compiling (`COMPILE_MIN_STEPS`), except for methods whose modules break
+    the graph (QLoRA's 4-bit layers, prefix tuning's past key/values) — once measured to pay.
+    Until then (`AUTO_COMPILE` is False: benchmarks/gpu.py's auto_batch stage has not run on a
+    GPU yet) auto means off, and the record says why. Returns (on, why)."""
     if asked is not None:
         return asked, "asked for" if asked else "turned off"
     if device != "cuda":
@@ -44,6 +47,8 @@ def resolve_compile(asked: bool | None, device: str, total_steps: int, method: s
         return False, f"auto: {method} does not compile into one graph"
     if total_steps < COMPILE_MIN_STEPS:
         return False, f"auto: {total_steps} steps < {COMPILE_MIN_STEPS}, compiling would not pay"
+    if not AUTO_COMPILE:
+        return False, "auto: not yet measured to pay on a GPU; pass --compile to try it"
     return True, f"auto: {total_steps} steps on a CUDA GPU"
 
 

@@ -453,7 +453,8 @@ class _Session:
         from ftbench.engine.autobatch import find_batch_size, probe_step, start_size
 
         torch = self.torch
-        if self.device == "cuda":
+        # 4-bit (QLoRA) models are placed on the GPU when loaded and refuse .to()
+        if self.device == "cuda" and not getattr(model, "is_loaded_in_4bit", False):
             model.to("cuda")
 
         def cleanup() -> None:
