@@ -350,14 +350,14 @@ class _Session:
         from ftbench.engine.autobatch import resolve_compile
         from ftbench.engine.callbacks import EventCallback
         from ftbench.engine.levers import levers_off
-        from ftbench.engine.trainargs import training_args
+        from ftbench.engine.trainargs import planned_steps, training_args
         from ftbench.engine.telemetry import Telemetry, reset_torch_peaks, torch_peaks
 
         train = spec.train
         batch_size = train.batch_size
         if batch_size == "auto":
             batch_size = self._auto_batch(model, prepared, tokenizer, precision)
-        steps = _planned_steps(train, len(prepared.train_dataset), batch_size)
+        steps = planned_steps(train, len(prepared.train_dataset), batch_size) or 0
         compiled, why = resolve_compile(train.torch_compile, self.device, steps, spec.method.name)
         self.compiled = compiled
         self.record.timing["batch_size"] = batch_size
@@ -605,14 +605,6 @@ class _Session:
 # Steady-state throughput (after warm-up and compile), beside the whole-run figures.
 STEADY_KEYS = ("warmup_steps", "steady_steps", "steady_s", "steady_samples_per_s",
                "steady_tokens_per_s", "steady_tflops", "steady_mfu")
-
-
-def _planned_steps(train: Any, examples: int, batch_size: int) -> int:
-    """Optimizer steps the Trainer will run (what max_steps or the epochs give)."""
-    if train.max_steps:
-        return int(train.max_steps)
-    per_epoch = max(1, math.ceil(examples / (batch_size * train.grad_accum)))
-    return int(math.ceil(per_epoch * (train.epochs if train.epochs is not None else 1.0)))
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

@@ -12,6 +12,7 @@ dataset order in its Trainer subclass (`_get_eval_sampler`).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -23,6 +24,18 @@ def group_by_length(spec: RunSpec, device: str) -> bool:
     """Length-grouped training batches: the preset's choice, else on with a GPU (less padding)."""
     asked = spec.train.group_by_length
     return device == "cuda" if asked is None else asked
+
+
+def planned_steps(train: Any, train_size: int | None, batch_size: int | None = None) -> int | None:
+    """Optimizer steps the run will take (max_steps wins, as in the Trainer); None when the
+    training-set size is unknown. ``batch_size``: the size `"auto"` settled on, if any."""
+    if train.max_steps:
+        return int(train.max_steps)
+    batch = batch_size or train.batch_size
+    if train_size is None or train.epochs is None or not isinstance(batch, int):
+        return None
+    per_epoch = math.ceil(train_size / batch / train.grad_accum)
+    return max(1, math.ceil(per_epoch * train.epochs))
 
 
 def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str = "",

@@ -15,10 +15,11 @@ trains on fewer. The throughput, in order of preference:
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
+
+from ftbench.engine.trainargs import planned_steps  # noqa: F401  (one rule, shared with the engine)
 
 DEFAULT_MFU = 0.30
 
@@ -34,16 +35,6 @@ class TimeEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def planned_steps(train: Any, train_size: int | None) -> int | None:
-    """Optimizer steps the run will take (max_steps wins, as in the Trainer)."""
-    if train.max_steps:
-        return int(train.max_steps)
-    if train_size is None or train.epochs is None:
-        return None
-    per_epoch = math.ceil(train_size / train.batch_size / train.grad_accum)
-    return max(1, math.ceil(per_epoch * train.epochs))
 
 
 def _same_device(record: Any, kind: str, device_name: str | None, cpu: str | None) -> bool:
