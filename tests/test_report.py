@@ -259,12 +259,21 @@ def test_select_latest(records):
     pool = [*records, rerun]
     # No preset given: the newest run's preset (the re-run is the newest: quickstart).
     latest = select_runs(pool, Selection(latest=True))
-    assert rerun in latest and qs_lora[0] not in latest
     assert {r.preset for r in latest} == {"quickstart"}
-    assert len(latest) == 14  # 4 methods x 3 seeds + full s3 + qlora s0, newest of each
-    # Filters apply first: the latest *completed* lora s0 is the original one.
-    done = select_runs(pool, Selection(latest=True, preset="quickstart", statuses=("completed",)))
-    assert qs_lora[0] in done and rerun not in done
+    assert len(latest) == 14  # 4 methods x 3 seeds + full s3 + qlora s0, one of each
+    # A newer failed (or cancelled) re-run does not hide the earlier completed run.
+    assert qs_lora[0] in latest and rerun not in latest
+    # Filters apply first: asking for failed runs gives the failed re-run.
+    failed = select_runs(pool, Selection(latest=True, preset="quickstart", statuses=("failed",)))
+    assert rerun in failed and qs_lora[0] not in failed
+    # A newer *completed* re-run replaces the older one.
+    redone = RunRecord(**{**rerun.__dict__, "run_id": "20261129T000100-quickstart-lora-s0-ok",
+                          "created_at": "2026-11-29T00:01:00+00:00", "status": "completed"})
+    latest = select_runs([*pool, redone], Selection(latest=True))
+    assert redone in latest and qs_lora[0] not in latest and rerun not in latest
+    # With no completed run for a key, the newest run of that key stands in.
+    only_failed = select_runs([rerun], Selection(latest=True))
+    assert only_failed == [rerun]
     # Without the re-run the newest preset is roberta-imdb-peft (one run).
     assert [r.preset for r in select_runs(records, Selection(latest=True))] == ["roberta-imdb-peft"]
 

@@ -48,8 +48,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
                         help="runs to include, by id or unique id prefix (default: all)")
     parser.add_argument("--preset", metavar="NAME", help="only runs of this preset")
     parser.add_argument("--latest", action="store_true",
-                        help="only the most recent run per method/model/dataset/seed of the "
-                             "preset (of the newest preset without --preset)")
+                        help="only the most recent completed run per method/model/dataset/seed "
+                             "of the preset (the most recent of any status where none "
+                             "completed; the newest preset without --preset)")
     parser.add_argument("--method", action="append", default=[], metavar="NAME",
                         help="only these methods (repeat or comma-separate)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME",

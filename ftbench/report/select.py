@@ -5,9 +5,11 @@ Order of operations, so that combinations mean what they say:
    error rather than an empty report, because a typo should not look like "no results";
 2. ``preset`` and the method / model / dataset / status filters keep matching runs
    (case-insensitive; several values for one filter mean "any of these");
-3. ``latest`` then keeps, per (method, model, dataset, seed), the most recent run of the
-   chosen preset, or of the newest preset among what is left when none is given. Filtering
-   first makes ``--latest --status completed`` mean "the latest completed run of each".
+3. ``latest`` then keeps, per (method, model, dataset, seed), the most recent *completed*
+   run of the chosen preset (the most recent run of any status only where none completed),
+   or of the newest preset among what is left when none is given: a cancelled or failed
+   re-run does not hide the earlier completed one. Filtering first makes
+   ``--latest --status cancelled`` mean "the latest cancelled run of each".
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def _keep(value: str, wanted: Sequence[str]) -> bool:
 
 
 def latest_runs(records: Sequence[RunRecord], preset: str | None = None) -> list[RunRecord]:
-    """The most recent run per (method, model, dataset, seed) of one preset.
+    """The most recent completed run per (method, model, dataset, seed) of one preset, or the
+    most recent run of any status for a key where no run completed.
 
     Without ``preset``, the preset of the most recently created run is used: "what did I
     just run". Recency is ``created_at`` (ISO 8601 UTC), then run id, as in `load_runs`.
@@ -86,7 +89,10 @@ def latest_runs(records: Sequence[RunRecord], preset: str | None = None) -> list
     newest: dict[tuple[str, str, str, int | None], RunRecord] = {}
     for r in ordered:
         if r.preset.casefold() == chosen_preset.casefold():
-            newest[(r.method, r.model, r.dataset, r.seed)] = r
+            key = (r.method, r.model, r.dataset, r.seed)
+            held = newest.get(key)
+            if held is None or r.status == "completed" or held.status != "completed":
+                newest[key] = r
     keep = {id(r) for r in newest.values()}
     return [r for r in records if id(r) in keep]
 
