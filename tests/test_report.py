@@ -286,7 +286,7 @@ def test_table_contents_at_80_columns(comparison):
     for expected in ("quickstart: minilm-l6 on rotten_tomatoes — results", "accuracy",
                      "0.812", "±0.006", "22.7M", "100.0%", "74.5K", "0.33%", "0.0034%", "RSS",
                      "3 completed", "1 cancelled", "failed", "reported (write-up E, T4)",
-                     "reported (write-up A, Colab", "EM", "mean ± sample std over seeds"):
+                     "reported (write-up A,", "EM", "mean ± sample std over seeds"):
         assert expected in text, expected
 
 
@@ -296,7 +296,7 @@ def test_wide_table_is_one_table_with_inline_spread(comparison):
     text = render(tables[0], 250)
     assert "0.812 ± 0.006" in text and "22.7M (100.0%)" in text and "62.1 ± 1.3" in text
     row = next(line for line in text.splitlines() if line.strip().startswith("head-only"))
-    assert row.split()[:3] == ["head-only", "3", "0.700"]
+    assert row.split()[:4] == ["head-only", "3", "50", "0.700"]  # n, then the steps column
 
 
 def cell(table, header, row):
@@ -362,9 +362,9 @@ def test_csv_one_flat_row_per_run(records):
 def test_markdown_has_mean_std_and_marked_references(comparison):
     md = to_markdown(comparison)
     assert "### quickstart" in md
-    assert "| full | 3 | **0.812 ± 0.006** |" in md
-    assert "| lora | 3 | 0.795 ± 0.005 |" in md
-    assert "| _lora_ | - | _1.000_ |" in md and "_reported (write-up E, T4)_" in md
+    assert "| full | 3 | 50 | **0.812 ± 0.006** |" in md
+    assert "| lora | 3 | 50 | 0.795 ± 0.005 |" in md
+    assert "| _lora_ | - | - | _1.000_ |" in md and "_reported (write-up E, T4)_" in md
     assert "Pareto front, accuracy vs trainable parameters: head-only → bitfit → lora → full." in md
     # Every table line has the same number of cells as its header.
     for block in md.split("\n\n"):
@@ -530,3 +530,86 @@ def test_bars_label_every_value_and_whisker_only_spread() -> None:
     full = next(line for line in lines if line.lstrip().startswith("full┤"))
     assert "┼" in full and "┼" not in head_only  # no spread, no whisker
     assert max(len(line) for line in lines) <= 80
+
+
+# --- steady-state throughput and budgets ----------------------------------------------------
+
+def test_rates_are_steady_state_by_default_with_marked_whole_run_fallback(comparison):
+    qs = section(comparison, "quickstart")
+    full, head = group(qs, "full"), group(qs, "head-only")
+    # full: all three runs carry steady figures (fixtures: 45 steps x 32 samples / steady_s).
+    steady = [1440 / (t * 0.86) for t in (62.1, 60.8, 63.4)]
+    assert full.mean("rate.samples_per_s") == pytest.approx(sum(steady) / 3, abs=0.01)
+    assert not full.whole_run_rates
+    # head-only s2 has no steady window: the whole row falls back to whole-run figures,
+    # never a mean mixing the two bases.
+    assert head.whole_run_rates
+    assert head.mean("rate.samples_per_s") == pytest.approx((78.05 + 76.56 + 79.6) / 3)
+    assert qs.warmup_steps == [5]
+    text = "".join(render(t, 120) for t in section_tables(qs, 120))
+    assert "27.0" in text and "78.1†" in text and "25.8" not in text
+    assert "samples/s: steady state after 5 warm-up steps" in text
+    assert "† whole run" in text
+    # Old records (no steady keys at all) fall back and are marked too.
+    qa = section(comparison, "lora-qa")
+    assert group(qa, "lora").whole_run_rates
+    assert "34.5†" in "".join(render(t, 120) for t in section_tables(qa, 120))
+    assert "steady state after" not in (qa.rate_note or "")
+
+
+def test_csv_carries_both_throughput_sets(records):
+    rows = list(csv.DictReader(io.StringIO(to_csv(records))))
+    for column in ("timing.samples_per_s", "timing.steady_samples_per_s", "timing.warmup_steps",
+                   "timing.steady_mfu", "throughput_basis"):
+        assert column in rows[0], column
+    by_id = {r["run_id"]: r for r in rows}
+    full = by_id["20261128T080200-quickstart-full-s0-000001"]
+    assert (full["timing.samples_per_s"], full["timing.steady_samples_per_s"]) == ("25.76", "26.96")
+    assert full["throughput_basis"] == "steady state" and full["timing.warmup_steps"] == "5"
+    qa = by_id["20261128T083000-lora-qa-lora-s42-00000f"]
+    assert qa["timing.steady_samples_per_s"] == "" and qa["throughput_basis"] == "whole run"
+
+
+def test_markdown_says_steady_state_and_marks_fallback(comparison):
+    md = to_markdown(comparison)
+    assert "78.1† ± 1.5" in md and "| 27.0 ± 0.6 |" in md
+    assert "- Samples/s: steady state after 5 warm-up steps; † whole run" in md
+
+
+def _short_rerun(record: RunRecord, run_id: str) -> RunRecord:
+    spec = {**record.spec, "train": {**record.spec["train"], "max_steps": 5},
+            "data": {**record.spec["data"], "train_size": 200, "eval_size": 64}}
+    return RunRecord(**{**record.__dict__, "run_id": run_id, "spec": spec,
+                        "created_at": "2026-11-29T00:00:00+00:00",
+                        "timing": {**record.timing, "steps": 5}})
+
+
+def test_budget_mismatch_is_a_loud_warning_and_by_budget_splits(records):
+    qs = [r for r in records if r.preset == "quickstart"]
+    lora = next(r for r in qs if r.method == "lora" and r.seed == 0)
+    short = _short_rerun(lora, "20261129T000000-quickstart-lora-s0-short")
+    pool = select_runs([*qs, short], Selection(latest=True))
+    sec = build_comparison(pool).sections[0]
+    assert dict(sec.budget_differences) == {"max_steps": ["5", "none"],
+                                            "train_size": ["200", "1600"],
+                                            "eval_size": ["64", "400"]}
+    table = section_tables(sec, 120)[0]
+    assert table.title.spans and table.title.spans[0].style == "bold red"
+    text = render(table, 120)
+    assert "⚠ these runs differ in budget (max_steps 5 / none; train_size 200 / 1600;" in text
+    assert "--by-budget" in text
+    # lora's group now mixes budgets too, and its steps column says 5 vs 50.
+    assert "train.max_steps" in group(sec, "lora").mixed_settings
+    md = to_markdown(build_comparison(pool))
+    assert "> **Warning:** these runs differ in budget" in md
+    # Split by budget: two sections, each consistent, each named by what sets it apart.
+    split = build_comparison(pool, by_budget=True).sections
+    assert [s.budget for s in split] == [
+        "max_steps none, train_size 1600, eval_size 400",
+        "max_steps 5, train_size 200, eval_size 64"]
+    assert all(not s.budget_differences and not s.warnings for s in split)
+    assert [g.method for g in split[1].groups] == ["lora"]
+    assert "quickstart [max_steps 5, train_size 200, eval_size 64]" in render(
+        section_tables(split[1], 120)[0], 120)
+    # Runs that agree on budget get no warning.
+    assert not build_comparison(qs).sections[0].warnings

@@ -413,3 +413,40 @@ def test_ftbench_run_on_a_terminal_uses_the_tui_and_its_exit_code(
     name, specs = seen["start"]
     assert name == "tiny" and [s.method.name for s in specs] == ["full"]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@run_async
+async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path: Path) -> None:
+    import json
+
+    from rich.console import Console
+
+    runs = copy_fixture_runs(tmp_path / "runs")
+    source = runs / "20261128T080800-quickstart-lora-s0-000004.json"
+    doc = json.loads(source.read_text())
+    doc.update(run_id="20261129T000000-quickstart-lora-s0-short1",
+               created_at="2026-11-29T00:00:00+00:00")
+    doc["spec"]["train"]["max_steps"] = 5
+    (runs / f"{doc['run_id']}.json").write_text(json.dumps(doc))
+
+    def shown(screen: CompareScreen) -> str:
+        console = Console(width=200, record=True, file=open("/dev/null", "w"))
+        console.print(screen.report)
+        return " ".join(console.export_text().split())
+
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.compare_preset("quickstart")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        assert "⚠ these runs differ in budget (max_steps 5 / none)" in shown(compare)
+        await pilot.press("b")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = shown(compare)
+        assert compare.by_budget and "differ in budget" not in text
+        assert "quickstart [max_steps 5]" in text and "quickstart [max_steps none]" in text

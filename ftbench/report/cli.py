@@ -61,6 +61,10 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
                         help=f"only runs with this status ({', '.join(STATUSES)})")
     parser.add_argument("--per-run", action="store_true",
                         help="one row per run instead of mean ± std per group of seeds")
+    parser.add_argument("--by-budget", action="store_true",
+                        help="one table per budget (max steps, epochs, train/eval size, batch, "
+                             "sequence length, model, dataset) instead of a warning that runs "
+                             "on one table differ in budget")
     parser.add_argument("--no-references", action="store_true",
                         help="leave out the figures reported by the preset's write-up")
     parser.add_argument("--runs-dir", metavar="DIR",
@@ -178,7 +182,7 @@ def _compare(args: argparse.Namespace) -> int:
     from ftbench.report.groups import build_comparison
 
     loaded, records = load_selected(args)
-    comparison = build_comparison(records, per_run=args.per_run)
+    comparison = build_comparison(records, per_run=args.per_run, by_budget=args.by_budget)
     references = not args.no_references
     if args.json:
         from ftbench.report.export import comparison_json, dumps_json
@@ -230,7 +234,8 @@ def _export(args: argparse.Namespace) -> int:
     from ftbench.report.groups import build_comparison
 
     _, records = load_selected(args)
-    comparison = build_comparison(records, per_run=args.per_run) if args.format == "md" else None
+    comparison = build_comparison(records, per_run=args.per_run, by_budget=args.by_budget) \
+        if args.format == "md" else None
     text = export_text(args.format, records, comparison, references=not args.no_references)
     if args.output:
         path = write_atomic(args.output, text)

@@ -56,6 +56,8 @@ class FtbenchCommands(Provider):
             yield "Compare a preset…", "The latest runs of a preset (p)", screen.action_pick_preset
             yield "Per run / grouped", "One row per run, or mean ± std over seeds (g)", \
                 screen.action_toggle_per_run
+            yield "Group by budget", "One table per budget: steps, data sizes, batch, length (b)", \
+                screen.action_toggle_by_budget
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self.commands():

@@ -50,6 +50,9 @@ class CompareScreen(MainScreen):
                 id="compare.preset"),
         Binding("g", "toggle_per_run", "Per run / grouped",
                 tooltip="One row per run, or mean ± std over seeds", id="compare.group"),
+        Binding("b", "toggle_by_budget", "By budget",
+                tooltip="One table per budget (steps, data sizes, batch, length), or one per "
+                        "preset with a warning where budgets differ", id="compare.budget"),
         Binding("ctrl+r", "rebuild", "Rebuild", show=False),
     ]
 
@@ -58,6 +61,7 @@ class CompareScreen(MainScreen):
     def __init__(self) -> None:
         super().__init__()
         self.per_run = False
+        self.by_budget = False
         self.report: Group | None = None  # what the last build produced (tests read it)
         self._built: tuple[Any, ...] | None = None
 
@@ -96,7 +100,8 @@ class CompareScreen(MainScreen):
         if width < 20:
             return
         height = max(12, min(22, body.content_size.height - 1))
-        key = (self.app.runs_version, self.app.compare_request, self.per_run, width, height)
+        key = (self.app.runs_version, self.app.compare_request, self.per_run, self.by_budget,
+               width, height)
         if key == self._built and not force:
             return
         self._built = key
@@ -110,18 +115,20 @@ class CompareScreen(MainScreen):
                  "c compares).", "dim")))
             return
         grouping = "one row per run" if self.per_run else "mean ± std over seeds"
+        if self.by_budget:
+            grouping += " · by budget"
         head.update(Text.assemble(("Comparing ", ""), (describe(self.app.compare_request, records),
                                                        "bold"),
                                   f" ({len(records)} run{'s' if len(records) != 1 else ''}) · "
-                                  f"{grouping}", ("   p preset · g grouping", "dim")))
+                                  f"{grouping}", ("   p preset · g grouping · b budget", "dim")))
         content.update(Text("Building the comparison…", style="dim italic"))
-        self.build_report(records, width, height, self.per_run, self.app.no_color)
+        self.build_report(records, width, height, self.per_run, self.app.no_color, self.by_budget)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare",
           description="building the comparison")
     def build_report(self, records: "list[RunRecord]", width: int, height: int, per_run: bool,
-                     colorless: bool) -> Group:
-        return report_renderable(records, width, height, per_run, colorless)
+                     colorless: bool, by_budget: bool = False) -> Group:
+        return report_renderable(records, width, height, per_run, colorless, by_budget)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "compare":
@@ -150,19 +157,23 @@ class CompareScreen(MainScreen):
         self.per_run = not self.per_run
         self.rebuild()
 
+    def action_toggle_by_budget(self) -> None:
+        self.by_budget = not self.by_budget
+        self.rebuild()
+
     def action_rebuild(self) -> None:
         self.app.reload_runs()
         self.rebuild(force=True)
 
 
 def report_renderable(records: "list[RunRecord]", width: int, height: int, per_run: bool,
-                      colorless: bool) -> Group:
+                      colorless: bool, by_budget: bool = False) -> Group:
     """Tables then charts per section, as ``ftbench compare`` prints them."""
     from ftbench.report.charts import section_charts
     from ftbench.report.groups import build_comparison
     from ftbench.report.tables import section_tables
 
-    comparison = build_comparison(records, per_run=per_run)
+    comparison = build_comparison(records, per_run=per_run, by_budget=by_budget)
     parts: list[Any] = []
     for section in comparison.sections:
         for table in section_tables(section, width):
