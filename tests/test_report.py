@@ -425,6 +425,7 @@ def test_charts_fit_80_columns_and_name_the_front(comparison):
     titles = [c.title for c in items]
     for expected in ("quickstart: accuracy by method (mean ± std)",
                      "quickstart: accuracy over steps (per run)",
+                     "quickstart: training loss over steps (per run)",
                      "quickstart: trainable parameters (log scale)",
                      "quickstart: train time (s, excludes evaluation)",
                      "quickstart: peak memory (RSS MB)",
@@ -432,6 +433,9 @@ def test_charts_fit_80_columns_and_name_the_front(comparison):
                      "quickstart: Pareto front, accuracy vs peak RSS MB",
                      "lora-qa: exact_match by method"):
         assert expected in titles
+    # every quickstart run's loss is on the one overlaid chart, each method under its marker
+    loss = next(c for c in items if c.title == "quickstart: training loss over steps (per run)")
+    assert "• full ×4   x lora ×3   + head-only ×3   o bitfit ×3" in loss.text
     # a single measured point is not a front worth drawing
     assert not any(t.startswith("lora-qa: Pareto") for t in titles)
     for chart in items:
@@ -613,3 +617,29 @@ def test_budget_mismatch_is_a_loud_warning_and_by_budget_splits(records):
         section_tables(split[1], 120)[0], 120)
     # Runs that agree on budget get no warning.
     assert not build_comparison(qs).sections[0].warnings
+
+
+def test_overlaid_curves_over_training_time(records):
+    from ftbench.report.charts import loss_curves_chart
+
+    sec = build_comparison([r for r in records if r.preset == "quickstart"]).sections[0]
+    chart = loss_curves_chart(sec, 80, 16, colorless=True, x_axis="time")
+    assert chart is not None and chart.title == "quickstart: training loss over train time (per run)"
+    assert "train time (s)" in chart.text
+    # The x axis reaches the longest run's training time (full: about 63 s), not its 50 steps.
+    assert "60" in chart.text.splitlines()[-3]
+    with pytest.raises(ValueError):
+        loss_curves_chart(sec, 80, 16, colorless=True, x_axis="epochs")
+
+
+def test_single_point_curve_is_drawn(records):
+    """A run that logged once still shows its point (not an empty chart)."""
+    from ftbench.report.charts import loss_curves_chart
+
+    lora = next(r for r in records if r.preset == "quickstart" and r.method == "lora")
+    one = RunRecord(**{**lora.__dict__, "series": {"train": [
+        {"step": 5, "epoch": 0.1, "loss": 0.69, "lr": 1e-3, "samples_per_s": 30, "t": 4.0}]}})
+    chart = loss_curves_chart(build_comparison([one]).sections[0], 60, 12, colorless=True)
+    assert chart is not None
+    plot = chart.text.split("┌", 1)[1]
+    assert "•" in plot.split("└", 1)[0]

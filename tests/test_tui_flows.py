@@ -450,3 +450,10 @@ async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path:
         text = shown(compare)
         assert compare.by_budget and "differ in budget" not in text
         assert "quickstart [max_steps 5]" in text and "quickstart [max_steps none]" in text
+        # Every run's loss on one chart; x switches its axis from steps to training time.
+        assert "training loss over steps (per run)" in text
+        await pilot.press("x")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "training loss over train time (per run)" in shown(compare)

@@ -86,6 +86,9 @@ def add_compare_parser(subparsers: "argparse._SubParsersAction[Any]") -> argpars
                         help="layout width (default: the terminal's)")
     parser.add_argument("--height", type=_positive(8), metavar="ROWS",
                         help="chart height (default: the terminal's, at most 22)")
+    parser.add_argument("--x-axis", choices=("step", "time"), default="step",
+                        help="x of the overlaid loss and metric curves: optimizer step or "
+                             "training time (default: step)")
     parser.add_argument("--save-charts", metavar="FILE",
                         help="also write the charts, without colour, to FILE")
     parser.set_defaults(func=cmd_compare)
@@ -210,13 +213,13 @@ def _compare(args: argparse.Namespace) -> int:
             console.print(table)
             console.print()
         if not args.no_charts:
-            for chart in section_charts(section, width, height, colorless):
+            for chart in section_charts(section, width, height, colorless, args.x_axis):
                 console.print(Text.from_ansi(chart.text), no_wrap=True, overflow="crop")
                 console.print()
     if args.save_charts:
         from ftbench.report.export import write_atomic
 
-        saved = charts(comparison, width, height, colorless=True)
+        saved = charts(comparison, width, height, colorless=True, x_axis=args.x_axis)
         path = write_atomic(args.save_charts, charts_text(saved))
         print(f"ftbench: charts saved to {path}", file=sys.stderr)
     return EXIT_OK

@@ -58,6 +58,8 @@ class FtbenchCommands(Provider):
                 screen.action_toggle_per_run
             yield "Group by budget", "One table per budget: steps, data sizes, batch, length (b)", \
                 screen.action_toggle_by_budget
+            yield "Curves over steps / time", "x axis of the overlaid loss and metric curves (x)", \
+                screen.action_toggle_x_axis
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self.commands():

@@ -53,6 +53,9 @@ class CompareScreen(MainScreen):
         Binding("b", "toggle_by_budget", "By budget",
                 tooltip="One table per budget (steps, data sizes, batch, length), or one per "
                         "preset with a warning where budgets differ", id="compare.budget"),
+        Binding("x", "toggle_x_axis", "Steps / time",
+                tooltip="x axis of the overlaid curves: optimizer step or training time",
+                id="compare.x_axis"),
         Binding("ctrl+r", "rebuild", "Rebuild", show=False),
     ]
 
@@ -62,6 +65,7 @@ class CompareScreen(MainScreen):
         super().__init__()
         self.per_run = False
         self.by_budget = False
+        self.x_axis = "step"
         self.report: Group | None = None  # what the last build produced (tests read it)
         self._built: tuple[Any, ...] | None = None
 
@@ -101,7 +105,7 @@ class CompareScreen(MainScreen):
             return
         height = max(12, min(22, body.content_size.height - 1))
         key = (self.app.runs_version, self.app.compare_request, self.per_run, self.by_budget,
-               width, height)
+               self.x_axis, width, height)
         if key == self._built and not force:
             return
         self._built = key
@@ -120,15 +124,16 @@ class CompareScreen(MainScreen):
         head.update(Text.assemble(("Comparing ", ""), (describe(self.app.compare_request, records),
                                                        "bold"),
                                   f" ({len(records)} run{'s' if len(records) != 1 else ''}) · "
-                                  f"{grouping}", ("   p preset · g grouping · b budget", "dim")))
+                                  f"{grouping}", ("   p preset · g grouping · b budget · x steps/time", "dim")))
         content.update(Text("Building the comparison…", style="dim italic"))
-        self.build_report(records, width, height, self.per_run, self.app.no_color, self.by_budget)
+        self.build_report(records, width, height, self.per_run, self.app.no_color, self.by_budget,
+                          self.x_axis)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare",
           description="building the comparison")
     def build_report(self, records: "list[RunRecord]", width: int, height: int, per_run: bool,
-                     colorless: bool, by_budget: bool = False) -> Group:
-        return report_renderable(records, width, height, per_run, colorless, by_budget)
+                     colorless: bool, by_budget: bool = False, x_axis: str = "step") -> Group:
+        return report_renderable(records, width, height, per_run, colorless, by_budget, x_axis)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "compare":
@@ -161,13 +166,17 @@ class CompareScreen(MainScreen):
         self.by_budget = not self.by_budget
         self.rebuild()
 
+    def action_toggle_x_axis(self) -> None:
+        self.x_axis = "time" if self.x_axis == "step" else "step"
+        self.rebuild()
+
     def action_rebuild(self) -> None:
         self.app.reload_runs()
         self.rebuild(force=True)
 
 
 def report_renderable(records: "list[RunRecord]", width: int, height: int, per_run: bool,
-                      colorless: bool, by_budget: bool = False) -> Group:
+                      colorless: bool, by_budget: bool = False, x_axis: str = "step") -> Group:
     """Tables then charts per section, as ``ftbench compare`` prints them."""
     from ftbench.report.charts import section_charts
     from ftbench.report.groups import build_comparison
@@ -178,6 +187,6 @@ def report_renderable(records: "list[RunRecord]", width: int, height: int, per_r
     for section in comparison.sections:
         for table in section_tables(section, width):
             parts += [table, Text("")]
-        for chart in section_charts(section, width, height, colorless):
+        for chart in section_charts(section, width, height, colorless, x_axis):
             parts += [Text.from_ansi(chart.text, no_wrap=True, overflow="crop"), Text("")]
     return Group(*parts)
