@@ -159,38 +159,86 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     import json
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from ftbench.report.select import short_id
     from ftbench.results.store import load_runs, runs_dir
 
-    def cell(value: object) -> Text:
+    def clean(value: object) -> str:
         # Run files are outside input: no Rich markup, no terminal control characters.
-        return Text("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value)))
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
 
     folder = runs_dir(args.runs_dir)
+    if not folder.exists():
+        raise FtbenchError(f"no runs folder {folder} (run `ftbench run --preset quickstart` "
+                           "first, or pass --runs-dir)")
+    if not folder.is_dir():
+        raise FtbenchError(f"{folder} is not a folder")
     loaded = load_runs(folder)
     for path, problem in loaded.problems:
-        print(f"ftbench: skipped {cell(path)}: {cell(problem)}", file=sys.stderr)
+        print(f"ftbench: skipped {clean(path)}: {clean(problem)}", file=sys.stderr)
     if args.json:
         print(json.dumps([r.to_dict() for r in loaded.records], indent=2))
         return 0
     if not loaded.records:
-        print(f"no runs in {folder}")
+        print(f"no runs in {clean(folder)}")
         return 0
-    table = Table(title=cell(f"runs in {folder}"))
-    for col in ("run id", "preset", "method", "model", "dataset", "seed", "status", "metric", "train s"):
-        table.add_column(col, overflow="fold")
+    console = Console()
+    width = max(console.width, 60)
+    wide = width >= 120
+    # One line per run at any width: fixed widths for the short columns; preset, method (and
+    # model, dataset when wide) and the result share what is left, the result first.
+    fixed = {"id": 6, "created": 11, "seed": 4, "status": 9, "steps": 5, "train s": 7}
+    names = ["id", "created", "preset", "method", *(["model", "dataset"] if wide else []),
+             "seed", "status", "steps", "result", "train s"]
+    free = width - sum(fixed.values()) - (len(names) - 1)  # one space between columns
+    flex = {"preset": 10, "method": 9, "model": 12, "dataset": 12, "result": 11}
+    flex = {k: v for k, v in flex.items() if k in names}
+    caps = {"preset": 18, "method": 12, "model": 24, "dataset": 18, "result": 40}
+    spare = free - sum(flex.values())
+    for key in ("preset", "method", "model", "dataset", "result"):
+        if key in flex and spare > 0:
+            grow = min(spare, caps[key] - flex[key])
+            flex[key] += grow
+            spare -= grow
+    widths = {**fixed, **flex}
+    table = Table(title=Text(f"runs in {clean(folder)}"), box=box.SIMPLE_HEAD, padding=0,
+                  show_edge=False, pad_edge=False, title_justify="left",
+                  caption_justify="left",
+                  caption=Text("id: the run id's last part; compare and export take it, "
+                               "--json has the full id", style="dim"))
+    right = {"seed", "steps", "train s"}
+    for name in names:
+        # The box's column divider is the one-space gap between columns.
+        table.add_column(name, width=widths[name], no_wrap=True, overflow="ellipsis",
+                         justify="right" if name in right else "left")
+    styles = {"completed": "", "cancelled": "yellow", "failed": "red", "diverged": "red"}
     for r in loaded.records:
         m = r.metrics
-        metric = next((f"{k} {m[k]:.4f}" for k in ("accuracy", "exact_match")
-                       if isinstance(m.get(k), (int, float))), r.error or "-")
-        train_s = r.timing.get("train_s")
-        table.add_row(*map(cell, (r.run_id, r.preset, r.method, r.model, r.dataset, r.seed, r.status,
-                                  metric, f"{train_s:.1f}" if train_s is not None else "-")))
-    Console().print(table)
+        result = next((f"{short} {m[k]:.3f}" for k, short in (("accuracy", "acc"),
+                                                               ("exact_match", "EM"))
+                       if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool)),
+                      r.error or "-")
+        train_s, steps = r.timing.get("train_s"), r.timing.get("steps")
+        cells = [short_id(r.run_id), _created(r.created_at), r.preset, r.method]
+        if wide:
+            cells += [r.model, r.dataset]
+        cells += ["-" if r.seed is None else r.seed, r.status,
+                  steps if isinstance(steps, int) else "-", result,
+                  f"{train_s:.1f}" if isinstance(train_s, (int, float)) else "-"]
+        table.add_row(*(Text(clean(c)) for c in cells), style=styles.get(r.status, ""))
+    console.print(table, width=width)
     return 0
+
+
+def _created(stamp: str) -> str:
+    """``2026-11-28T08:02:00+00:00`` → ``11-28 08:02`` (UTC, as stored)."""
+    if len(stamp) >= 16 and stamp[10] == "T":
+        return f"{stamp[5:10]} {stamp[11:16]}"
+    return stamp or "-"
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:

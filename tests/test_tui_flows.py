@@ -238,10 +238,10 @@ async def test_open_a_run_from_the_runs_screen(tmp_path: Path) -> None:
         await pilot.press("3")
         screen = app.screen
         assert isinstance(screen, RunsScreen) and len(screen.shown) == 16
-        await pilot.press("down", "down", "enter")
+        await pilot.press("down", "down", "down", "down", "enter")
         detail = app.screen
         assert isinstance(detail, RunScreen)
-        assert detail.record.run_id == screen.shown[2].run_id
+        assert detail.record.run_id == screen.shown[4].run_id
         await pilot.pause(0.4)
         assert detail.query_one("#run-loss", LossChart).builds >= 1
         await pilot.press("escape")
@@ -291,8 +291,10 @@ async def test_compare_two_selected_runs(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         screen = app.screen
-        first, second = screen.shown[0], screen.shown[3]  # full s0 and lora s0
-        await pilot.press("space", "down", "down", "space", "c")
+        # newest first: the oldest runs (full s0, then full s1 ... lora s0) are at the end
+        first, second = screen.shown[-1], screen.shown[-4]  # full s0 and lora s0
+        assert (first.method, first.seed, second.method, second.seed) == ("full", 0, "lora", 0)
+        await pilot.press(*["down"] * 15, "space", "up", "up", "up", "space", "c")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         assert set(app.compare_request.ids) == {first.run_id, second.run_id}
@@ -457,3 +459,45 @@ async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path:
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "training loss over train time (per run)" in shown(compare)
+
+
+@run_async
+async def test_runs_screen_newest_first_with_steps_and_escape_leaves_the_filters(
+        tmp_path: Path) -> None:
+    from textual.widgets import DataTable, Select
+
+    runs = copy_fixture_runs(tmp_path / "runs")
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        created = [r.created_at for r in screen.shown]
+        assert created == sorted(created, reverse=True)  # newest first, as the README says
+        table = screen.query_one(DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[:8] == [" ", "created ▼", "preset", "method", "seed", "status", "steps",
+                              "metric"]
+        newest = table.get_row_at(0)
+        assert [str(c) for c in newest[1:8]] == ["11-28 08:32", "roberta-imd…", "lora", "42",
+                                                 "completed", "376", "acc 0.925"]
+        assert str(newest[-1]) == "000010"  # the short id `ftbench runs` shows
+        # / goes to the filters; Esc comes back to the table (twice if a list is open)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Select)
+        await pilot.press("enter")  # opens the dropdown
+        await pilot.press("escape")
+        await pilot.press("escape")
+        assert app.focused is table
+        await pilot.press("slash", "tab")
+        assert isinstance(app.focused, Select)
+        await pilot.press("escape")
+        assert app.focused is table
+        # a filter chosen in the dropdowns survives the Esc back to the table; Esc there clears
+        screen.query_one("#filter-method", Select).value = "lora"
+        screen.query_one("#filter-method", Select).focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert app.focused is table and len(screen.shown) == 5
+        await pilot.press("escape")
+        assert len(screen.shown) == 16

@@ -1,7 +1,8 @@
 """Which runs a report is about: ids, a preset, the latest runs, and simple filters.
 
 Order of operations, so that combinations mean what they say:
-1. run ids (exact or unique prefix) narrow the set first; an unknown or ambiguous id is an
+1. run ids (exact, unique prefix, or the short id `ftbench runs` shows: the id's last part)
+   narrow the set first; an unknown or ambiguous id is an
    error rather than an empty report, because a typo should not look like "no results";
 2. ``preset`` and the method / model / dataset / status filters keep matching runs
    (case-insensitive; several values for one filter mean "any of these");
@@ -56,12 +57,21 @@ def split_values(values: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
 
 
+def short_id(run_id: str) -> str:
+    """The random last part of a run id (``20261128T080200-quickstart-full-s0-3f9a1c`` ->
+    ``3f9a1c``), as ``ftbench runs`` and the Runs screen show it; `match_ids` accepts it."""
+    tail = run_id.rsplit("-", 1)[-1]
+    return tail if 4 <= len(tail) < len(run_id) else run_id
+
+
 def match_ids(records: Sequence[RunRecord], ids: Sequence[str]) -> list[RunRecord]:
-    """Runs named by exact id or unique id prefix, in load order, each once."""
+    """Runs named by exact id, unique id prefix or short id (the part after the id's last
+    ``-``, as ``ftbench runs`` shows it), in load order, each once."""
     chosen: dict[str, RunRecord] = {}
     for wanted in ids:
         exact = [r for r in records if r.run_id == wanted]
-        hits = exact or [r for r in records if r.run_id.startswith(wanted)]
+        hits = exact or [r for r in records if r.run_id.startswith(wanted)] \
+            or [r for r in records if short_id(r.run_id) == wanted]
         if not hits:
             raise SelectionError(f"no readable run with id {wanted!r}")
         if len(hits) > 1:
