@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ftbench import __version__
 from ftbench.errors import FtbenchError
@@ -18,8 +18,38 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"ftbench: error: {message}", file=sys.stderr)
+        print(f"ftbench: error: {message}{_command_hint(message)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'quickstart'?)`` for a near miss, else ""."""
+    import difflib
+
+    lowered = {c.casefold(): c for c in choices}
+    close = difflib.get_close_matches(word.casefold(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def _command_hint(message: str) -> str:
+    """argparse's "invalid choice: 'quickstrat' (choose from ...)": name the near miss, and
+    say when the word is a preset (``ftbench quickstart`` means ``run --preset quickstart``)."""
+    import re
+
+    found = re.match(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not found:
+        return ""
+    word, choices = found.group(1), re.findall(r"'([^']*)'", found.group(2))
+    hint = did_you_mean(word, choices)
+    if hint:
+        return hint
+    from ftbench.presets import builtin_presets
+
+    presets = list(builtin_presets())
+    if word in presets:
+        return f" (to run a preset: ftbench run --preset {word})"
+    near = did_you_mean(word, presets)
+    return f" (to run a preset: ftbench run --preset NAME{near})" if near else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "adapters, IA3, prefix, BitFit) on your own hardware.",
     )
     parser.add_argument("--version", action="version", version=f"ftbench {__version__}")
+    parser.add_argument("--runs-dir", dest="top_runs_dir", metavar="DIR",
+                        help="where run files are, for the TUI (`ftbench` alone) and any command "
+                             "(default: ./runs or $FTBENCH_RUNS_DIR)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a preset (live in the TUI on a terminal, else headless)")
@@ -98,13 +131,44 @@ def _split(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
+def _load_preset(name: str) -> "Any":
+    """`load_preset` with the mistakes people make named: a folder, a near-miss name."""
+    from pathlib import Path
+
+    from ftbench.presets import builtin_presets, load_preset
+
+    path = Path(name)
+    if path.is_dir():
+        tomls = sorted(p.name for p in path.glob("*.toml"))[:5]
+        hint = f" (it holds {', '.join(tomls)})" if tomls else ""
+        raise FtbenchError(f"--preset {name} is a folder; give a preset name or a .toml file"
+                           f"{hint}")
+    try:
+        return load_preset(name)
+    except FtbenchError as exc:
+        if path.suffix or "/" in name or name in builtin_presets():
+            raise
+        hint = did_you_mean(name, list(builtin_presets()))
+        if not hint:
+            raise
+        raise FtbenchError(f"unknown preset {name!r}{hint}") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.headless import run_specs
-    from ftbench.presets import Overrides, expand, load_preset
+    from ftbench.methods.registry import METHOD_NAMES
+    from ftbench.presets import Overrides, expand
 
-    preset = load_preset(args.preset)
+    preset = _load_preset(args.preset)
+    # Method names are case-insensitive (--method LoRA); an unknown one gets a suggestion.
+    known = {m.casefold(): m for m in METHOD_NAMES}
+    methods = tuple(known.get(m.casefold(), m) for m in _split(args.method))
+    for m in methods:
+        if m not in METHOD_NAMES:
+            raise FtbenchError(f"unknown method {m!r}{did_you_mean(m, list(METHOD_NAMES))} "
+                               f"(known: {', '.join(METHOD_NAMES)})")
     overrides = Overrides(
-        methods=_split(args.method), model=args.model, dataset=args.dataset,
+        methods=methods, model=args.model, dataset=args.dataset,
         max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
         report_to=_split(args.report_to), train_size=args.train_size, eval_size=args.eval_size,
         compile=args.compile, trust_remote_code=args.trust_remote_code,
@@ -115,6 +179,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     check_trackers(overrides.report_to)
     preflight(specs)
+    from ftbench.results.store import check_writable, runs_dir
+
+    check_writable(runs_dir(args.runs_dir))  # before training, not after it
     if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
         from ftbench.tui import main as tui_main  # watch it live; the same engine and files
 
@@ -265,6 +332,11 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        which = "output" if sys.stdin.isatty() else "input"
+        raise FtbenchError(f"the TUI needs a terminal, and the {which} is not one; for text "
+                           "output use `ftbench runs`, `ftbench compare` or `ftbench run "
+                           "--headless`")
     from ftbench.tui import main as tui_main
 
     return tui_main(args.runs_dir)
@@ -280,12 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if getattr(args, "runs_dir", None) is None:  # `ftbench --runs-dir D <command>`
+        args.runs_dir = args.top_runs_dir
     if func is None:
         if not sys.stdin.isatty() or not sys.stdout.isatty():
             parser.print_help()  # no terminal to draw on: say what the commands are
             return 0
         func = _cmd_tui
-        args.runs_dir = None
     try:
         return func(args)
     except FtbenchError as exc:

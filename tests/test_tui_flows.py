@@ -178,8 +178,10 @@ async def test_cancel_and_stop_the_queue_asks_first(tmp_path: Path) -> None:
         await pilot.click("#stop")
         await pilot.pause()
         assert cancel.is_set() and queue.stopping
+        assert not cancel.evaluate  # saved at once, with no evaluation first
         assert "cancelling" in app.activity
-        assert any("queue stops" in ev.message for _, ev in queue.log)
+        assert any("queue stops" in ev.message and "no evaluation" in ev.message
+                   for _, ev in queue.log)
 
 
 @run_async
@@ -501,3 +503,176 @@ async def test_runs_screen_newest_first_with_steps_and_escape_leaves_the_filters
         assert app.focused is table and len(screen.shown) == 5
         await pilot.press("escape")
         assert len(screen.shown) == 16
+
+
+@run_async
+async def test_start_dialog_keys_work_at_once_and_sizes_can_be_set(tmp_path: Path) -> None:
+    """Focus starts on the methods (space toggles at once), enter starts, and the train and
+    eval sizes are fields of their own."""
+    from textual.widgets import Input, SelectionList
+
+    app = make_app(tmp_path / "runs")
+    started: list[Any] = []
+    app.start_runs = lambda preset, specs: started.append(specs)  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        dialog = app.screen
+        assert isinstance(dialog, StartScreen)
+        methods = dialog.query_one(SelectionList)
+        assert app.focused is methods
+        await pilot.press("space")  # toggles the highlighted method (full) off
+        assert methods.selected == ["head-only"]
+        dialog.query_one("#start-train-size", Input).value = "40"
+        dialog.query_one("#start-eval-size", Input).value = "12"
+        await pilot.pause()
+        assert "train 40, eval 12" in str(dialog.query_one("#start-summary").render())
+        dialog.query_one("#start-eval-size", Input).value = "0"  # refused, as the CLI does
+        await pilot.pause()
+        assert dialog.query_one("#start-go").disabled
+        dialog.query_one("#start-eval-size", Input).value = "12"
+        methods.focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.activity == "▶ tiny starting…"  # said at once, before the live screen
+    (specs,) = started
+    assert [s.method.name for s in specs] == ["head-only"]
+    assert (specs[0].data.train_size, specs[0].data.eval_size) == (40, 12)
+
+
+@run_async
+async def test_cancel_dialog_offers_cancel_and_evaluate(tmp_path: Path) -> None:
+    from textual.widgets import Checkbox
+    from tui_helpers import show_scene
+
+    app = make_app(copy_fixture_runs(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show_scene(pilot, "running")
+        queue = app.queue
+        cancel = queue._cancel
+        await pilot.press("c")
+        assert isinstance(app.screen, CancelRunScreen)
+        assert app.screen.query_one("#evaluate", Checkbox).value is False  # default: no eval
+        app.screen.query_one("#evaluate", Checkbox).value = True
+        await pilot.click("#stop")
+        await pilot.pause()
+        assert cancel.is_set() and cancel.evaluate
+        assert any("evaluated once, then saved" in ev.message for _, ev in queue.log)
+
+
+@run_async
+async def test_progress_moves_every_step_the_clock_ticks_and_eval_is_its_own_phase(
+        tmp_path: Path) -> None:
+    """Fixed events through the real message path; the panel's clock is pinned and moved."""
+    from ftbench.engine.events import Eval, EvalProgress, StepProgress
+    from ftbench.tui import session
+    from ftbench.tui.widgets.progress_panel import ProgressPanel
+    from tui_helpers import show_scene
+
+    now = [1000.0]
+    real = session.monotonic
+    session.monotonic = lambda: now[0]
+    try:
+        app = make_app(copy_fixture_runs(tmp_path / "runs"))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await show_scene(pilot, "running")  # logged up to step 30 of 50 (37.2 s)
+            panel = app.screen.query_one(ProgressPanel)
+            item = app.queue.current
+            emit = app._emitter(item)
+
+            def stats() -> str:
+                return str(panel.query_one("#progress-stats").render())
+
+            assert "30/50" in stats() and "0:37 elapsed" in stats()
+            emit(StepProgress("lora-run", 33, 50, 0.66, 40.9))  # between logging steps
+            await pilot.pause()
+            assert "33/50" in stats() and "0:41 elapsed" in stats()
+            assert "head-only 33/50" in app.activity
+            now[0] += 3.0  # no event for 3 s: the clock goes on by itself
+            panel._tick()
+            assert "0:44 elapsed" in stats()
+            emit(EvalProgress("lora-run", 35, 0, None, 0.0))
+            await pilot.pause()
+            assert "evaluating at step 35 · starting" in stats()
+            assert "evaluating" in app.activity
+            emit(EvalProgress("lora-run", 35, 4, 13, 2.0))
+            await pilot.pause()
+            now[0] += 5.0
+            panel._tick()
+            assert "evaluating at step 35 · batch 4/13 · 0:07" in stats()
+            assert panel.query_one("#progress-bar").total == 13
+            emit(Eval("lora-run", 35, 0.7, {"accuracy": 0.8}, 7.5))
+            await pilot.pause()
+            # back to training: the clock resumes from where training stopped (not + eval)
+            assert "33/50" in stats() and "0:44 elapsed" in stats()
+    finally:
+        session.monotonic = real
+
+
+@run_async
+async def test_a_new_run_starts_with_clear_panels(tmp_path: Path) -> None:
+    from ftbench.engine.events import RunFinished
+    from ftbench.tui.messages import ItemStarted
+    from ftbench.tui.widgets.eval_chart import EvalChart
+    from ftbench.tui.widgets.progress_panel import ProgressPanel
+    from ftbench.tui.widgets.rate_panel import RatePanel
+    from tui_helpers import demo_preset, record_of, show_scene
+
+    app = make_app(copy_fixture_runs(tmp_path / "runs"), demo_preset())  # full, lora, head-only
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_scene(pilot, "running")
+        screen = app.screen
+        queue = app.queue
+        running = queue.current
+        assert screen.query_one(LossChart)._lines  # the lora run's loss is drawn
+        record = record_of("20261128T080800-quickstart-lora-s0")
+        queue.finish(running, record, None)
+        app.post_message(RunEnded(running, RunFinished(record, None)))
+        nxt, _ = queue.take_next()
+        app.post_message(ItemStarted(queue, nxt))
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.focus_item() is nxt
+        assert screen.query_one(LossChart)._lines == []
+        assert screen.query_one(EvalChart)._lines == []
+        assert str(screen.query_one(RatePanel).render()) == ""
+        assert "preparing" in str(screen.query_one("#progress-stats").render())
+        assert "head-only" in str(screen.query_one(ProgressPanel).query_one(
+            "#progress-title").render())
+
+
+@run_async
+async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -> None:
+    """Issue 11: a queued GPU run shows the device from NVML at once, not "no NVIDIA GPU".
+    The GPU is simulated through the engine's sampler hook."""
+    from ftbench.engine.runner import Hooks
+    from ftbench.presets import expand
+    from ftbench.tui.messages import ItemStarted
+    from ftbench.tui.session import RunQueue
+
+    reads: list[int] = []
+
+    def fake_gpu(sample: Any) -> None:
+        reads.append(1)
+        sample.gpu_used_mb, sample.gpu_total_mb, sample.gpu_util = 1234.0, 143771.0, 7.0
+
+    h200 = Machine(True, "NVIDIA H200", 143771.0)
+    app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h200,
+                     cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpu))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        queue = RunQueue("tiny", expand(tiny_preset()))
+        app.queue = queue
+        item, _ = queue.take_next()
+        app.post_message(ItemStarted(queue, item))  # the engine is still loading: no events
+        await pilot.pause()
+        panel = app.screen.query_one(MemoryPanel)
+        text = str(panel.query_one("#memory-text").render())
+        assert "NVIDIA H200" in text and "no NVIDIA GPU" not in text and "CPU" not in text
+        app.poll_gpu()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = str(panel.query_one("#memory-text").render())
+        assert reads and "used 1,234 / 143,771 MB (1%) · util 7%" in text
+        assert "preparing the run" in text

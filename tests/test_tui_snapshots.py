@@ -22,6 +22,14 @@ H200 = Machine(True, "NVIDIA H200", 143771.0)
 SMALL, LARGE = (80, 24), (120, 40)
 
 
+@pytest.fixture(autouse=True)
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live panels tick with the wall clock; a snapshot must not depend on it."""
+    from ftbench.tui import session
+
+    monkeypatch.setattr(session, "monotonic", lambda: 1000.0)
+
+
 @pytest.fixture
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Fixture runs in ./runs of a temporary working folder (so paths print the same)."""

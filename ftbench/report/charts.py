@@ -416,8 +416,9 @@ def line_chart(lines: Sequence[tuple[Sequence[float], Sequence[float]]], width: 
     pad = max((y_hi - y_lo) * 0.08, abs(y_hi) * 0.01, 1e-6)
 
     def draw(plot: _Plot) -> None:
-        for pts in clean:
-            plot.series([x for x, _ in pts], [y for _, y in pts], marker="braille", lines=True)
+        for pts in clean:  # a lone point is a dot: a line through one point draws nothing
+            plot.series([x for x, _ in pts], [y for _, y in pts],
+                        marker="braille" if len(pts) > 1 else "●", lines=len(pts) > 1)
         plot.lim("x", x_lo, x_hi)
         plot.lim("y", y_lo - pad, y_hi + pad)
         for axis, lower, upper, count in (("x", x_lo, x_hi, max((width - 8) // 10, 2)),

@@ -261,6 +261,9 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     except OSError as exc:
         raise ExportError(f"cannot write to {raw}: {exc.strerror or exc}") from exc
     try:
+        from ftbench.results.store import _umask
+
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the export from others
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

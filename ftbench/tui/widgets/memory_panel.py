@@ -1,7 +1,9 @@
 """Memory while a run trains: NVML device memory every 0.5 s, or process RSS on a CPU run.
 
 GPU runs: device used / total with a bar, utilisation, the torch allocator peaks (allocated and
-reserved) and a sparkline of device memory over the run. CPU runs (no NVIDIA GPU, or NVML not
+reserved) and a sparkline of device memory over the run. Before a run's first sample (it is
+queued, or loading libraries, model and data) a machine with a GPU shows that GPU as NVML
+reads it now (`set_gpu_now`), never "no NVIDIA GPU". CPU runs (no NVIDIA GPU, or NVML not
 usable): a plain "CPU run" state with the process RSS peak and its history at logging steps.
 When a run ends the panel shows the peaks its record saved, which are the figures that count.
 """
@@ -9,6 +11,7 @@ When a run ends the panel shows the peaks its record saved, which are the figure
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -41,7 +44,9 @@ class MemoryPanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.machine = Machine(False, reason="not probed yet")
-        self.mode = "idle"  # idle | gpu | cpu | finished
+        self.mode = "idle"  # idle | waiting | gpu | cpu | finished
+        self.gpu_now: Any = None  # a TelemetrySample read by the app while a run prepares
+        self._waiting: tuple[LiveFeed, str | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="memory-text")
@@ -55,6 +60,14 @@ class MemoryPanel(Vertical):
         self.machine = machine
         if self.mode == "idle":
             self.show_idle()
+        elif self.mode in ("waiting", "cpu") and self._waiting is not None:
+            self.show_feed(*self._waiting)
+
+    def set_gpu_now(self, sample: Any) -> None:
+        """The GPU as NVML read it just now (the app polls while a run prepares)."""
+        self.gpu_now = sample
+        if self.mode == "waiting" and self._waiting is not None:
+            self._show_gpu_waiting(*self._waiting)
 
     # --- states --------------------------------------------------------------------------
     def show_idle(self) -> None:
@@ -75,10 +88,32 @@ class MemoryPanel(Vertical):
             self.show_idle()
             return
         samples = list(feed.gpu)
+        self._waiting = (feed, device)
         if samples:
             self._show_gpu(feed, samples)
+        elif self.machine.gpu and device in (None, "cuda"):
+            self._show_gpu_waiting(feed, device)
         else:
             self._show_cpu(feed, device)
+
+    def _show_gpu_waiting(self, feed: LiveFeed, device: str | None) -> None:
+        """A GPU machine before the run's own samples: the device as NVML reads it now."""
+        self.mode = "waiting"
+        m, now = self.machine, self.gpu_now
+        total = number(getattr(now, "gpu_total_mb", None)) or m.total_mb
+        lines = [_line((m.name or "NVIDIA GPU", "bold"),
+                       (f" · {total / 1024:,.0f} GiB" if total else "", ""))]
+        used = number(getattr(now, "gpu_used_mb", None))
+        if used is not None:
+            util = number(getattr(now, "gpu_util", None))
+            lines.append(_line(("used ", "dim"), (f"{used:,.0f} / {total or 0:,.0f} MB", ""),
+                               (f" ({100 * used / total:.0f}%)" if total else "", "dim"),
+                               (f" · util {util:.0f}%" if util is not None else "", "")))
+        else:
+            lines.append(_line(("reading NVML…", "dim")))
+        phase = "preparing the run" if device is None else "training starts"
+        lines.append(_line((f"{phase}: its own samples follow", "dim")))
+        self._set(Text("\n").join(lines), [])
 
     def _show_gpu(self, feed: LiveFeed, samples: list) -> None:
         self.mode = "gpu"
