@@ -676,3 +676,46 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
         text = str(panel.query_one("#memory-text").render())
         assert reads and "used 1,234 / 143,771 MB (1%) · util 7%" in text
         assert "preparing the run" in text
+
+
+@run_async
+async def test_help_opens_with_question_mark_f1_and_the_palette(tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+    from textual.widgets import HelpPanel
+
+    from ftbench.tui.screens.help import HelpScreen
+
+    app = make_app(copy_fixture_runs(tmp_path / "runs"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        from rich.console import Console
+
+        from ftbench.tui.screens.help import help_text
+
+        console = Console(width=100, record=True, file=open("/dev/null", "w"))
+        console.print(help_text())
+        text = console.export_text()
+        for expected in ("1  Presets", "3  Runs", "Keys · Runs", "Filter", "Keys · Compare",
+                         "By budget", "ctrl+p"):
+            assert expected in text, expected
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("3", "f1")  # from another screen, with F1
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"help")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        # Textual's keys panel closes on Esc too
+        app.action_show_help_panel()
+        await pilot.pause()
+        assert app.screen.query(HelpPanel)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.screen.query(HelpPanel)

@@ -64,6 +64,9 @@ class FtbenchApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="Quit (asks first while a run trains)",
                 id="app.quit"),
         Binding("ctrl+t", "toggle_dark", "Theme", show=False, id="app.theme"),
+        Binding("question_mark,f1", "help", "Help", key_display="?",
+                tooltip="Screens and keys", id="app.help"),
+        Binding("escape", "hide_keys", "Close the keys panel", show=False),
     ]
 
     activity: var[str] = var("")
@@ -487,6 +490,22 @@ class FtbenchApp(App[None]):
                 self.exit()
 
         self.push_screen(QuitScreen(label), decided)
+
+    def action_help(self) -> None:
+        from ftbench.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_hide_keys(self) -> bool:
+        """Esc closes Textual's keys panel (opened from the palette's "Keys"); screens with
+        an Esc of their own call this first. True if there was a panel to close."""
+        from textual.widgets import HelpPanel
+
+        if not self.screen.query(HelpPanel):
+            return False
+        self.action_hide_help_panel()
+        return True
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"

@@ -16,6 +16,7 @@ class FtbenchCommands(Provider):
 
     def commands(self) -> Iterator[tuple[str, str, Callable[[], object]]]:
         app: "FtbenchApp" = self.app  # type: ignore[assignment]
+        yield "Help", "Screens and keys (? or F1)", app.action_help
         yield "Presets", "Browse the presets (1)", partial(app.switch_mode, "presets")
         yield "Live run", "Watch the run in progress (2)", partial(app.switch_mode, "live")
         yield "Runs", "Every saved run (3)", partial(app.switch_mode, "runs")

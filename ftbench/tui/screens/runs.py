@@ -283,7 +283,10 @@ class RunsScreen(MainScreen):
         self.refresh_table()
 
     def action_clear(self) -> None:
-        """Esc: from the filters, back to the table (filters kept); on the table, clear them."""
+        """Esc: from the filters, back to the table (filters kept); on the table, clear them.
+        The keys panel, when open, closes first."""
+        if self.app.action_hide_keys():
+            return
         table = self.query_one(DataTable)
         focused = self.app.focused
         if focused is not None and focused is not table and \
