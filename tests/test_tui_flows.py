@@ -629,6 +629,10 @@ async def test_a_new_run_starts_with_clear_panels(tmp_path: Path) -> None:
         record = record_of("20261128T080800-quickstart-lora-s0")
         queue.finish(running, record, None)
         app.post_message(RunEnded(running, RunFinished(record, None)))
+        await pilot.pause()
+        # the log ends the run with its figures and where it was saved
+        assert any(ev.message.startswith("lora · seed 0: completed · accuracy 0.7900")
+                   for _, ev in queue.log)
         nxt, _ = queue.take_next()
         app.post_message(ItemStarted(queue, nxt))
         await pilot.pause()
@@ -719,3 +723,37 @@ async def test_help_opens_with_question_mark_f1_and_the_palette(tmp_path: Path) 
         await pilot.press("escape")
         await pilot.pause()
         assert not app.screen.query(HelpPanel)
+
+
+def test_run_summary_line_for_the_log() -> None:
+    from ftbench.tui.app import run_summary
+    from tui_helpers import record_of
+
+    done = record_of("20261128T080800-quickstart-lora-s0")
+    line = run_summary(done, "runs/x.json")
+    assert line == ("lora · seed 0: completed · accuracy 0.7900 at step 50 · f1 0.7908 · "
+                    "train 0:41 (50 steps) · saved runs/x.json")
+    failed = record_of("20261128T082800-quickstart-qlora-s0")
+    assert run_summary(failed, None).endswith("this machine has none · not saved")
+
+
+def test_run_in_the_tui_prints_the_results_table_after_quitting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ftbench run` on a terminal: after q, the headless results table is printed."""
+    from ftbench.presets import expand
+    from ftbench.tui import app as app_module
+    from ftbench.tui.session import RunQueue
+    from tui_helpers import record_of
+
+    specs = expand(tiny_preset())
+
+    def fake_run(self: FtbenchApp, *args: Any, **kwargs: Any) -> None:
+        queue = self.queue = RunQueue("tiny", specs)
+        for name in ("20261128T080800-quickstart-lora-s0", "20261128T081400-quickstart-head-only-s0"):
+            item, _ = queue.take_next()
+            queue.finish(item, record_of(name), None)
+
+    monkeypatch.setattr(app_module.FtbenchApp, "run", fake_run)
+    assert app_module.run_app(str(tmp_path), start=("tiny", specs)) == 0
+    out = capsys.readouterr().out
+    assert "ftbench results" in out and "lora" in out and "head-only" in out and "0.7900" in out

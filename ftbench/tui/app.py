@@ -357,6 +357,8 @@ class FtbenchApp(App[None]):
         self.reload_runs()
         if self.live is not None:
             self.live.show_item(item)
+        self.note(run_summary(record, event.path, self.runs_dir_label),
+                  "info" if record.status == "completed" else "warning")
         text = f"{record.method} (seed {record.seed}): {record.status}"
         if record.status == "completed":
             self.notify(text, title="Run finished", timeout=4)
@@ -522,6 +524,13 @@ def run_app(runs_dir: str | None = None,
     app = FtbenchApp(runs_dir, start=start)
     app.run()
     queue = app.queue
+    if start is not None and queue is not None and queue.records():
+        # `ftbench run` on a terminal: after q, the same results table as headless prints.
+        from rich.console import Console
+
+        from ftbench.headless import summary_table
+
+        Console().print(summary_table(queue.records()))
     if queue is not None and queue.current is not None:
         # Quit a second time while cancelling: the run stops at its next step and is saved
         # before the process exits (the worker thread is joined at interpreter exit).
@@ -530,6 +539,27 @@ def run_app(runs_dir: str | None = None,
     if start is None or queue is None:
         return 0
     return queue_exit_code([r.status for r in queue.records()], len(queue))
+
+
+def run_summary(record: "Any", path: str | None, runs_label: str = "") -> str:
+    """The log's last line for a run: status, its metrics, train time, where it was saved."""
+    from ftbench.tui.format import duration, number, primary_metric
+
+    name, value = primary_metric(record.metrics, record.task)
+    parts = [f"{record.method} · seed {record.seed}: {record.status}"]
+    if value is not None:
+        at = record.metrics.get("at_step")
+        parts.append(f"{name} {value:.4f}" + (f" at step {at}" if at is not None else ""))
+    f1 = number(record.metrics.get("f1"))
+    if f1 is not None and name != "f1":
+        parts.append(f"f1 {f1:.4f}")
+    train_s = number(record.timing.get("train_s"))
+    if train_s is not None:
+        parts.append(f"train {duration(train_s)} ({record.timing.get('steps') or 0} steps)")
+    if record.error and record.status != "completed":
+        parts.append(one_line(record.error, 120))
+    parts.append(f"saved {path}" if path else "not saved")
+    return " · ".join(parts)
 
 
 def queue_exit_code(statuses: "list[str]", queued: int) -> int:
