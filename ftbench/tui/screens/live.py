@@ -126,6 +126,7 @@ class LiveScreen(MainScreen):
         """A step went by or an evaluation moved: the header only (cheap, a few a second)."""
         if item is self.focus_item() and self.queue is not None:
             self.query_one(ProgressPanel).show_item(self.queue, item)
+            self.query_one(QueueTable).update_item(item)
 
     def show_gpu(self, item: QueueItem) -> None:
         if item is self.focus_item() and item.record is None:
