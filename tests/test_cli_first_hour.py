@@ -103,3 +103,13 @@ def test_run_files_and_exports_respect_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # was 0600 whatever the umask
     assert stat.S_IMODE(exported.stat().st_mode) == 0o644
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_doctor_says_what_it_is_checking(monkeypatch) -> None:
+    from ftbench import doctor
+
+    monkeypatch.setattr(doctor, "CHECKS", [doctor._bundles, doctor._presets])
+    seen: list[str] = []
+    checks = doctor.run_checks(seen.append)
+    assert seen == ["looking for bundles… (1/2)", "checking the presets… (2/2)"]
+    assert checks[0].name == "python"
