@@ -223,3 +223,17 @@ def test_compare_latest_warns_on_budget_mismatch_and_by_budget_splits(runs_dir, 
     data = json.loads(capsys.readouterr().out)
     assert data["sections"][0]["budget_differences"] == {"max_steps": ["5", "none"],
                                                          "train_size": ["200", "1600"]}
+
+
+def test_save_charts_as_svg_and_png_refused(runs_dir, tmp_path, capsys):
+    target = tmp_path / "charts.svg"
+    assert run(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--width", "80",
+                "--preset", "quickstart", "--save-charts", str(target)]) == 0
+    svg = target.read_text()
+    assert svg.startswith("<svg") and "Pareto" in svg and "training" in svg
+    assert "fill=" in svg  # in colour, unlike the text file
+    capsys.readouterr()
+    assert run(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--preset", "quickstart",
+                "--save-charts", str(tmp_path / "charts.png")]) == 2
+    assert "PNG is not supported; save as .svg" in capsys.readouterr().err
+    assert not (tmp_path / "charts.png").exists()

@@ -461,6 +461,9 @@ async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path:
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "training loss over train time (per run)" in shown(compare)
+        await pilot.press("ctrl+s")  # the charts as an SVG picture beside the run files
+        assert compare.saved is not None and compare.saved.parent == runs
+        assert compare.saved.read_text().startswith("<svg")
 
 
 @run_async

@@ -90,7 +90,8 @@ def add_compare_parser(subparsers: "argparse._SubParsersAction[Any]") -> argpars
                         help="x of the overlaid loss and metric curves: optimizer step or "
                              "training time (default: step)")
     parser.add_argument("--save-charts", metavar="FILE",
-                        help="also write the charts, without colour, to FILE")
+                        help="also write the charts to FILE: an SVG picture (in colour) when "
+                             "FILE ends in .svg, else plain text without colour")
     parser.set_defaults(func=cmd_compare)
     return parser
 
@@ -219,10 +220,32 @@ def _compare(args: argparse.Namespace) -> int:
     if args.save_charts:
         from ftbench.report.export import write_atomic
 
-        saved = charts(comparison, width, height, colorless=True, x_axis=args.x_axis)
-        path = write_atomic(args.save_charts, charts_text(saved))
+        if str(args.save_charts).lower().endswith(".png"):
+            raise UsageError("PNG is not supported; save as .svg (any browser or "
+                             "`rsvg-convert` turns it into a PNG)")
+        if str(args.save_charts).lower().endswith(".svg"):
+            path = write_atomic(args.save_charts, charts_svg(
+                charts(comparison, width, height, colorless=False, x_axis=args.x_axis), width))
+        else:
+            saved = charts(comparison, width, height, colorless=True, x_axis=args.x_axis)
+            path = write_atomic(args.save_charts, charts_text(saved))
         print(f"ftbench: charts saved to {path}", file=sys.stderr)
     return EXIT_OK
+
+
+def charts_svg(items: Sequence[Any], width: int) -> str:
+    """The charts as one SVG picture, drawn by Rich from the same text the terminal shows."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(width=width, record=True, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor")
+    for chart in items:
+        console.print(Text.from_ansi(chart.text), no_wrap=True, overflow="crop")
+        console.print()
+    return console.export_svg(title="ftbench compare")
 
 
 # --- export ---------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ class FtbenchCommands(Provider):
                 screen.action_toggle_per_run
             yield "Group by budget", "One table per budget: steps, data sizes, batch, length (b)", \
                 screen.action_toggle_by_budget
+            yield "Save charts as SVG", "A picture of the charts in the runs folder (ctrl+s)", \
+                screen.action_save_charts
             yield "Curves over steps / time", "x axis of the overlaid loss and metric curves (x)", \
                 screen.action_toggle_x_axis
 

@@ -56,6 +56,8 @@ class CompareScreen(MainScreen):
         Binding("x", "toggle_x_axis", "Steps / time",
                 tooltip="x axis of the overlaid curves: optimizer step or training time",
                 id="compare.x_axis"),
+        Binding("ctrl+s", "save_charts", "Save charts", show=False,
+                tooltip="Save the tables' charts as an SVG picture in the runs folder"),
         Binding("ctrl+r", "rebuild", "Rebuild", show=False),
     ]
 
@@ -66,6 +68,7 @@ class CompareScreen(MainScreen):
         self.per_run = False
         self.by_budget = False
         self.x_axis = "step"
+        self.saved: Any = None  # the last SVG saved with ctrl+s
         self.report: Group | None = None  # what the last build produced (tests read it)
         self._built: tuple[Any, ...] | None = None
 
@@ -169,6 +172,33 @@ class CompareScreen(MainScreen):
     def action_toggle_x_axis(self) -> None:
         self.x_axis = "time" if self.x_axis == "step" else "step"
         self.rebuild()
+
+    def action_save_charts(self) -> None:
+        """The charts shown, as an SVG picture (in colour) next to the run files."""
+        from datetime import datetime
+
+        from ftbench.errors import FtbenchError
+        from ftbench.report.charts import charts
+        from ftbench.report.cli import charts_svg
+        from ftbench.report.export import write_atomic
+        from ftbench.report.groups import build_comparison
+
+        records = self.selected()
+        if not records:
+            self.app.notify("Nothing to save yet.", severity="warning")
+            return
+        comparison = build_comparison(records, per_run=self.per_run, by_budget=self.by_budget)
+        width = max(60, self.query_one("#compare-body").content_size.width - 2)
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        target = self.app.runs_dir / f"compare-{records[0].preset}-{stamp}.svg"
+        try:
+            path = write_atomic(target, charts_svg(charts(comparison, width, 22, colorless=False,
+                                                          x_axis=self.x_axis), width))
+        except FtbenchError as exc:
+            self.app.notify(str(exc), title="Could not save", severity="error")
+            return
+        self.saved = path
+        self.app.notify(f"Charts saved to {path}", timeout=6)
 
     def action_rebuild(self) -> None:
         self.app.reload_runs()
