@@ -39,6 +39,8 @@ class MemoryPanel(Vertical):
     MemoryPanel { height: 1fr; }
     MemoryPanel > #memory-text { height: auto; }
     MemoryPanel > Sparkline { height: 1fr; min-height: 1; max-height: 3; }
+    MemoryPanel > #util-label { height: 1; }
+    MemoryPanel > #util-history { max-height: 2; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -51,6 +53,8 @@ class MemoryPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="memory-text")
         yield Sparkline([], id="memory-history")
+        yield Static(id="util-label")
+        yield Sparkline([], id="util-history")
 
     def on_mount(self) -> None:
         self.border_title = "Memory"
@@ -133,7 +137,8 @@ class MemoryPanel(Vertical):
         elif step is not None and number(step.torch_allocated_mb) is not None:
             lines.append(_line(("torch now ", "dim"), (mb(step.torch_allocated_mb), ""),
                                (" allocated", "dim")))
-        self._set(Text("\n").join(lines), [number(s.used_mb) or 0.0 for s in samples[-HISTORY:]])
+        self._set(Text("\n").join(lines), [number(s.used_mb) or 0.0 for s in samples[-HISTORY:]],
+                  [u for s in samples[-HISTORY:] if (u := number(s.util)) is not None])
 
     def _show_cpu(self, feed: LiveFeed, device: str | None) -> None:
         self.mode = "cpu"
@@ -167,11 +172,21 @@ class MemoryPanel(Vertical):
             history = []
         self._set(Text("\n").join(lines), history[-HISTORY:])
 
-    def _set(self, renderable: object, history: list[float]) -> None:
+    def _set(self, renderable: object, history: list[float],
+             util: list[float] | None = None) -> None:
+        """The text, device (or RSS) memory over time, and on a GPU its utilisation over
+        time, as nvitop draws them (the last `HISTORY` samples)."""
         self.query_one("#memory-text", Static).update(renderable)
         spark = self.query_one("#memory-history", Sparkline)
         spark.data = history
         spark.display = len(history) > 1
+        util = util or []
+        label = self.query_one("#util-label", Static)
+        label.update(Text(f"util over time · now {util[-1]:.0f}%", style="dim") if util else "")
+        label.display = spark_util = len(util) > 1
+        util_spark = self.query_one("#util-history", Sparkline)
+        util_spark.data = util
+        util_spark.display = spark_util
 
 
 def _line(*parts: tuple[str, str]) -> Text:
