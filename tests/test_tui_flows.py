@@ -760,3 +760,19 @@ def test_run_in_the_tui_prints_the_results_table_after_quitting(
     assert app_module.run_app(str(tmp_path), start=("tiny", specs)) == 0
     out = capsys.readouterr().out
     assert "ftbench results" in out and "lora" in out and "head-only" in out and "0.7900" in out
+
+
+@run_async
+async def test_an_unwritable_runs_folder_stops_the_queue_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    app = make_app(blocker / "runs")
+    notes = spy_notifications(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r", "enter")
+        await wait_until(pilot, lambda: app.queue is not None and app.queue.finished, 20,
+                         "the refusal")
+        assert [i.status for i in app.queue] == ["skipped", "skipped"]
+        assert all(not i.feed.steps and i.feed.started is None for i in app.queue)
+        assert any("is a file, not a folder" in message and severity == "error"
+                   for message, severity in notes)

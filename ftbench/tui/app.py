@@ -244,8 +244,10 @@ class FtbenchApp(App[None]):
     def train(self, queue: RunQueue) -> None:
         """Run the queue in order, one `run()` per item. Runs in a thread, never on the UI."""
         from ftbench.preflight import preflight
+        from ftbench.results.store import check_writable
 
         preflight([item.spec for item in queue])
+        check_writable(self.runs_dir)  # an unwritable runs folder stops the queue before training
         from ftbench.engine.runner import run  # torch and transformers load here
 
         while (taken := queue.take_next()) is not None:
