@@ -677,10 +677,13 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
         panel = app.screen.query_one(MemoryPanel)
         text = str(panel.query_one("#memory-text").render())
         assert "NVIDIA H200" in text and "no NVIDIA GPU" not in text and "CPU" not in text
-        app.poll_gpu()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        text = str(panel.query_one("#memory-text").render())
+        app.poll_gpu()  # (the app also polls once a second on its own)
+
+        def shown() -> str:
+            return str(panel.query_one("#memory-text").render())
+
+        await wait_until(pilot, lambda: "used 1,234" in shown(), 10, "the NVML reading")
+        text = shown()
         assert reads and "used 1,234 / 143,771 MB (1%) · util 7%" in text
         assert "preparing the run" in text
 

@@ -139,10 +139,11 @@ class FtbenchApp(App[None]):
         item = queue.current if queue is not None else None
         if not self.machine.gpu or item is None or item.feed.gpu or item.done:
             return
+        if any(w.group == "gpu-now" and w.is_running for w in self.workers):
+            return  # the last reading is still on its way: never pile up NVML calls
         self.read_gpu()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="gpu-now",
-          description="reading the GPU")
+    @work(thread=True, exit_on_error=False, group="gpu-now", description="reading the GPU")
     def read_gpu(self) -> Any:
         from ftbench.tui.gpu_probe import gpu_now
 
