@@ -68,6 +68,9 @@ async def draw(out: Path = HERE, live_upto: int = 30) -> None:
     from ftbench.tui.widgets.chart import PlotView
     from ftbench.tui.widgets.memory_panel import Machine
 
+    from ftbench.tui import session
+
+    session.monotonic = lambda: 0.0  # the live clock ticks with the wall clock: pin it
     recorded = load_events()
     preset = load_preset("quickstart")
     app = FtbenchApp(DATA / "runs", presets=[preset], cursor_blink=False,

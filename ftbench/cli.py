@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ftbench import __version__
 from ftbench.errors import FtbenchError
@@ -21,8 +21,38 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"ftbench: error: {message}", file=sys.stderr)
+        print(f"ftbench: error: {message}{_command_hint(message)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'quickstart'?)`` for a near miss, else ""."""
+    import difflib
+
+    lowered = {c.casefold(): c for c in choices}
+    close = difflib.get_close_matches(word.casefold(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def _command_hint(message: str) -> str:
+    """argparse's "invalid choice: 'quickstrat' (choose from ...)": name the near miss, and
+    say when the word is a preset (``ftbench quickstart`` means ``run --preset quickstart``)."""
+    import re
+
+    found = re.match(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not found:
+        return ""
+    word, choices = found.group(1), re.findall(r"'([^']*)'", found.group(2))
+    hint = did_you_mean(word, choices)
+    if hint:
+        return hint
+    from ftbench.presets import builtin_presets
+
+    presets = list(builtin_presets())
+    if word in presets:
+        return f" (to run a preset: ftbench run --preset {word})"
+    near = did_you_mean(word, presets)
+    return f" (to run a preset: ftbench run --preset NAME{near})" if near else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         "adapters, IA3, prefix, BitFit) on your own hardware.",
     )
     parser.add_argument("--version", action="version", version=f"ftbench {__version__}")
+    parser.add_argument("--runs-dir", dest="top_runs_dir", metavar="DIR",
+                        help="where run files are, for the TUI (`ftbench` alone) and any command "
+                             "(default: ./runs or $FTBENCH_RUNS_DIR)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a preset (live in the TUI on a terminal, else headless)")
@@ -125,11 +158,42 @@ def _copy_args(source: argparse.ArgumentParser, target: argparse.ArgumentParser,
             target._add_action(action)
 
 
+def _load_preset(name: str) -> "Any":
+    """`load_preset` with the mistakes people make named: a folder, a near-miss name."""
+    from pathlib import Path
+
+    from ftbench.presets import builtin_presets, load_preset
+
+    path = Path(name)
+    if path.is_dir():
+        tomls = sorted(p.name for p in path.glob("*.toml"))[:5]
+        hint = f" (it holds {', '.join(tomls)})" if tomls else ""
+        raise FtbenchError(f"--preset {name} is a folder; give a preset name or a .toml file"
+                           f"{hint}")
+    try:
+        return load_preset(name)
+    except FtbenchError:
+        if path.suffix or "/" in name or name in builtin_presets():
+            raise
+        hint = did_you_mean(name, list(builtin_presets()))
+        if not hint:
+            raise
+        raise FtbenchError(f"unknown preset {name!r}{hint}") from None
+
+
 def _overrides(args: argparse.Namespace) -> "Overrides":
+    from ftbench.methods.registry import METHOD_NAMES
     from ftbench.presets import Overrides
 
+    # Method names are case-insensitive (--method LoRA); an unknown one gets a suggestion.
+    known = {m.casefold(): m for m in METHOD_NAMES}
+    methods = tuple(known.get(m.casefold(), m) for m in _split(args.method))
+    for m in methods:
+        if m not in METHOD_NAMES:
+            raise FtbenchError(f"unknown method {m!r}{did_you_mean(m, list(METHOD_NAMES))} "
+                               f"(known: {', '.join(METHOD_NAMES)})")
     return Overrides(
-        methods=_split(args.method), model=args.model, dataset=args.dataset,
+        methods=methods, model=args.model, dataset=args.dataset,
         max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
         report_to=_split(getattr(args, "report_to", [])), train_size=args.train_size,
         eval_size=args.eval_size, compile=getattr(args, "compile", None),
@@ -140,15 +204,18 @@ def _overrides(args: argparse.Namespace) -> "Overrides":
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.headless import run_specs
-    from ftbench.presets import expand, load_preset
+    from ftbench.presets import expand
 
-    preset = load_preset(args.preset)
+    preset = _load_preset(args.preset)
     overrides = _overrides(args)
     specs = expand(preset, overrides)
     from ftbench.preflight import check_trackers, preflight
 
     check_trackers(overrides.report_to)
     preflight(specs)
+    from ftbench.results.store import check_writable, runs_dir
+
+    check_writable(runs_dir(args.runs_dir))  # before training, not after it
     if not args.force:
         from ftbench.plan.preflight import check_fit
 
@@ -203,38 +270,86 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     import json
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from ftbench.report.select import short_id
     from ftbench.results.store import load_runs, runs_dir
 
-    def cell(value: object) -> Text:
+    def clean(value: object) -> str:
         # Run files are outside input: no Rich markup, no terminal control characters.
-        return Text("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value)))
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
 
     folder = runs_dir(args.runs_dir)
+    if not folder.exists():
+        raise FtbenchError(f"no runs folder {folder} (run `ftbench run --preset quickstart` "
+                           "first, or pass --runs-dir)")
+    if not folder.is_dir():
+        raise FtbenchError(f"{folder} is not a folder")
     loaded = load_runs(folder)
     for path, problem in loaded.problems:
-        print(f"ftbench: skipped {cell(path)}: {cell(problem)}", file=sys.stderr)
+        print(f"ftbench: skipped {clean(path)}: {clean(problem)}", file=sys.stderr)
     if args.json:
         print(json.dumps([r.to_dict() for r in loaded.records], indent=2))
         return 0
     if not loaded.records:
-        print(f"no runs in {folder}")
+        print(f"no runs in {clean(folder)}")
         return 0
-    table = Table(title=cell(f"runs in {folder}"))
-    for col in ("run id", "preset", "method", "model", "dataset", "seed", "status", "metric", "train s"):
-        table.add_column(col, overflow="fold")
+    console = Console()
+    width = max(console.width, 60)
+    wide = width >= 120
+    # One line per run at any width: fixed widths for the short columns; preset, method (and
+    # model, dataset when wide) and the result share what is left, the result first.
+    fixed = {"id": 6, "created": 11, "seed": 4, "status": 9, "steps": 5, "train s": 7}
+    names = ["id", "created", "preset", "method", *(["model", "dataset"] if wide else []),
+             "seed", "status", "steps", "result", "train s"]
+    free = width - sum(fixed.values()) - (len(names) - 1)  # one space between columns
+    flex = {"preset": 10, "method": 9, "model": 12, "dataset": 12, "result": 11}
+    flex = {k: v for k, v in flex.items() if k in names}
+    caps = {"preset": 18, "method": 12, "model": 24, "dataset": 18, "result": 40}
+    spare = free - sum(flex.values())
+    for key in ("preset", "method", "model", "dataset", "result"):
+        if key in flex and spare > 0:
+            grow = min(spare, caps[key] - flex[key])
+            flex[key] += grow
+            spare -= grow
+    widths = {**fixed, **flex}
+    table = Table(title=Text(f"runs in {clean(folder)}"), box=box.SIMPLE_HEAD, padding=0,
+                  show_edge=False, pad_edge=False, title_justify="left",
+                  caption_justify="left",
+                  caption=Text("id: the run id's last part; compare and export take it, "
+                               "--json has the full id", style="dim"))
+    right = {"seed", "steps", "train s"}
+    for name in names:
+        # The box's column divider is the one-space gap between columns.
+        table.add_column(name, width=widths[name], no_wrap=True, overflow="ellipsis",
+                         justify="right" if name in right else "left")
+    styles = {"completed": "", "cancelled": "yellow", "failed": "red", "diverged": "red"}
     for r in loaded.records:
         m = r.metrics
-        metric = next((f"{k} {m[k]:.4f}" for k in ("accuracy", "exact_match")
-                       if isinstance(m.get(k), (int, float))), r.error or "-")
-        train_s = r.timing.get("train_s")
-        table.add_row(*map(cell, (r.run_id, r.preset, r.method, r.model, r.dataset, r.seed, r.status,
-                                  metric, f"{train_s:.1f}" if train_s is not None else "-")))
-    Console().print(table)
+        result = next((f"{short} {m[k]:.3f}" for k, short in (("accuracy", "acc"),
+                                                               ("exact_match", "EM"))
+                       if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool)),
+                      r.error or "-")
+        train_s, steps = r.timing.get("train_s"), r.timing.get("steps")
+        cells = [short_id(r.run_id), _created(r.created_at), r.preset, r.method]
+        if wide:
+            cells += [r.model, r.dataset]
+        cells += ["-" if r.seed is None else r.seed, r.status,
+                  steps if isinstance(steps, int) else "-", result,
+                  f"{train_s:.1f}" if isinstance(train_s, (int, float)) else "-"]
+        table.add_row(*(Text(clean(c)) for c in cells), style=styles.get(r.status, ""))
+    console.print(table, width=width)
     return 0
+
+
+def _created(stamp: str) -> str:
+    """``2026-11-28T08:02:00+00:00`` → ``11-28 08:02`` (UTC, as stored)."""
+    if len(stamp) >= 16 and stamp[10] == "T":
+        return f"{stamp[5:10]} {stamp[11:16]}"
+    return stamp or "-"
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
@@ -261,6 +376,11 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        which = "output" if sys.stdin.isatty() else "input"
+        raise FtbenchError(f"the TUI needs a terminal, and the {which} is not one; for text "
+                           "output use `ftbench runs`, `ftbench compare` or `ftbench run "
+                           "--headless`")
     from ftbench.tui import main as tui_main
 
     return tui_main(args.runs_dir)
@@ -276,12 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if getattr(args, "runs_dir", None) is None:  # `ftbench --runs-dir D <command>`
+        args.runs_dir = args.top_runs_dir
     if func is None:
         if not sys.stdin.isatty() or not sys.stdout.isatty():
             parser.print_help()  # no terminal to draw on: say what the commands are
             return 0
         func = _cmd_tui
-        args.runs_dir = None
     try:
         return func(args)
     except FtbenchError as exc:

@@ -87,12 +87,22 @@ def _presets() -> list[Check]:
 CHECKS: list[Callable[[], list[Check]]] = [_torch, _nvml, _bitsandbytes, _bundles, _hub, _presets]
 
 
-def run_checks() -> list[Check]:
+PROGRESS = {"_torch": "importing torch", "_nvml": "asking NVML for a GPU",
+            "_bitsandbytes": "importing bitsandbytes", "_bundles": "looking for bundles",
+            "_hub": "reaching the Hugging Face hub", "_presets": "checking the presets"}
+
+
+def run_checks(on_progress: Callable[[str], None] | None = None) -> list[Check]:
+    """Every check in order; ``on_progress`` hears what each one is about to do (some take
+    seconds: importing torch, reaching the hub)."""
     from ftbench.quiet import quiet_libraries
 
     quiet_libraries()
     checks = [Check("python", sys.version_info >= (3, 11), platform.python_version())]
-    for probe in CHECKS:
+    for i, probe in enumerate(CHECKS, 1):
+        if on_progress is not None:
+            on_progress(f"{PROGRESS.get(probe.__name__, probe.__name__.strip('_'))}… "
+                        f"({i}/{len(CHECKS)})")
         try:
             checks.extend(probe())
         except Exception as exc:  # a check must never take the doctor down
@@ -101,7 +111,12 @@ def run_checks() -> list[Check]:
 
 
 def main(as_json: bool = False) -> int:
-    checks = run_checks()
+    progress = Console(stderr=True)
+    if progress.is_terminal:  # what it is doing, on stderr, while it does it
+        with progress.status("ftbench doctor") as status:
+            checks = run_checks(lambda text: status.update(f"ftbench doctor: {text}"))
+    else:
+        checks = run_checks()
     if as_json:
         import json
 

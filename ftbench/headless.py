@@ -21,7 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ftbench.engine.events import Eval, Event, GpuSample, Log, RunFinished, RunStarted, Step
+from ftbench.engine.events import (
+    Eval, EvalProgress, Event, GpuSample, Log, RunFinished, RunStarted, Step, StepProgress,
+)
 from ftbench.spec import RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -100,6 +102,7 @@ class RichPrinter:
             transient=False,
         )
         self.task: TaskID | None = None
+        self.label = ""
         self.lock = threading.Lock()
 
     def __enter__(self) -> "RichPrinter":
@@ -115,7 +118,7 @@ class RichPrinter:
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            label = f"{event.method} s{event.seed}"
+            label = self.label = f"{event.method} s{event.seed}"
             self.task = self.progress.add_task("run", total=event.total_steps or None, label=label,
                                                loss="-", rate="-", mem="")
             p = event.params
@@ -126,9 +129,18 @@ class RichPrinter:
                    else f"RSS {event.rss_mb:.0f} MB" if event.rss_mb is not None else "")
             self.progress.update(self.task, completed=event.step, loss=_fmt_num(event.loss),
                                  rate=f"{event.samples_per_s:.1f}" if event.samples_per_s else "-", mem=mem)
+        elif isinstance(event, StepProgress) and self.task is not None:
+            # every optimizer step (throttled): the counter and ETA move between log lines
+            self.progress.update(self.task, completed=event.step, label=self.label)
+        elif isinstance(event, EvalProgress) and self.task is not None:
+            of = f"/{event.total}" if event.total else ""
+            self.progress.update(self.task, label=f"{self.label} · evaluating step {event.step}"
+                                                  f" · batch {event.done}{of}")
         elif isinstance(event, GpuSample) and self.task is not None:
             self.progress.update(self.task, mem=f"GPU {event.used_mb:.0f}/{event.total_mb:.0f} MB")
         elif isinstance(event, Eval):
+            if self.task is not None:
+                self.progress.update(self.task, label=self.label)
             keys = [k for k in ("accuracy", "f1", "exact_match") if k in event.metrics]
             shown = "  ".join(f"{k} {_fmt_num(event.metrics[k])}" for k in keys)
             self.console.print(f"  eval @ step {event.step}: {shown}")

@@ -205,3 +205,37 @@ def test_doctor_reports_every_check_and_exits_0(tmp_path: Path) -> None:
     assert rows["preset quickstart"]["detail"] == "offline"
     assert "unreachable" in rows["Hugging Face hub"]["detail"] or "offline" in rows["Hugging Face hub"]["detail"]
     assert "Traceback" not in proc.stderr
+
+
+def test_runs_fits_80_columns_with_short_ids_that_compare_accepts(tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "runs"
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for path in fixtures.glob("*.json"):
+        (runs / path.name).write_text(path.read_text())
+    env = {**os.environ, "COLUMNS": "80"}
+    env.pop("NO_COLOR", None)
+    proc = ftbench("runs", "--runs-dir", str(runs), env=env)  # piped: no terminal
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # one line per run: the header, the rule, 16 runs, the title and the caption
+    rows = [line for line in lines if line[:6].isalnum() and line[6:7] == " "]
+    assert len(rows) == 16, proc.stdout
+    first = next(line for line in rows if line.startswith("000001 "))
+    assert first.split()[:9] == ["000001", "11-28", "08:02", "quickstart", "full", "0",
+                                 "completed", "50", "acc"]
+    assert "steps" in lines[1] and "20261128T080200" not in proc.stdout
+    # the short id is enough for compare; --json keeps the full id
+    proc = ftbench("compare", "000004", "--runs-dir", str(runs), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows"][0]["run_id"] == "20261128T080800-quickstart-lora-s0-000004"
+    proc = ftbench("runs", "--runs-dir", str(runs), "--json")
+    assert "20261128T080200-quickstart-full-s0-000001" in {r["run_id"] for r in json.loads(proc.stdout)}
+
+
+def test_runs_on_a_missing_folder_exits_2_like_compare(tmp_path: Path) -> None:
+    for command in ("runs", "compare"):
+        proc = ftbench(command, "--runs-dir", str(tmp_path / "nope"))
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert proc.stderr.startswith("ftbench: error: no runs folder") and "Traceback" not in proc.stderr

@@ -259,12 +259,21 @@ def test_select_latest(records):
     pool = [*records, rerun]
     # No preset given: the newest run's preset (the re-run is the newest: quickstart).
     latest = select_runs(pool, Selection(latest=True))
-    assert rerun in latest and qs_lora[0] not in latest
     assert {r.preset for r in latest} == {"quickstart"}
-    assert len(latest) == 14  # 4 methods x 3 seeds + full s3 + qlora s0, newest of each
-    # Filters apply first: the latest *completed* lora s0 is the original one.
-    done = select_runs(pool, Selection(latest=True, preset="quickstart", statuses=("completed",)))
-    assert qs_lora[0] in done and rerun not in done
+    assert len(latest) == 14  # 4 methods x 3 seeds + full s3 + qlora s0, one of each
+    # A newer failed (or cancelled) re-run does not hide the earlier completed run.
+    assert qs_lora[0] in latest and rerun not in latest
+    # Filters apply first: asking for failed runs gives the failed re-run.
+    failed = select_runs(pool, Selection(latest=True, preset="quickstart", statuses=("failed",)))
+    assert rerun in failed and qs_lora[0] not in failed
+    # A newer *completed* re-run replaces the older one.
+    redone = RunRecord(**{**rerun.__dict__, "run_id": "20261129T000100-quickstart-lora-s0-ok",
+                          "created_at": "2026-11-29T00:01:00+00:00", "status": "completed"})
+    latest = select_runs([*pool, redone], Selection(latest=True))
+    assert redone in latest and qs_lora[0] not in latest and rerun not in latest
+    # With no completed run for a key, the newest run of that key stands in.
+    only_failed = select_runs([rerun], Selection(latest=True))
+    assert only_failed == [rerun]
     # Without the re-run the newest preset is roberta-imdb-peft (one run).
     assert [r.preset for r in select_runs(records, Selection(latest=True))] == ["roberta-imdb-peft"]
 
@@ -277,7 +286,7 @@ def test_table_contents_at_80_columns(comparison):
     for expected in ("quickstart: minilm-l6 on rotten_tomatoes — results", "accuracy",
                      "0.812", "±0.006", "22.7M", "100.0%", "74.5K", "0.33%", "0.0034%", "RSS",
                      "3 completed", "1 cancelled", "failed", "reported (write-up E, T4)",
-                     "reported (write-up A, Colab", "EM", "mean ± sample std over seeds"):
+                     "reported (write-up A,", "EM", "mean ± sample std over seeds"):
         assert expected in text, expected
 
 
@@ -287,7 +296,7 @@ def test_wide_table_is_one_table_with_inline_spread(comparison):
     text = render(tables[0], 250)
     assert "0.812 ± 0.006" in text and "22.7M (100.0%)" in text and "62.1 ± 1.3" in text
     row = next(line for line in text.splitlines() if line.strip().startswith("head-only"))
-    assert row.split()[:3] == ["head-only", "3", "0.700"]
+    assert row.split()[:4] == ["head-only", "3", "50", "0.700"]  # n, then the steps column
 
 
 def cell(table, header, row):
@@ -353,9 +362,9 @@ def test_csv_one_flat_row_per_run(records):
 def test_markdown_has_mean_std_and_marked_references(comparison):
     md = to_markdown(comparison)
     assert "### quickstart" in md
-    assert "| full | 3 | **0.812 ± 0.006** |" in md
-    assert "| lora | 3 | 0.795 ± 0.005 |" in md
-    assert "| _lora_ | - | _1.000_ |" in md and "_reported (write-up E, T4)_" in md
+    assert "| full | 3 | 50 | **0.812 ± 0.006** |" in md
+    assert "| lora | 3 | 50 | 0.795 ± 0.005 |" in md
+    assert "| _lora_ | - | - | _1.000_ |" in md and "_reported (write-up E, T4)_" in md
     assert "Pareto front, accuracy vs trainable parameters: head-only → bitfit → lora → full." in md
     # Every table line has the same number of cells as its header.
     for block in md.split("\n\n"):
@@ -416,6 +425,7 @@ def test_charts_fit_80_columns_and_name_the_front(comparison):
     titles = [c.title for c in items]
     for expected in ("quickstart: accuracy by method (mean ± std)",
                      "quickstart: accuracy over steps (per run)",
+                     "quickstart: training loss over steps (per run)",
                      "quickstart: trainable parameters (log scale)",
                      "quickstart: train time (s, excludes evaluation)",
                      "quickstart: peak memory (RSS MB)",
@@ -423,6 +433,9 @@ def test_charts_fit_80_columns_and_name_the_front(comparison):
                      "quickstart: Pareto front, accuracy vs peak RSS MB",
                      "lora-qa: exact_match by method"):
         assert expected in titles
+    # every quickstart run's loss is on the one overlaid chart, each method under its marker
+    loss = next(c for c in items if c.title == "quickstart: training loss over steps (per run)")
+    assert "• full ×4   x lora ×3   + head-only ×3   o bitfit ×3" in loss.text
     # a single measured point is not a front worth drawing
     assert not any(t.startswith("lora-qa: Pareto") for t in titles)
     for chart in items:
@@ -521,3 +534,112 @@ def test_bars_label_every_value_and_whisker_only_spread() -> None:
     full = next(line for line in lines if line.lstrip().startswith("full┤"))
     assert "┼" in full and "┼" not in head_only  # no spread, no whisker
     assert max(len(line) for line in lines) <= 80
+
+
+# --- steady-state throughput and budgets ----------------------------------------------------
+
+def test_rates_are_steady_state_by_default_with_marked_whole_run_fallback(comparison):
+    qs = section(comparison, "quickstart")
+    full, head = group(qs, "full"), group(qs, "head-only")
+    # full: all three runs carry steady figures (fixtures: 45 steps x 32 samples / steady_s).
+    steady = [1440 / (t * 0.86) for t in (62.1, 60.8, 63.4)]
+    assert full.mean("rate.samples_per_s") == pytest.approx(sum(steady) / 3, abs=0.01)
+    assert not full.whole_run_rates
+    # head-only s2 has no steady window: the whole row falls back to whole-run figures,
+    # never a mean mixing the two bases.
+    assert head.whole_run_rates
+    assert head.mean("rate.samples_per_s") == pytest.approx((78.05 + 76.56 + 79.6) / 3)
+    assert qs.warmup_steps == [5]
+    text = "".join(render(t, 120) for t in section_tables(qs, 120))
+    assert "27.0" in text and "78.1†" in text and "25.8" not in text
+    assert "samples/s: steady state after 5 warm-up steps" in text
+    assert "† whole run" in text
+    # Old records (no steady keys at all) fall back and are marked too.
+    qa = section(comparison, "lora-qa")
+    assert group(qa, "lora").whole_run_rates
+    assert "34.5†" in "".join(render(t, 120) for t in section_tables(qa, 120))
+    assert "steady state after" not in (qa.rate_note or "")
+
+
+def test_csv_carries_both_throughput_sets(records):
+    rows = list(csv.DictReader(io.StringIO(to_csv(records))))
+    for column in ("timing.samples_per_s", "timing.steady_samples_per_s", "timing.warmup_steps",
+                   "timing.steady_mfu", "throughput_basis"):
+        assert column in rows[0], column
+    by_id = {r["run_id"]: r for r in rows}
+    full = by_id["20261128T080200-quickstart-full-s0-000001"]
+    assert (full["timing.samples_per_s"], full["timing.steady_samples_per_s"]) == ("25.76", "26.96")
+    assert full["throughput_basis"] == "steady state" and full["timing.warmup_steps"] == "5"
+    qa = by_id["20261128T083000-lora-qa-lora-s42-00000f"]
+    assert qa["timing.steady_samples_per_s"] == "" and qa["throughput_basis"] == "whole run"
+
+
+def test_markdown_says_steady_state_and_marks_fallback(comparison):
+    md = to_markdown(comparison)
+    assert "78.1† ± 1.5" in md and "| 27.0 ± 0.6 |" in md
+    assert "- Samples/s: steady state after 5 warm-up steps; † whole run" in md
+
+
+def _short_rerun(record: RunRecord, run_id: str) -> RunRecord:
+    spec = {**record.spec, "train": {**record.spec["train"], "max_steps": 5},
+            "data": {**record.spec["data"], "train_size": 200, "eval_size": 64}}
+    return RunRecord(**{**record.__dict__, "run_id": run_id, "spec": spec,
+                        "created_at": "2026-11-29T00:00:00+00:00",
+                        "timing": {**record.timing, "steps": 5}})
+
+
+def test_budget_mismatch_is_a_loud_warning_and_by_budget_splits(records):
+    qs = [r for r in records if r.preset == "quickstart"]
+    lora = next(r for r in qs if r.method == "lora" and r.seed == 0)
+    short = _short_rerun(lora, "20261129T000000-quickstart-lora-s0-short")
+    pool = select_runs([*qs, short], Selection(latest=True))
+    sec = build_comparison(pool).sections[0]
+    assert dict(sec.budget_differences) == {"max_steps": ["5", "none"],
+                                            "train_size": ["200", "1600"],
+                                            "eval_size": ["64", "400"]}
+    table = section_tables(sec, 120)[0]
+    assert table.title.spans and table.title.spans[0].style == "bold red"
+    text = render(table, 120)
+    assert "⚠ these runs differ in budget (max_steps 5 / none; train_size 200 / 1600;" in text
+    assert "--by-budget" in text
+    # lora's group now mixes budgets too, and its steps column says 5 vs 50.
+    assert "train.max_steps" in group(sec, "lora").mixed_settings
+    md = to_markdown(build_comparison(pool))
+    assert "> **Warning:** these runs differ in budget" in md
+    # Split by budget: two sections, each consistent, each named by what sets it apart.
+    split = build_comparison(pool, by_budget=True).sections
+    assert [s.budget for s in split] == [
+        "max_steps none, train_size 1600, eval_size 400",
+        "max_steps 5, train_size 200, eval_size 64"]
+    assert all(not s.budget_differences and not s.warnings for s in split)
+    assert [g.method for g in split[1].groups] == ["lora"]
+    assert "quickstart [max_steps 5, train_size 200, eval_size 64]" in render(
+        section_tables(split[1], 120)[0], 120)
+    # Runs that agree on budget get no warning.
+    assert not build_comparison(qs).sections[0].warnings
+
+
+def test_overlaid_curves_over_training_time(records):
+    from ftbench.report.charts import loss_curves_chart
+
+    sec = build_comparison([r for r in records if r.preset == "quickstart"]).sections[0]
+    chart = loss_curves_chart(sec, 80, 16, colorless=True, x_axis="time")
+    assert chart is not None and chart.title == "quickstart: training loss over train time (per run)"
+    assert "train time (s)" in chart.text
+    # The x axis reaches the longest run's training time (full: about 63 s), not its 50 steps.
+    assert "60" in chart.text.splitlines()[-3]
+    with pytest.raises(ValueError):
+        loss_curves_chart(sec, 80, 16, colorless=True, x_axis="epochs")
+
+
+def test_single_point_curve_is_drawn(records):
+    """A run that logged once still shows its point (not an empty chart)."""
+    from ftbench.report.charts import loss_curves_chart
+
+    lora = next(r for r in records if r.preset == "quickstart" and r.method == "lora")
+    one = RunRecord(**{**lora.__dict__, "series": {"train": [
+        {"step": 5, "epoch": 0.1, "loss": 0.69, "lr": 1e-3, "samples_per_s": 30, "t": 4.0}]}})
+    chart = loss_curves_chart(build_comparison([one]).sections[0], 60, 12, colorless=True)
+    assert chart is not None
+    plot = chart.text.split("┌", 1)[1]
+    assert "•" in plot.split("└", 1)[0]

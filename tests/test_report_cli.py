@@ -178,7 +178,7 @@ def test_export_csv_stdout(runs_dir, capsys):
 def test_export_md_and_json_to_file(runs_dir, tmp_path, capsys):
     md = tmp_path / "results.md"
     assert run(["export", "-f", "md", "-o", str(md), "--runs-dir", str(runs_dir)]) == 0
-    assert "| full | 3 | **0.812 ± 0.006** |" in md.read_text()
+    assert "| full | 3 | 50 | **0.812 ± 0.006** |" in md.read_text()
     assert "wrote 16 runs to" in capsys.readouterr().err
     out = tmp_path / "runs.json"
     assert run(["export", "-f", "json", "-o", str(out), "--runs-dir", str(runs_dir), "--method", "bitfit"]) == 0
@@ -196,3 +196,44 @@ def test_wired_into_main_cli(runs_dir, capsys):
 
     assert main(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--width", "80"]) == 0
     assert "0.812" in capsys.readouterr().out
+
+
+def test_compare_latest_warns_on_budget_mismatch_and_by_budget_splits(runs_dir, capsys):
+    """The first-hour story: a 5-step re-run beside 50-step runs must not pass unnoticed."""
+    source = runs_dir / "20261128T080800-quickstart-lora-s0-000004.json"
+    doc = json.loads(source.read_text())
+    doc["run_id"] = "20261129T000000-quickstart-lora-s0-short1"
+    doc["created_at"] = "2026-11-29T00:00:00+00:00"
+    doc["spec"]["train"]["max_steps"] = 5
+    doc["spec"]["data"]["train_size"] = 200
+    doc["timing"]["steps"] = 5
+    (runs_dir / f"{doc['run_id']}.json").write_text(json.dumps(doc))
+    assert run(["compare", "--runs-dir", str(runs_dir), "--latest", "--no-charts",
+                "--width", "80"]) == 0
+    out = capsys.readouterr().out
+    assert "⚠ these runs differ in budget (max_steps 5 / none; train_size 200 / 1600)" \
+        in " ".join(out.split())
+    assert "steps" in out
+    assert run(["compare", "--runs-dir", str(runs_dir), "--latest", "--no-charts", "--by-budget",
+                "--width", "80"]) == 0
+    out = capsys.readouterr().out
+    assert "differ in budget" not in out
+    assert "quickstart [max_steps 5, train_size 200]" in out
+    assert run(["compare", "--runs-dir", str(runs_dir), "--latest", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sections"][0]["budget_differences"] == {"max_steps": ["5", "none"],
+                                                         "train_size": ["200", "1600"]}
+
+
+def test_save_charts_as_svg_and_png_refused(runs_dir, tmp_path, capsys):
+    target = tmp_path / "charts.svg"
+    assert run(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--width", "80",
+                "--preset", "quickstart", "--save-charts", str(target)]) == 0
+    svg = target.read_text()
+    assert svg.startswith("<svg") and "Pareto" in svg and "training" in svg
+    assert "fill=" in svg  # in colour, unlike the text file
+    capsys.readouterr()
+    assert run(["compare", "--runs-dir", str(runs_dir), "--no-charts", "--preset", "quickstart",
+                "--save-charts", str(tmp_path / "charts.png")]) == 2
+    assert "PNG is not supported; save as .svg" in capsys.readouterr().err
+    assert not (tmp_path / "charts.png").exists()

@@ -178,8 +178,10 @@ async def test_cancel_and_stop_the_queue_asks_first(tmp_path: Path) -> None:
         await pilot.click("#stop")
         await pilot.pause()
         assert cancel.is_set() and queue.stopping
+        assert not cancel.evaluate  # saved at once, with no evaluation first
         assert "cancelling" in app.activity
-        assert any("queue stops" in ev.message for _, ev in queue.log)
+        assert any("queue stops" in ev.message and "no evaluation" in ev.message
+                   for _, ev in queue.log)
 
 
 @run_async
@@ -238,10 +240,10 @@ async def test_open_a_run_from_the_runs_screen(tmp_path: Path) -> None:
         await pilot.press("3")
         screen = app.screen
         assert isinstance(screen, RunsScreen) and len(screen.shown) == 16
-        await pilot.press("down", "down", "enter")
+        await pilot.press("down", "down", "down", "down", "enter")
         detail = app.screen
         assert isinstance(detail, RunScreen)
-        assert detail.record.run_id == screen.shown[2].run_id
+        assert detail.record.run_id == screen.shown[4].run_id
         await pilot.pause(0.4)
         assert detail.query_one("#run-loss", LossChart).builds >= 1
         await pilot.press("escape")
@@ -291,8 +293,10 @@ async def test_compare_two_selected_runs(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         screen = app.screen
-        first, second = screen.shown[0], screen.shown[3]  # full s0 and lora s0
-        await pilot.press("space", "down", "down", "space", "c")
+        # newest first: the oldest runs (full s0, then full s1 ... lora s0) are at the end
+        first, second = screen.shown[-1], screen.shown[-4]  # full s0 and lora s0
+        assert (first.method, first.seed, second.method, second.seed) == ("full", 0, "lora", 0)
+        await pilot.press(*["down"] * 15, "space", "up", "up", "up", "space", "c")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         assert set(app.compare_request.ids) == {first.run_id, second.run_id}
@@ -413,3 +417,365 @@ def test_ftbench_run_on_a_terminal_uses_the_tui_and_its_exit_code(
     name, specs = seen["start"]
     assert name == "tiny" and [s.method.name for s in specs] == ["full"]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@run_async
+async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path: Path) -> None:
+    import json
+
+    from rich.console import Console
+
+    runs = copy_fixture_runs(tmp_path / "runs")
+    source = runs / "20261128T080800-quickstart-lora-s0-000004.json"
+    doc = json.loads(source.read_text())
+    doc.update(run_id="20261129T000000-quickstart-lora-s0-short1",
+               created_at="2026-11-29T00:00:00+00:00")
+    doc["spec"]["train"]["max_steps"] = 5
+    (runs / f"{doc['run_id']}.json").write_text(json.dumps(doc))
+
+    def shown(screen: CompareScreen) -> str:
+        console = Console(width=200, record=True, file=open("/dev/null", "w"))
+        console.print(screen.report)
+        return " ".join(console.export_text().split())
+
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.compare_preset("quickstart")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        assert "⚠ these runs differ in budget (max_steps 5 / none)" in shown(compare)
+        await pilot.press("b")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = shown(compare)
+        assert compare.by_budget and "differ in budget" not in text
+        assert "quickstart [max_steps 5]" in text and "quickstart [max_steps none]" in text
+        # Every run's loss on one chart; x switches its axis from steps to training time.
+        assert "training loss over steps (per run)" in text
+        await pilot.press("x")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "training loss over train time (per run)" in shown(compare)
+        await pilot.press("ctrl+s")  # the charts as an SVG picture beside the run files
+        assert compare.saved is not None and compare.saved.parent == runs
+        assert compare.saved.read_text().startswith("<svg")
+
+
+@run_async
+async def test_runs_screen_newest_first_with_steps_and_escape_leaves_the_filters(
+        tmp_path: Path) -> None:
+    from textual.widgets import DataTable, Select
+
+    runs = copy_fixture_runs(tmp_path / "runs")
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        created = [r.created_at for r in screen.shown]
+        assert created == sorted(created, reverse=True)  # newest first, as the README says
+        table = screen.query_one(DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[:8] == [" ", "created ▼", "preset", "method", "seed", "status", "steps",
+                              "metric"]
+        newest = table.get_row_at(0)
+        assert [str(c) for c in newest[1:8]] == ["11-28 08:32", "roberta-imd…", "lora", "42",
+                                                 "completed", "376", "acc 0.925"]
+        assert str(newest[-1]) == "000010"  # the short id `ftbench runs` shows
+        # / goes to the filters; Esc comes back to the table (twice if a list is open)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Select)
+        await pilot.press("enter")  # opens the dropdown
+        await pilot.press("escape")
+        await pilot.press("escape")
+        assert app.focused is table
+        await pilot.press("slash", "tab")
+        assert isinstance(app.focused, Select)
+        await pilot.press("escape")
+        assert app.focused is table
+        # a filter chosen in the dropdowns survives the Esc back to the table; Esc there clears
+        screen.query_one("#filter-method", Select).value = "lora"
+        screen.query_one("#filter-method", Select).focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert app.focused is table and len(screen.shown) == 5
+        await pilot.press("escape")
+        assert len(screen.shown) == 16
+
+
+@run_async
+async def test_start_dialog_keys_work_at_once_and_sizes_can_be_set(tmp_path: Path) -> None:
+    """Focus starts on the methods (space toggles at once), enter starts, and the train and
+    eval sizes are fields of their own."""
+    from textual.widgets import Input, SelectionList
+
+    app = make_app(tmp_path / "runs")
+    started: list[Any] = []
+    app.start_runs = lambda preset, specs: started.append(specs)  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        dialog = app.screen
+        assert isinstance(dialog, StartScreen)
+        methods = dialog.query_one(SelectionList)
+        assert app.focused is methods
+        await pilot.press("space")  # toggles the highlighted method (full) off
+        assert methods.selected == ["head-only"]
+        dialog.query_one("#start-train-size", Input).value = "40"
+        dialog.query_one("#start-eval-size", Input).value = "12"
+        await pilot.pause()
+        assert "train 40, eval 12" in str(dialog.query_one("#start-summary").render())
+        dialog.query_one("#start-eval-size", Input).value = "0"  # refused, as the CLI does
+        await pilot.pause()
+        assert dialog.query_one("#start-go").disabled
+        dialog.query_one("#start-eval-size", Input).value = "12"
+        methods.focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.activity == "▶ tiny starting…"  # said at once, before the live screen
+    (specs,) = started
+    assert [s.method.name for s in specs] == ["head-only"]
+    assert (specs[0].data.train_size, specs[0].data.eval_size) == (40, 12)
+
+
+@run_async
+async def test_cancel_dialog_offers_cancel_and_evaluate(tmp_path: Path) -> None:
+    from textual.widgets import Checkbox
+    from tui_helpers import show_scene
+
+    app = make_app(copy_fixture_runs(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show_scene(pilot, "running")
+        queue = app.queue
+        cancel = queue._cancel
+        await pilot.press("c")
+        assert isinstance(app.screen, CancelRunScreen)
+        assert app.screen.query_one("#evaluate", Checkbox).value is False  # default: no eval
+        app.screen.query_one("#evaluate", Checkbox).value = True
+        await pilot.click("#stop")
+        await pilot.pause()
+        assert cancel.is_set() and cancel.evaluate
+        assert any("evaluated once, then saved" in ev.message for _, ev in queue.log)
+
+
+@run_async
+async def test_progress_moves_every_step_the_clock_ticks_and_eval_is_its_own_phase(
+        tmp_path: Path) -> None:
+    """Fixed events through the real message path; the panel's clock is pinned and moved."""
+    from ftbench.engine.events import Eval, EvalProgress, StepProgress
+    from ftbench.tui import session
+    from ftbench.tui.widgets.progress_panel import ProgressPanel
+    from tui_helpers import show_scene
+
+    now = [1000.0]
+    real = session.monotonic
+    session.monotonic = lambda: now[0]
+    try:
+        app = make_app(copy_fixture_runs(tmp_path / "runs"))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await show_scene(pilot, "running")  # logged up to step 30 of 50 (37.2 s)
+            panel = app.screen.query_one(ProgressPanel)
+            item = app.queue.current
+            emit = app._emitter(item)
+
+            def stats() -> str:
+                return str(panel.query_one("#progress-stats").render())
+
+            assert "30/50" in stats() and "0:37 elapsed" in stats()
+            emit(StepProgress("lora-run", 33, 50, 0.66, 40.9))  # between logging steps
+            await pilot.pause()
+            assert "33/50" in stats() and "0:41 elapsed" in stats()
+            assert "head-only 33/50" in app.activity
+            now[0] += 3.0  # no event for 3 s: the clock goes on by itself
+            panel._tick()
+            assert "0:44 elapsed" in stats()
+            emit(EvalProgress("lora-run", 35, 0, None, 0.0))
+            await pilot.pause()
+            assert "evaluating at step 35 · starting" in stats()
+            assert "evaluating" in app.activity
+            emit(EvalProgress("lora-run", 35, 4, 13, 2.0))
+            await pilot.pause()
+            now[0] += 5.0
+            panel._tick()
+            assert "evaluating at step 35 · batch 4/13 · 0:07" in stats()
+            assert panel.query_one("#progress-bar").total == 13
+            emit(Eval("lora-run", 35, 0.7, {"accuracy": 0.8}, 7.5))
+            await pilot.pause()
+            # back to training: the clock resumes from where training stopped (not + eval)
+            assert "33/50" in stats() and "0:44 elapsed" in stats()
+    finally:
+        session.monotonic = real
+
+
+@run_async
+async def test_a_new_run_starts_with_clear_panels(tmp_path: Path) -> None:
+    from ftbench.engine.events import RunFinished
+    from ftbench.tui.messages import ItemStarted
+    from ftbench.tui.widgets.eval_chart import EvalChart
+    from ftbench.tui.widgets.progress_panel import ProgressPanel
+    from ftbench.tui.widgets.rate_panel import RatePanel
+    from tui_helpers import demo_preset, record_of, show_scene
+
+    app = make_app(copy_fixture_runs(tmp_path / "runs"), demo_preset())  # full, lora, head-only
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_scene(pilot, "running")
+        screen = app.screen
+        queue = app.queue
+        running = queue.current
+        assert screen.query_one(LossChart)._lines  # the lora run's loss is drawn
+        record = record_of("20261128T080800-quickstart-lora-s0")
+        queue.finish(running, record, None)
+        app.post_message(RunEnded(running, RunFinished(record, None)))
+        await pilot.pause()
+        # the log ends the run with its figures and where it was saved
+        assert any(ev.message.startswith("lora · seed 0: completed · accuracy 0.7900")
+                   for _, ev in queue.log)
+        nxt, _ = queue.take_next()
+        app.post_message(ItemStarted(queue, nxt))
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.focus_item() is nxt
+        assert screen.query_one(LossChart)._lines == []
+        assert screen.query_one(EvalChart)._lines == []
+        assert str(screen.query_one(RatePanel).render()) == ""
+        assert "preparing" in str(screen.query_one("#progress-stats").render())
+        assert "head-only" in str(screen.query_one(ProgressPanel).query_one(
+            "#progress-title").render())
+
+
+@run_async
+async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -> None:
+    """Issue 11: a queued GPU run shows the device from NVML at once, not "no NVIDIA GPU".
+    The GPU is simulated through the engine's sampler hook."""
+    from ftbench.engine.runner import Hooks
+    from ftbench.presets import expand
+    from ftbench.tui.messages import ItemStarted
+    from ftbench.tui.session import RunQueue
+
+    reads: list[int] = []
+
+    def fake_gpu(sample: Any) -> None:
+        reads.append(1)
+        sample.gpu_used_mb, sample.gpu_total_mb, sample.gpu_util = 1234.0, 143771.0, 7.0
+
+    h200 = Machine(True, "NVIDIA H200", 143771.0)
+    app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h200,
+                     cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpu))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        queue = RunQueue("tiny", expand(tiny_preset()))
+        app.queue = queue
+        item, _ = queue.take_next()
+        app.post_message(ItemStarted(queue, item))  # the engine is still loading: no events
+        await pilot.pause()
+        panel = app.screen.query_one(MemoryPanel)
+        text = str(panel.query_one("#memory-text").render())
+        assert "NVIDIA H200" in text and "no NVIDIA GPU" not in text and "CPU" not in text
+        app.poll_gpu()  # (the app also polls once a second on its own)
+
+        def shown() -> str:
+            return str(panel.query_one("#memory-text").render())
+
+        await wait_until(pilot, lambda: "used 1,234" in shown(), 10, "the NVML reading")
+        text = shown()
+        assert reads and "used 1,234 / 143,771 MB (1%) · util 7%" in text
+        assert "preparing the run" in text
+
+
+@run_async
+async def test_help_opens_with_question_mark_f1_and_the_palette(tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+    from textual.widgets import HelpPanel
+
+    from ftbench.tui.screens.help import HelpScreen
+
+    app = make_app(copy_fixture_runs(tmp_path / "runs"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        from rich.console import Console
+
+        from ftbench.tui.screens.help import help_text
+
+        console = Console(width=100, record=True, file=open("/dev/null", "w"))
+        console.print(help_text())
+        text = console.export_text()
+        for expected in ("1  Presets", "3  Runs", "Keys · Runs", "Filter", "Keys · Compare",
+                         "By budget", "ctrl+p"):
+            assert expected in text, expected
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("3", "f1")  # from another screen, with F1
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"help")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        # Textual's keys panel closes on Esc too
+        app.action_show_help_panel()
+        await pilot.pause()
+        assert app.screen.query(HelpPanel)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.screen.query(HelpPanel)
+
+
+def test_run_summary_line_for_the_log() -> None:
+    from ftbench.tui.app import run_summary
+    from tui_helpers import record_of
+
+    done = record_of("20261128T080800-quickstart-lora-s0")
+    line = run_summary(done, "runs/x.json")
+    assert line == ("lora · seed 0: completed · accuracy 0.7900 at step 50 · f1 0.7908 · "
+                    "train 0:41 (50 steps) · saved runs/x.json")
+    failed = record_of("20261128T082800-quickstart-qlora-s0")
+    assert run_summary(failed, None).endswith("this machine has none · not saved")
+
+
+def test_run_in_the_tui_prints_the_results_table_after_quitting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ftbench run` on a terminal: after q, the headless results table is printed."""
+    from ftbench.presets import expand
+    from ftbench.tui import app as app_module
+    from ftbench.tui.session import RunQueue
+    from tui_helpers import record_of
+
+    specs = expand(tiny_preset())
+
+    def fake_run(self: FtbenchApp, *args: Any, **kwargs: Any) -> None:
+        queue = self.queue = RunQueue("tiny", specs)
+        for name in ("20261128T080800-quickstart-lora-s0", "20261128T081400-quickstart-head-only-s0"):
+            item, _ = queue.take_next()
+            queue.finish(item, record_of(name), None)
+
+    monkeypatch.setattr(app_module.FtbenchApp, "run", fake_run)
+    assert app_module.run_app(str(tmp_path), start=("tiny", specs)) == 0
+    out = capsys.readouterr().out
+    assert "ftbench results" in out and "lora" in out and "head-only" in out and "0.7900" in out
+
+
+@run_async
+async def test_an_unwritable_runs_folder_stops_the_queue_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    app = make_app(blocker / "runs")
+    notes = spy_notifications(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r", "enter")
+        await wait_until(pilot, lambda: app.queue is not None and app.queue.finished, 20,
+                         "the refusal")
+        assert [i.status for i in app.queue] == ["skipped", "skipped"]
+        assert all(not i.feed.steps and i.feed.started is None for i in app.queue)
+        assert any("is a file, not a folder" in message and severity == "error"
+                   for message, severity in notes)

@@ -22,6 +22,14 @@ H200 = Machine(True, "NVIDIA H200", 143771.0)
 SMALL, LARGE = (80, 24), (120, 40)
 
 
+@pytest.fixture(autouse=True)
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live panels tick with the wall clock; a snapshot must not depend on it."""
+    from ftbench.tui import session
+
+    monkeypatch.setattr(session, "monotonic", lambda: 1000.0)
+
+
 @pytest.fixture
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Fixture runs in ./runs of a temporary working folder (so paths print the same)."""
@@ -58,8 +66,14 @@ def test_presets_gpu_preset_on_a_cpu_machine(snap_compare: Any, runs: Path) -> N
     assert snap_compare(app_for(runs), press=["down"], terminal_size=SMALL)
 
 
-def test_start_dialog(snap_compare: Any, runs: Path) -> None:
-    assert snap_compare(app_for(runs), press=["r"], terminal_size=SMALL)
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_start_dialog(snap_compare: Any, runs: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(runs), press=["r"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_help(snap_compare: Any, runs: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(runs), press=["question_mark"], terminal_size=size)
 
 
 def test_live_idle(snap_compare: Any, runs: Path) -> None:

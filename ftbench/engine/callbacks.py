@@ -15,9 +15,10 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from ftbench.engine.events import Emit, Eval, Log, Step
+from ftbench.engine.events import Emit, Eval, EvalProgress, Log, Step, StepProgress
 
 _EVAL_SKIP = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+PROGRESS_INTERVAL_S = 0.25  # StepProgress / EvalProgress at most this often (host clock)
 RATE_WINDOW = 5      # live rates: over the last 5 logging intervals, not since step 0
 MIN_WARMUP_STEPS = 10
 
@@ -100,6 +101,8 @@ class EventCallback(TrainerCallback):
         self.sample_probe = sample_probe
         self.progress = Progress()
         self._eval_started: float | None = None
+        self._last_tick = float("-inf")  # host clock of the last StepProgress / EvalProgress
+        self._eval_batches = 0
 
     # --- lifecycle ---------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -116,9 +119,50 @@ class EventCallback(TrainerCallback):
         if self.cancel.is_set():
             self.progress.cancelled = True
             control.should_training_stop = True
-            control.should_evaluate = False
+            control.should_evaluate = self._evaluate_on_cancel()
+        now = time.perf_counter()
+        step, total = self.progress.step, self.progress.total_steps
+        if step == 1 or step >= total or control.should_training_stop \
+                or now - self._last_tick >= PROGRESS_INTERVAL_S:
+            # Host-side numbers only (step counter, clock): no device sync on the hot path.
+            self._last_tick = now
+            self.emit(StepProgress(self.run_id, step, total, round(self.progress.epoch, 4),
+                                   self.progress.train_elapsed(now)))
         if control.should_evaluate:
+            self._eval_started = now
+            self._eval_batches = 0
+            self.emit(EvalProgress(self.run_id, step, 0, None, 0.0))
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # DefaultFlowCallback (called before this one) asks for an epoch-end evaluation; a
+        # cancelled run skips it unless the user chose "cancel and evaluate".
+        if self.cancel.is_set():
+            control.should_evaluate = self._evaluate_on_cancel()
+        if control.should_evaluate and self._eval_started is None:
             self._eval_started = time.perf_counter()
+            self._eval_batches = 0
+            self.emit(EvalProgress(self.run_id, int(state.global_step), 0, None, 0.0))
+
+    def _evaluate_on_cancel(self) -> bool:
+        """Evaluate once at the cancel step, only if asked and not already evaluated there."""
+        return bool(getattr(self.cancel, "evaluate", False)) \
+            and self.progress.last_eval_step != self.progress.step
+
+    def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._eval_batches += 1
+        now = time.perf_counter()
+        if self._eval_started is None:  # an evaluation not announced by on_step_end (final)
+            self._eval_started = now
+        if self._eval_batches > 1 and now - self._last_tick < PROGRESS_INTERVAL_S:
+            return
+        self._last_tick = now
+        loader = kwargs.get("eval_dataloader")
+        try:
+            total: int | None = len(loader) if loader is not None else None
+        except TypeError:
+            total = None
+        self.emit(EvalProgress(self.run_id, int(state.global_step), self._eval_batches, total,
+                               now - self._eval_started))
 
     # --- logging -----------------------------------------------------------------------
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
@@ -167,6 +211,7 @@ class EventCallback(TrainerCallback):
         if runtime is None and self._eval_started is not None:
             runtime = time.perf_counter() - self._eval_started
         self._eval_started = None
+        self._eval_batches = 0
         if self.progress.t_train_begin is not None and self.progress.t_train_end is None:
             self.progress.eval_s += float(runtime or 0.0)
         clean = self.metric_transform(

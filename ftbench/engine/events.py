@@ -6,6 +6,7 @@ The engine calls ``emit(event)`` from the training thread; a consumer must retur
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -46,6 +47,37 @@ class Step:
 
 
 @dataclass(frozen=True)
+class StepProgress:
+    """Where training stands, after an optimizer step: no loss, so no device sync.
+
+    Emitted after the first step, then at most a few times a second (host clock) and after
+    the last step, so a front end can move its counter and ETA between logging steps.
+    ``elapsed_s`` is training time so far (evaluation excluded).
+    """
+
+    run_id: str
+    step: int
+    total_steps: int
+    epoch: float
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """An evaluation is running: ``done`` of ``total`` batches (``total`` None until known).
+
+    The first one (``done`` 0) marks the start of the evaluation phase; the `Eval` event
+    marks its end. ``step`` is the training step being evaluated.
+    """
+
+    run_id: str
+    step: int
+    done: int
+    total: int | None
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
 class Eval:
     run_id: str
     step: int
@@ -82,8 +114,25 @@ class RunFinished:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Event = Union[RunStarted, Step, Eval, GpuSample, Log, RunFinished]
+Event = Union[RunStarted, Step, StepProgress, EvalProgress, Eval, GpuSample, Log, RunFinished]
 Emit = Callable[[Event], None]
+
+
+class CancelRequest(threading.Event):
+    """The ``cancel`` event a front end passes to ``run``, with the user's choice of ending.
+
+    ``request()`` stops the run after the current step and saves it as cancelled with the
+    metrics it already has; ``request(evaluate=True)`` first evaluates the model at that
+    step (the "cancel and evaluate" choice). A plain `threading.Event` works as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.evaluate = False
+
+    def request(self, *, evaluate: bool = False) -> None:
+        self.evaluate = evaluate
+        self.set()
 
 
 def ignore(_event: Event) -> None:

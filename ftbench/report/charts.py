@@ -310,25 +310,46 @@ def memory_chart(section: Section, width: int = 80, height: int = 20,
 # --- metric over steps ----------------------------------------------------------------------
 
 def curves_chart(section: Section, width: int = 80, height: int = 20,
-                 colorless: bool | None = None) -> Chart | None:
-    """The primary metric at each evaluation, one line per run, one marker per method.
-
-    Runs of one group share a marker and one legend entry, so three seeds read as a band
-    rather than three unrelated lines.
-    """
+                 colorless: bool | None = None, x_axis: str = "step") -> Chart | None:
+    """The primary metric at each evaluation, one line per run, one marker per method."""
     name = _metric_name(section.primary_metric)
     if not name:
         return None
+    return _overlay(section, "eval", name, name, width, height, colorless, x_axis)
+
+
+def loss_curves_chart(section: Section, width: int = 80, height: int = 20,
+                      colorless: bool | None = None, x_axis: str = "step") -> Chart | None:
+    """Training loss at each logging step, every run of the section on one chart."""
+    return _overlay(section, "train", "loss", "training loss", width, height, colorless, x_axis)
+
+
+X_AXES = ("step", "time")
+
+
+def _overlay(section: Section, series: str, key: str, name: str, width: int, height: int,
+             colorless: bool | None, x_axis: str) -> Chart | None:
+    """One line per run of ``series`` points' ``key`` against step (or train time, ``t``).
+
+    Runs of one group share a marker and one legend entry, so three seeds read as a band
+    rather than three unrelated lines. Time is training time (evaluation excluded), as the
+    engine records it in every point.
+    """
+    if x_axis not in X_AXES:
+        raise ValueError(f"x axis must be one of {', '.join(X_AXES)}, not {x_axis!r}")
     lines: list[tuple[Group, list[float], list[float]]] = []
-    axis = "step"
+    axis = "step" if x_axis == "step" else "train time (s)"
     for group in section.groups:
         for run in group.runs:
             xs, ys = [], []
-            for point in run.series.get("eval", []):
-                x = point.get("step")
-                if not isinstance(x, (int, float)):  # older or partial points: fall back to epochs
-                    x, axis = point.get("epoch"), "step / epoch"
-                y = point.get(name)
+            points = run.series.get(series, []) if isinstance(run.series, dict) else []
+            for point in points if isinstance(points, list) else []:
+                if not isinstance(point, dict):
+                    continue
+                x = point.get("step" if x_axis == "step" else "t")
+                if x_axis == "step" and not isinstance(x, (int, float)):
+                    x, axis = point.get("epoch"), "step / epoch"  # older or partial points
+                y = point.get(key)
                 if isinstance(x, (int, float)) and isinstance(y, (int, float)) \
                         and not isinstance(y, bool) and math.isfinite(y) and math.isfinite(x):
                     xs.append(float(x))
@@ -337,28 +358,36 @@ def curves_chart(section: Section, width: int = 80, height: int = 20,
                 lines.append((group, xs, ys))
     if not lines:
         return None
-    title = f"{section.preset}: {name} over steps (per run)"
+    over = "steps" if x_axis == "step" else "train time"
+    title = f"{section.preset}: {name} over {over} (per run)"
     markers = {id(g): GROUP_MARKERS[i % len(GROUP_MARKERS)] for i, g in enumerate(section.groups)}
     all_y = [y for _, _, ys in lines for y in ys]
     x_all = [x for _, xs, _ in lines for x in xs]
     low, high = min(all_y), max(all_y)
     pad = max((high - low) * 0.1, 0.005)
+    x_lo, x_hi = min(x_all), max(x_all)
+    single = x_hi == x_lo
+    if single:  # one point per run, all at one x: give the axis some width
+        x_lo, x_hi = x_lo - 1, x_hi + 1
 
     def draw(plot: _Plot) -> None:
         for group, xs, ys in lines:
-            plot.series(xs, ys, marker=markers[id(group)], lines=True)
+            plot.series(xs, ys, marker=markers[id(group)], lines=len(xs) > 1)
+        if single:
+            plot.lim("x", x_lo, x_hi)
         plot.lim("y", low - pad, high + pad)
-        _ticks(plot, "x", min(x_all), max(x_all), width - 8)
+        _ticks(plot, "x", x_lo, x_hi, width - 8)
         plot.labels(axis, name)
 
     # The key goes under the chart: a legend box inside it would hide the curves' ends.
-    key = []
+    key_text = []
     for group in section.groups:
         runs = sum(1 for g, _, _ in lines if g is group)
         if runs:
-            key.append(f"{markers[id(group)]} {_clean(group.label)}" + (f" ×{runs}" if runs > 1 else ""))
+            key_text.append(f"{markers[id(group)]} {_clean(group.label)}"
+                            + (f" ×{runs}" if runs > 1 else ""))
     text = _build(width, height, title, _colorless(colorless), draw)
-    return Chart(title, text + "\n" + _wrap("   ".join(key), width))
+    return Chart(title, text + "\n" + _wrap("   ".join(key_text), width))
 
 
 def line_chart(lines: Sequence[tuple[Sequence[float], Sequence[float]]], width: int = 80,
@@ -387,8 +416,9 @@ def line_chart(lines: Sequence[tuple[Sequence[float], Sequence[float]]], width: 
     pad = max((y_hi - y_lo) * 0.08, abs(y_hi) * 0.01, 1e-6)
 
     def draw(plot: _Plot) -> None:
-        for pts in clean:
-            plot.series([x for x, _ in pts], [y for _, y in pts], marker="braille", lines=True)
+        for pts in clean:  # a lone point is a dot: a line through one point draws nothing
+            plot.series([x for x, _ in pts], [y for _, y in pts],
+                        marker="braille" if len(pts) > 1 else "●", lines=len(pts) > 1)
         plot.lim("x", x_lo, x_hi)
         plot.lim("y", y_lo - pad, y_hi + pad)
         for axis, lower, upper, count in (("x", x_lo, x_hi, max((width - 8) // 10, 2)),
@@ -488,11 +518,13 @@ def _colorless(colorless: bool | None) -> bool:
 
 
 def section_charts(section: Section, width: int = 80, height: int = 20,
-                   colorless: bool | None = None) -> list[Chart]:
-    """Every chart that has data for one section, in reading order."""
+                   colorless: bool | None = None, x_axis: str = "step") -> list[Chart]:
+    """Every chart that has data for one section, in reading order. ``x_axis`` ("step" or
+    "time") is the x of the overlaid curves (eval metric and training loss, every run)."""
     makers = (
         lambda: metric_bars(section, width, height, colorless),
-        lambda: curves_chart(section, width, height, colorless),
+        lambda: curves_chart(section, width, height, colorless, x_axis),
+        lambda: loss_curves_chart(section, width, height, colorless, x_axis),
         lambda: params_chart(section, width, height, colorless),
         lambda: time_chart(section, width, height, colorless),
         lambda: memory_chart(section, width, height, colorless),
@@ -503,10 +535,11 @@ def section_charts(section: Section, width: int = 80, height: int = 20,
 
 
 def charts(comparison: Comparison, width: int = 80, height: int = 20,
-           colorless: bool | None = None) -> list[Chart]:
+           colorless: bool | None = None, x_axis: str = "step") -> list[Chart]:
     """All charts of a comparison, sized ``width`` x ``height`` cells (bar charts may be
     shorter: two rows per bar). ``colorless`` None follows NO_COLOR."""
-    return [c for s in comparison.sections for c in section_charts(s, width, height, colorless)]
+    return [c for s in comparison.sections
+            for c in section_charts(s, width, height, colorless, x_axis)]
 
 
 def charts_text(items: Sequence[Chart]) -> str:

@@ -48,8 +48,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
                         help="runs to include, by id or unique id prefix (default: all)")
     parser.add_argument("--preset", metavar="NAME", help="only runs of this preset")
     parser.add_argument("--latest", action="store_true",
-                        help="only the most recent run per method/model/dataset/seed of the "
-                             "preset (of the newest preset without --preset)")
+                        help="only the most recent completed run per method/model/dataset/seed "
+                             "of the preset (the most recent of any status where none "
+                             "completed; the newest preset without --preset)")
     parser.add_argument("--method", action="append", default=[], metavar="NAME",
                         help="only these methods (repeat or comma-separate)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME",
@@ -60,6 +61,10 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
                         help=f"only runs with this status ({', '.join(STATUSES)})")
     parser.add_argument("--per-run", action="store_true",
                         help="one row per run instead of mean ± std per group of seeds")
+    parser.add_argument("--by-budget", action="store_true",
+                        help="one table per budget (max steps, epochs, train/eval size, batch, "
+                             "sequence length, model, dataset) instead of a warning that runs "
+                             "on one table differ in budget")
     parser.add_argument("--no-references", action="store_true",
                         help="leave out the figures reported by the preset's write-up")
     parser.add_argument("--runs-dir", metavar="DIR",
@@ -81,8 +86,12 @@ def add_compare_parser(subparsers: "argparse._SubParsersAction[Any]") -> argpars
                         help="layout width (default: the terminal's)")
     parser.add_argument("--height", type=_positive(8), metavar="ROWS",
                         help="chart height (default: the terminal's, at most 22)")
+    parser.add_argument("--x-axis", choices=("step", "time"), default="step",
+                        help="x of the overlaid loss and metric curves: optimizer step or "
+                             "training time (default: step)")
     parser.add_argument("--save-charts", metavar="FILE",
-                        help="also write the charts, without colour, to FILE")
+                        help="also write the charts to FILE: an SVG picture (in colour) when "
+                             "FILE ends in .svg, else plain text without colour")
     parser.set_defaults(func=cmd_compare)
     return parser
 
@@ -177,7 +186,7 @@ def _compare(args: argparse.Namespace) -> int:
     from ftbench.report.groups import build_comparison
 
     loaded, records = load_selected(args)
-    comparison = build_comparison(records, per_run=args.per_run)
+    comparison = build_comparison(records, per_run=args.per_run, by_budget=args.by_budget)
     references = not args.no_references
     if args.json:
         from ftbench.report.export import comparison_json, dumps_json
@@ -205,16 +214,38 @@ def _compare(args: argparse.Namespace) -> int:
             console.print(table)
             console.print()
         if not args.no_charts:
-            for chart in section_charts(section, width, height, colorless):
+            for chart in section_charts(section, width, height, colorless, args.x_axis):
                 console.print(Text.from_ansi(chart.text), no_wrap=True, overflow="crop")
                 console.print()
     if args.save_charts:
         from ftbench.report.export import write_atomic
 
-        saved = charts(comparison, width, height, colorless=True)
-        path = write_atomic(args.save_charts, charts_text(saved))
+        if str(args.save_charts).lower().endswith(".png"):
+            raise UsageError("PNG is not supported; save as .svg (any browser or "
+                             "`rsvg-convert` turns it into a PNG)")
+        if str(args.save_charts).lower().endswith(".svg"):
+            path = write_atomic(args.save_charts, charts_svg(
+                charts(comparison, width, height, colorless=False, x_axis=args.x_axis), width))
+        else:
+            saved = charts(comparison, width, height, colorless=True, x_axis=args.x_axis)
+            path = write_atomic(args.save_charts, charts_text(saved))
         print(f"ftbench: charts saved to {path}", file=sys.stderr)
     return EXIT_OK
+
+
+def charts_svg(items: Sequence[Any], width: int) -> str:
+    """The charts as one SVG picture, drawn by Rich from the same text the terminal shows."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(width=width, record=True, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor")
+    for chart in items:
+        console.print(Text.from_ansi(chart.text), no_wrap=True, overflow="crop")
+        console.print()
+    return console.export_svg(title="ftbench compare")
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -229,7 +260,8 @@ def _export(args: argparse.Namespace) -> int:
     from ftbench.report.groups import build_comparison
 
     _, records = load_selected(args)
-    comparison = build_comparison(records, per_run=args.per_run) if args.format == "md" else None
+    comparison = build_comparison(records, per_run=args.per_run, by_budget=args.by_budget) \
+        if args.format == "md" else None
     text = export_text(args.format, records, comparison, references=not args.no_references)
     if args.output:
         path = write_atomic(args.output, text)

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 from ftbench.errors import FtbenchError
 from ftbench.report.groups import (
-    IDENTITY_COLUMNS, MEMORY_NAMES, Comparison, Section, Stat, flatten_record, fmt_count,
-    fmt_number, fmt_pct, fmt_stat,
+    IDENTITY_COLUMNS, MEMORY_NAMES, RATE_KEYS, WHOLE_RUN_MARK, Comparison, Section, Stat,
+    flatten_record, fmt_count, fmt_number, fmt_pct, fmt_stat,
 )
 from ftbench.report.tables import Column, best_groups, section_columns
 from ftbench.results.record import RunRecord
@@ -125,7 +125,8 @@ def _md_section(section: Section, references: bool) -> list[str]:
     columns: list[Column] = [*results, *cost]
     vary_model = len(section.models) > 1
     vary_data = len(section.datasets) > 1
-    heading = f"### {section.preset}"
+    heading = f"### {section.preset}" + (f" ({_md_escape(section.budget)})"
+                                         if section.budget else "")
     context = []
     if not vary_model:
         context.append(f"model `{section.models[0]}`")
@@ -136,7 +137,10 @@ def _md_section(section: Section, references: bool) -> list[str]:
     header += ["seed" if section.per_run else "n"] + [_md_header(c) for c in columns] + ["status"]
     identity = len(header) - len(columns) - 2  # method [model] [dataset]; then n, values, status
     align = ["---"] * identity + ["---:"] * (len(columns) + 1) + ["---"]
-    lines = [heading, "", ", ".join(context), "", _md_row(header), _md_row(align)]
+    lines = [heading, "", ", ".join(context), ""]
+    for warning in section.warnings:
+        lines += [f"> **Warning:** {_md_escape(warning.removeprefix('⚠ '))}", ""]
+    lines += [_md_row(header), _md_row(align)]
     best = {c.key: best_groups(section.groups, c) for c in columns}
     for g in section.groups:
         ident = [g.key.method] + ([g.key.model] if vary_model else []) + \
@@ -148,7 +152,8 @@ def _md_section(section: Section, references: bool) -> list[str]:
             if c.key == "params.trainable":
                 text = _trainable(g.stat("params.trainable"), g.stat("params.trainable_pct"))
             else:
-                text = fmt_stat(g.stat(c.key), c.kind)
+                mark = WHOLE_RUN_MARK if c.key in RATE_KEYS and g.whole_run_rates else ""
+                text = fmt_stat(g.stat(c.key), c.kind, mark=mark)
             cells.append(f"**{text}**" if id(g) in best[c.key] and text != "-" else text)
         status = ", ".join(f"{n} {s}" if len(g.status_counts) > 1 else s
                            for s, n in g.status_counts.items())
@@ -192,6 +197,8 @@ def _md_notes(section: Section, references: bool) -> list[str]:
                      "n counts completed runs. Best value per column in bold.")
     else:
         notes.append("Best value per column in bold.")
+    if section.rate_note:
+        notes.append(section.rate_note[0].upper() + section.rate_note[1:] + ".")
     for front, what in ((section.params_front, "trainable parameters"),
                         (section.memory_front, None)):
         if front is None or front.points < 2:
@@ -254,6 +261,9 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     except OSError as exc:
         raise ExportError(f"cannot write to {raw}: {exc.strerror or exc}") from exc
     try:
+        from ftbench.results.store import _umask
+
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the export from others
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

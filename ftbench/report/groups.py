@@ -49,11 +49,39 @@ MEMORY_NAMES: dict[str, str] = {
 # A write-up's "peak memory" is GPU memory of unstated origin; it is shown under torch.
 REFERENCE_KEYS: dict[str, str] = {
     "train_s": "timing.train_s",
-    "samples_per_s": "timing.samples_per_s",
+    "samples_per_s": "rate.samples_per_s",
     "trainable": "params.trainable",
     "trainable_pct": "params.trainable_pct",
     "peak_mb": "memory.torch_peak_allocated_mb",
 }
+# Throughput figures a comparison shows (DESIGN.md: comparisons use steady state and say so):
+# the shown key, then the steady-state source and the whole-run fallback (runs too short for
+# a steady window, and records written before the engine measured one).
+RATE_KEYS: dict[str, tuple[str, str]] = {
+    "rate.samples_per_s": ("timing.steady_samples_per_s", "timing.samples_per_s"),
+    "rate.tokens_per_s": ("timing.steady_tokens_per_s", "timing.tokens_per_s"),
+    "rate.tflops": ("timing.steady_tflops", "timing.achieved_tflops"),
+    "rate.mfu": ("timing.steady_mfu", "timing.mfu"),
+}
+# Every record's CSV row carries both sets, so a spreadsheet can tell them apart.
+STEADY_TIMING_KEYS: tuple[str, ...] = (
+    "warmup_steps", "steady_steps", "steady_s", "steady_samples_per_s", "steady_tokens_per_s",
+    "steady_tflops", "steady_mfu",
+)
+WHOLE_RUN_MARK = "†"
+# What makes two runs' figures comparable: runs that differ in any of these measure different
+# things, so a table holding them says so loudly (and `--by-budget` splits them).
+BUDGET_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("model", ("model",)),
+    ("dataset", ("data", "name")),
+    ("max_steps", ("train", "max_steps")),
+    ("epochs", ("train", "epochs")),
+    ("train_size", ("data", "train_size")),
+    ("eval_size", ("data", "eval_size")),
+    ("batch", ("train", "batch_size")),
+    ("grad_accum", ("train", "grad_accum")),
+    ("max_length", ("train", "max_length")),
+)
 IDENTITY_COLUMNS: tuple[str, ...] = (
     "run_id", "preset", "method", "model", "dataset", "task", "seed", "status", "error",
     "created_at", "finished_at",
@@ -88,7 +116,59 @@ def run_values(record: RunRecord) -> dict[str, float]:
     trainable, total = values.get("params.trainable"), values.get("params.total")
     if trainable is not None and total:
         values["params.trainable_pct"] = 100.0 * trainable / total
+    for shown, (steady, whole) in RATE_KEYS.items():
+        if steady in values:
+            values[shown] = values[steady]
+        elif whole in values:
+            values[shown] = values[whole]
+            values["rate.whole_run"] = 1.0  # marked in tables: no steady window to show
+    if any(steady in values for steady, _ in RATE_KEYS.values()) \
+            and "timing.warmup_steps" in values:
+        values["rate.warmup_steps"] = values["timing.warmup_steps"]
     return values
+
+
+def _spec_value(record: RunRecord, path: tuple[str, ...]) -> Any:
+    value: Any = record.spec
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def budget_of(record: RunRecord) -> tuple[tuple[str, str], ...]:
+    """(name, value) per `BUDGET_FIELDS` entry, values as short text ("none" when unset)."""
+    out = []
+    for name, path in BUDGET_FIELDS:
+        if name == "model":
+            value: Any = record.model
+        elif name == "dataset":
+            value = record.dataset
+        else:
+            value = _spec_value(record, path)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out.append((name, printable(str(value)) if value is not None else "none"))
+    return tuple(out)
+
+
+def budget_differences(runs: Sequence[RunRecord]) -> list[tuple[str, list[str]]]:
+    """Budget fields on which ``runs`` disagree, each with its distinct values (sorted)."""
+    budgets = [dict(budget_of(r)) for r in runs]
+    out = []
+    for name, _ in BUDGET_FIELDS:
+        values = {b[name] for b in budgets}
+        if len(values) > 1:
+            out.append((name, sorted(values, key=_natural)))
+    return out
+
+
+def _natural(text: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def _scalar(value: Any) -> Any:
@@ -118,8 +198,13 @@ def flatten_record(record: RunRecord) -> dict[str, Any]:
             value = _scalar(raw)
             if value is not _SKIP:
                 row[f"{section}.{key}"] = value
-    pct = run_values(record).get("params.trainable_pct")
+    for key in STEADY_TIMING_KEYS:  # both throughput sets, even where the record predates one
+        row.setdefault(f"timing.{key}", None)
+    values = run_values(record)
+    pct = values.get("params.trainable_pct")
     row["params.trainable_pct"] = round(pct, 6) if pct is not None else None
+    row["throughput_basis"] = "whole run" if values.get("rate.whole_run") else \
+        "steady state" if any(k in values for k in RATE_KEYS) else None
     return row
 
 
@@ -198,12 +283,27 @@ class Group:
     def stat(self, key: str) -> Stat:
         return self.stats.get(key, EMPTY)
 
+    @property
+    def whole_run_rates(self) -> bool:
+        """Some completed run had no steady-state window: its rates are whole-run figures."""
+        return self.stat("rate.whole_run").n > 0
+
     def mean(self, key: str) -> float | None:
         return self.stat(key).mean
 
     def compute(self) -> None:
         """Fill `stats` from the completed runs (keys present in any of them)."""
         per_run = [run_values(r) for r in self.completed]
+        if any("rate.whole_run" in v for v in per_run):
+            # One basis per row: a mean never mixes steady-state and whole-run figures, so a
+            # group with one run lacking a steady window shows whole-run rates (marked).
+            for v in per_run:
+                v["rate.whole_run"] = 1.0
+                v.pop("rate.warmup_steps", None)
+                for shown, (_, whole) in RATE_KEYS.items():
+                    v.pop(shown, None)
+                    if whole in v:
+                        v[shown] = v[whole]
         keys = sorted({k for values in per_run for k in values})
         self.stats = {k: Stat.of([v[k] for v in per_run if k in v]) for k in keys}
         self.mixed_settings = _differing_settings(self.runs)
@@ -323,6 +423,45 @@ class Section:
     memory_front: Front | None = None
     notes: list[str] = field(default_factory=list)
     per_run: bool = False  # one row per run (no averaging) instead of one per group
+    budget: str = ""  # with --by-budget: what sets this section's budget apart ("max_steps 5")
+    budget_differences: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a reader must see before trusting the table (shown loudly, not as a note)."""
+        if not self.budget_differences:
+            return []
+        what = "; ".join(f"{name} {' / '.join(values)}"
+                         for name, values in self.budget_differences)
+        return [f"⚠ these runs differ in budget ({what}): their figures are not comparable. "
+                "Group by budget: `ftbench compare --by-budget`, or b in the TUI's Compare."]
+
+    @property
+    def warmup_steps(self) -> list[int]:
+        """The warm-up lengths behind the steady-state rates shown, smallest first."""
+        return sorted({int(v) for g in self.groups if not g.whole_run_rates for r in g.completed
+                       if (v := run_values(r).get("rate.warmup_steps")) is not None})
+
+    @property
+    def rate_note(self) -> str | None:
+        """How the throughput columns were measured (None when the section shows none)."""
+        shown = any(g.mean(k) is not None for g in self.groups for k in RATE_KEYS)
+        if not shown:
+            return None
+        warm = self.warmup_steps
+        steady = any(g.n and not g.whole_run_rates for g in self.groups)
+        parts = []
+        if steady:
+            after = (f"{warm[0]}" if len(warm) == 1 else f"{warm[0]}–{warm[-1]}") if warm else "the"
+            shown_names = [name for key, name in (("rate.samples_per_s", "samples/s"),
+                                                  ("rate.mfu", "MFU"))
+                           if any(g.mean(key) is not None for g in self.groups)]
+            parts.append(f"{', '.join(shown_names) or 'throughput'}: steady state after "
+                         f"{after} warm-up steps")
+        if any(g.whole_run_rates for g in self.groups):
+            parts.append(f"{WHOLE_RUN_MARK} whole run (no steady-state window: run too short, "
+                         "or recorded before ftbench measured one)")
+        return "; ".join(parts) or None
 
     @property
     def title(self) -> str:
@@ -351,7 +490,12 @@ class Section:
     def to_dict(self) -> dict[str, Any]:
         return {
             "preset": self.preset, "task": self.task, "primary_metric": self.primary_metric,
-            "memory_key": self.memory_key, "notes": self.notes,
+            "memory_key": self.memory_key, "notes": self.notes, "warnings": self.warnings,
+            "budget": self.budget,
+            "budget_differences": {name: values for name, values in self.budget_differences},
+            "throughput": {"basis": "steady state", "warmup_steps": self.warmup_steps,
+                           "whole_run_groups": [g.label for g in self.groups
+                                                if g.whole_run_rates]},
             "groups": [g.to_dict() for g in self.groups],
             "references": [r.to_dict() for r in self.references],
             "pareto": {
@@ -455,37 +599,57 @@ def _section_notes(section: Section, per_run: bool) -> list[str]:
     return notes
 
 
-def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False) -> Comparison:
+def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
+                     by_budget: bool = False) -> Comparison:
     """Group, summarise and rank the selected runs; the one entry point of every report.
 
     ``per_run=True`` keeps every run as its own row (no averaging), for looking at seeds.
+    ``by_budget=True`` splits a preset into one section per budget (`BUDGET_FIELDS`), so
+    runs of different length or size never share a table; otherwise a table whose runs
+    differ in budget carries a warning.
     Sections and groups keep the order in which their first run was created, which is the
     order the preset lists its methods in.
     """
     records = list(records)
     by_key: dict[tuple[Any, ...], list[RunRecord]] = {}
     for r in records:
-        key = (*group_key(r), r.run_id) if per_run else tuple(group_key(r))
+        budget = budget_of(r) if by_budget else ()
+        key = (*group_key(r), budget, r.run_id) if per_run else (*group_key(r), budget)
         by_key.setdefault(key, []).append(r)
-    by_section: dict[tuple[str, str], list[Group]] = {}
+    by_section: dict[tuple[Any, ...], list[Group]] = {}
     for key, runs in by_key.items():
         group = Group(GroupKey(*key[:5]), runs)
         group.compute()
-        by_section.setdefault((group.key.preset, group.key.task), []).append(group)
+        by_section.setdefault((group.key.preset, group.key.task, key[5]), []).append(group)
     references = references_of(records)
     sections = []
-    for (preset, task), groups in by_section.items():
+    for (preset, task, budget), groups in by_section.items():
         _labels(groups, per_run)
         section = Section(preset, task, groups,
                           references=[ref for ref in references if ref.preset == preset],
                           per_run=per_run)
+        section.budget_differences = budget_differences([r for g in groups for r in g.runs])
         section.primary_metric = primary_metric(task, groups)
         section.memory_key = memory_key(groups)
         section.params_front = front(groups, section.primary_metric, "params.trainable")
         section.memory_front = front(groups, section.primary_metric, section.memory_key)
         section.notes = _section_notes(section, per_run)
         sections.append(section)
+    if by_budget:
+        _budget_labels(sections)
     return Comparison(records, sections, per_run)
+
+
+def _budget_labels(sections: Sequence[Section]) -> None:
+    """Name each budget section by the fields that tell it from its preset's other sections."""
+    for preset in dict.fromkeys(s.preset for s in sections):
+        same = [s for s in sections if s.preset == preset]
+        if len(same) < 2:
+            continue
+        budgets = [dict(budget_of(s.groups[0].runs[0])) for s in same]
+        differ = [name for name, _ in BUDGET_FIELDS if len({b[name] for b in budgets}) > 1]
+        for section, budget in zip(same, budgets):
+            section.budget = ", ".join(f"{name} {budget[name]}" for name in differ)
 
 
 # --- formatting shared by tables, Markdown and charts ---------------------------------------
@@ -522,16 +686,17 @@ def fmt_number(value: float | None, kind: str) -> str:
         return fmt_pct(100 * value)
     if kind == "metric":
         return f"{value:.3f}"
-    if kind == "mb":
+    if kind in ("mb", "int"):
         return f"{value:.0f}"
     if kind in ("seconds", "rate"):
         return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.1f}"
     return f"{value:.4g}"
 
 
-def fmt_stat(stat: Stat, kind: str, sep: str = " ± ") -> str:
-    """Mean with its spread: ``0.812 ± 0.006``; the spread is omitted when n < 2."""
-    text = fmt_number(stat.mean, kind)
-    if stat.mean is not None and stat.std is not None and kind not in ("count", "pct"):
+def fmt_stat(stat: Stat, kind: str, sep: str = " ± ", mark: str = "") -> str:
+    """Mean with its spread: ``0.812 ± 0.006``; the spread is omitted when n < 2.
+    ``mark`` (a footnote sign) goes right after the mean when there is one."""
+    text = fmt_number(stat.mean, kind) + (mark if stat.mean is not None else "")
+    if stat.mean is not None and stat.std is not None and kind not in ("count", "pct", "int"):
         text += sep + fmt_number(stat.std, kind)
     return text

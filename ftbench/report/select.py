@@ -1,13 +1,16 @@
 """Which runs a report is about: ids, a preset, the latest runs, and simple filters.
 
 Order of operations, so that combinations mean what they say:
-1. run ids (exact or unique prefix) narrow the set first; an unknown or ambiguous id is an
+1. run ids (exact, unique prefix, or the short id `ftbench runs` shows: the id's last part)
+   narrow the set first; an unknown or ambiguous id is an
    error rather than an empty report, because a typo should not look like "no results";
 2. ``preset`` and the method / model / dataset / status filters keep matching runs
    (case-insensitive; several values for one filter mean "any of these");
-3. ``latest`` then keeps, per (method, model, dataset, seed), the most recent run of the
-   chosen preset, or of the newest preset among what is left when none is given. Filtering
-   first makes ``--latest --status completed`` mean "the latest completed run of each".
+3. ``latest`` then keeps, per (method, model, dataset, seed), the most recent *completed*
+   run of the chosen preset (the most recent run of any status only where none completed),
+   or of the newest preset among what is left when none is given: a cancelled or failed
+   re-run does not hide the earlier completed one. Filtering first makes
+   ``--latest --status cancelled`` mean "the latest cancelled run of each".
 """
 
 from __future__ import annotations
@@ -54,12 +57,21 @@ def split_values(values: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
 
 
+def short_id(run_id: str) -> str:
+    """The random last part of a run id (``20261128T080200-quickstart-full-s0-3f9a1c`` ->
+    ``3f9a1c``), as ``ftbench runs`` and the Runs screen show it; `match_ids` accepts it."""
+    tail = run_id.rsplit("-", 1)[-1]
+    return tail if 4 <= len(tail) < len(run_id) else run_id
+
+
 def match_ids(records: Sequence[RunRecord], ids: Sequence[str]) -> list[RunRecord]:
-    """Runs named by exact id or unique id prefix, in load order, each once."""
+    """Runs named by exact id, unique id prefix or short id (the part after the id's last
+    ``-``, as ``ftbench runs`` shows it), in load order, each once."""
     chosen: dict[str, RunRecord] = {}
     for wanted in ids:
         exact = [r for r in records if r.run_id == wanted]
-        hits = exact or [r for r in records if r.run_id.startswith(wanted)]
+        hits = exact or [r for r in records if r.run_id.startswith(wanted)] \
+            or [r for r in records if short_id(r.run_id) == wanted]
         if not hits:
             raise SelectionError(f"no readable run with id {wanted!r}")
         if len(hits) > 1:
@@ -74,7 +86,8 @@ def _keep(value: str, wanted: Sequence[str]) -> bool:
 
 
 def latest_runs(records: Sequence[RunRecord], preset: str | None = None) -> list[RunRecord]:
-    """The most recent run per (method, model, dataset, seed) of one preset.
+    """The most recent completed run per (method, model, dataset, seed) of one preset, or the
+    most recent run of any status for a key where no run completed.
 
     Without ``preset``, the preset of the most recently created run is used: "what did I
     just run". Recency is ``created_at`` (ISO 8601 UTC), then run id, as in `load_runs`.
@@ -86,7 +99,10 @@ def latest_runs(records: Sequence[RunRecord], preset: str | None = None) -> list
     newest: dict[tuple[str, str, str, int | None], RunRecord] = {}
     for r in ordered:
         if r.preset.casefold() == chosen_preset.casefold():
-            newest[(r.method, r.model, r.dataset, r.seed)] = r
+            key = (r.method, r.model, r.dataset, r.seed)
+            held = newest.get(key)
+            if held is None or r.status == "completed" or held.status != "completed":
+                newest[key] = r
     keep = {id(r) for r in newest.values()}
     return [r for r in records if id(r) in keep]
 

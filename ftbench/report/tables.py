@@ -21,11 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ftbench.report.groups import (
-    MEMORY_KEYS, MEMORY_NAMES, NEUTRAL_METRICS, Comparison, Group, ReferenceRow, Section, Stat,
-    fmt_count, fmt_number, fmt_pct, fmt_stat,
+    MEMORY_KEYS, MEMORY_NAMES, NEUTRAL_METRICS, RATE_KEYS, WHOLE_RUN_MARK, Comparison, Group,
+    ReferenceRow, Section, Stat, fmt_count, fmt_number, fmt_pct, fmt_stat,
 )
 
 BEST_STYLE = "bold green"
+WARNING_STYLE = "bold red"
 REFERENCE_STYLE = "dim italic"
 STATUS_STYLES = {"completed": "", "failed": "red", "diverged": "red", "cancelled": "yellow"}
 
@@ -36,7 +37,7 @@ class Column:
 
     key: str
     header: str
-    kind: str               # metric | count | seconds | rate | mb | pct | fraction
+    kind: str               # metric | count | int | seconds | rate | mb | pct | fraction
     better: str | None      # "max", "min" or None (no highlight)
 
     def title(self, compact: bool) -> str:
@@ -64,12 +65,16 @@ def section_columns(section: Section, *, references: bool = True) -> tuple[list[
     results = [Column(k, _metric_header(k), "metric",
                       None if k.removeprefix("metrics.") in NEUTRAL_METRICS else "max")
                for k in section.metric_keys(references)]
+    if results and _present(section, "timing.steps", False):
+        # How long each run trained: a 5-step run beside a 50-step one must be visible.
+        results.insert(0, Column("timing.steps", "steps", "int", None))
     candidates = [
         Column("params.trainable", "trainable", "count", "min"),
         Column("params.trainable_without_head", "w/o head", "count", "min"),
         Column("timing.train_s", "train s", "seconds", "min"),
-        Column("timing.samples_per_s", "samples/s", "rate", "max"),
-        Column("timing.mfu", "MFU", "fraction", "max"),  # GPU runs on a known device only
+        # Steady state after warm-up where measured (RATE_KEYS); † marks whole-run figures.
+        Column("rate.samples_per_s", "samples/s", "rate", "max"),
+        Column("rate.mfu", "MFU", "fraction", "max"),  # GPU runs on a known device only
         *(Column(k, f"{MEMORY_NAMES[k]} MB", "mb", "min") for k in MEMORY_KEYS),
     ]
     cost = [c for c in candidates if _present(section, c.key, references)]
@@ -115,7 +120,7 @@ def _status_text(group: Group, sep: str) -> Text:
 
 def _title(section: Section, part: str | None) -> str:
     """``quickstart: minilm-l6 on rotten_tomatoes — results`` (constant model/dataset only)."""
-    title = section.preset
+    title = section.preset + (f" [{section.budget}]" if section.budget else "")
     if len(section.models) == 1 and len(section.datasets) == 1:
         title += f": {section.models[0]} on {section.datasets[0]}"
     elif len(section.models) == 1:
@@ -127,8 +132,18 @@ def _title(section: Section, part: str | None) -> str:
     return f"{title} — {part}" if part else title
 
 
+def _title_text(section: Section, title: str) -> Text:
+    """The title, then the section's warnings in red: a reader sees them before any figure."""
+    text = Text(title)
+    for warning in section.warnings:
+        text.append("\n" + warning, style=WARNING_STYLE)
+    return text
+
+
 def _caption(section: Section, references: bool) -> str | None:
     lines = list(section.notes)
+    if section.rate_note:
+        lines.append(section.rate_note)
     if not section.per_run and any(g.n > 1 for g in section.groups):
         lines.append("mean ± sample std over seeds; n = completed runs")
     if references and section.references:
@@ -155,7 +170,9 @@ class _Builder:
               count: bool = True) -> Table:
         caption_text = _caption(self.section, self.references) if caption else None
         # Titles name the preset, model and dataset read from run files: Text, not markup.
-        table = Table(title=Text(title), box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left",
+        # Warnings go on the first table of a section only (the one with the status column).
+        table = Table(title=_title_text(self.section, title) if status else Text(title),
+                      box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left",
                       caption=Text(caption_text) if caption_text else None,
                       caption_justify="left", header_style="bold", collapse_padding=True)
         longest = max((len(g.key.method) for g in self.section.groups), default=6)
@@ -199,7 +216,8 @@ class _Builder:
                 text = _trainable_cell(group.stat(col.key), group.stat("params.trainable_pct"),
                                        self.pct_sep)
             else:
-                text = fmt_stat(group.stat(col.key), col.kind, self.stat_sep)
+                mark = WHOLE_RUN_MARK if col.key in RATE_KEYS and group.whole_run_rates else ""
+                text = fmt_stat(group.stat(col.key), col.kind, self.stat_sep, mark)
             cells.append(Text(text, style=BEST_STYLE if id(group) in best[col.key] else ""))
         if status:
             cells.append(_status_text(group, "\n" if self.compact else ", "))

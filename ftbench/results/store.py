@@ -36,6 +36,30 @@ def runs_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get("FTBENCH_RUNS_DIR") or DEFAULT_RUNS_DIR)
 
 
+def check_writable(folder: Path) -> None:
+    """Raise `StoreError` now if run files could not be written to ``folder`` later: a path
+    component that is a file, or a folder (the first one that exists) that is not writable.
+    Front ends call this before training, so the mistake costs seconds, not a run."""
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link: mkdir would fail on it
+            raise StoreError(f"cannot use runs folder {folder}: {probe} is a broken link")
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StoreError(f"cannot use runs folder {folder}: {probe} is a file, not a folder")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write to runs folder {folder}: {probe} is not writable")
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def new_run_id(preset: str, method: str, seed: int | None = None) -> str:
     """A sortable, collision-free id: UTC time, preset, method, seed, pid-free random suffix."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -63,6 +87,8 @@ def save_record(record: RunRecord, directory: str | os.PathLike[str] | None = No
     except OSError as exc:
         raise StoreError(f"cannot write to runs folder {folder}: {exc.strerror or exc}") from exc
     try:
+        # mkstemp makes the file 0600; a run file is shared like any other: honour the umask.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(data)
             fh.flush()

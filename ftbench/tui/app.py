@@ -20,18 +20,21 @@ from textual.binding import Binding
 from textual.reactive import var
 from textual.worker import Worker, WorkerState
 
-from ftbench.engine.events import Eval, Event, GpuSample, Log, RunStarted, Step
+from ftbench.engine.events import (
+    Eval, EvalProgress, Event, GpuSample, Log, RunStarted, Step, StepProgress,
+)
 from ftbench.tui.commands import FtbenchCommands
 from ftbench.tui.format import one_line
 from ftbench.tui.messages import (
-    EvalDone, GpuSampled, ItemStarted, LogLine, QueueDone, RunBegan, RunEnded, StepMetrics,
+    EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, RunBegan, RunEnded,
+    StepMetrics, StepMoved,
 )
 from ftbench.tui.screens.compare import CompareRequest, CompareScreen
 from ftbench.tui.screens.live import LiveScreen
 from ftbench.tui.screens.presets import PresetsScreen
 from ftbench.tui.screens.runs import RunsScreen
 from ftbench.tui.session import QueueItem, RunQueue, summary
-from ftbench.tui.widgets.memory_panel import Machine
+from ftbench.tui.widgets.memory_panel import Machine, MemoryPanel
 
 if TYPE_CHECKING:
     from ftbench.engine.runner import Hooks
@@ -61,6 +64,9 @@ class FtbenchApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="Quit (asks first while a run trains)",
                 id="app.quit"),
         Binding("ctrl+t", "toggle_dark", "Theme", show=False, id="app.theme"),
+        Binding("question_mark,f1", "help", "Help", key_display="?",
+                tooltip="Screens and keys", id="app.help"),
+        Binding("escape", "hide_keys", "Close the keys panel", show=False),
     ]
 
     activity: var[str] = var("")
@@ -105,6 +111,7 @@ class FtbenchApp(App[None]):
     def on_mount(self) -> None:
         if self._probe:
             self.probe_machine()
+        self.set_interval(1.0, self.poll_gpu)
         if self._start is not None:  # `ftbench run --preset X` on a terminal: train at once
             preset, specs = self._start
             self._start = None
@@ -114,9 +121,33 @@ class FtbenchApp(App[None]):
     def probe_machine(self) -> Machine:
         from ftbench.engine.telemetry import nvml_info
 
+        sampler = self.hooks.gpu_sampler if self.hooks is not None else None
+        if sampler is not None:  # a simulated GPU (tests): the same device the engine sees
+            from ftbench.tui.gpu_probe import gpu_now
+
+            sample = gpu_now(sampler)
+            if sample is not None:
+                return Machine(True, "simulated GPU", sample.gpu_total_mb)
         info = nvml_info()
         return Machine(info.available, info.name, info.total_mb,
                        "" if info.available else info.reason)
+
+    def poll_gpu(self) -> None:
+        """While a run prepares on a GPU machine (no samples of its own yet), read the GPU
+        once a second so the Memory panel shows it from the moment the run is queued."""
+        queue = self.queue
+        item = queue.current if queue is not None else None
+        if not self.machine.gpu or item is None or item.feed.gpu or item.done:
+            return
+        if any(w.group == "gpu-now" and w.is_running for w in self.workers):
+            return  # the last reading is still on its way: never pile up NVML calls
+        self.read_gpu()
+
+    @work(thread=True, exit_on_error=False, group="gpu-now", description="reading the GPU")
+    def read_gpu(self) -> Any:
+        from ftbench.tui.gpu_probe import gpu_now
+
+        return gpu_now(self.hooks.gpu_sampler if self.hooks is not None else None)
 
     # --- screens -----------------------------------------------------------------------
     @property
@@ -137,7 +168,10 @@ class FtbenchApp(App[None]):
 
         def started(request: StartRequest | None) -> None:
             if request is not None:
-                self.start_runs(request.preset.name, request.specs)
+                # The dialog closes and the top line says "starting" at once; opening the
+                # live screen and the worker (a moment on a first visit) follows the repaint.
+                self.set_activity(f"▶ {request.preset.name} starting…")
+                self.call_after_refresh(self.start_runs, request.preset.name, request.specs)
 
         self.push_screen(StartScreen(preset), started)
 
@@ -204,14 +238,17 @@ class FtbenchApp(App[None]):
         if self.live is not None:
             self.live.show_all()
         self.train(self.queue)
+        self.call_after_refresh(self.poll_gpu)  # the GPU on the Memory panel at once
 
     @work(thread=True, exclusive=True, exit_on_error=False, group=TRAINING,
           description="training")
     def train(self, queue: RunQueue) -> None:
         """Run the queue in order, one `run()` per item. Runs in a thread, never on the UI."""
         from ftbench.preflight import preflight
+        from ftbench.results.store import check_writable
 
         preflight([item.spec for item in queue])
+        check_writable(self.runs_dir)  # an unwritable runs folder stops the queue before training
         from ftbench.engine.runner import run  # torch and transformers load here
 
         while (taken := queue.take_next()) is not None:
@@ -238,6 +275,10 @@ class FtbenchApp(App[None]):
             feed.add(event)  # first the feed (every point kept), then a notice (may coalesce)
             if isinstance(event, Step):
                 post(StepMetrics(item, event))
+            elif isinstance(event, StepProgress):
+                post(StepMoved(item, event))
+            elif isinstance(event, EvalProgress):
+                post(EvalMoved(item, event))
             elif isinstance(event, GpuSample):
                 post(GpuSampled(item, event))
             elif isinstance(event, Eval):
@@ -256,10 +297,10 @@ class FtbenchApp(App[None]):
         queue = self.queue
         if queue is None:
             return ""
-        step = item.feed.last_step
-        started = item.feed.started
-        where = f"{step.step}/{step.total_steps}" if step else \
-            f"0/{started.total_steps}" if started else "starting"
+        feed = item.feed
+        where = f"{feed.step}/{feed.total_steps}" if feed.started or feed.progress else "starting"
+        if feed.evaluating is not None:
+            where += " · evaluating"
         state = "cancelling" if queue.cancelling and queue.current is item else "▶"
         return f"{state} {queue.preset} · {item.spec.method.name} {where} · " \
                f"{item.index + 1}/{len(queue)}"
@@ -280,11 +321,22 @@ class FtbenchApp(App[None]):
         if self.live is not None:
             self.live.show_step(message.item)
 
+    def on_step_moved(self, message: StepMoved) -> None:
+        self.set_activity(self._activity_for(message.item))
+        if self.live is not None:
+            self.live.show_progress(message.item)
+
+    def on_eval_moved(self, message: EvalMoved) -> None:
+        self.set_activity(self._activity_for(message.item))
+        if self.live is not None:
+            self.live.show_progress(message.item)
+
     def on_gpu_sampled(self, message: GpuSampled) -> None:
         if self.live is not None:
             self.live.show_gpu(message.item)
 
     def on_eval_done(self, message: EvalDone) -> None:
+        self.set_activity(self._activity_for(message.item))
         if self.live is not None:
             self.live.show_eval(message.item)
 
@@ -308,6 +360,8 @@ class FtbenchApp(App[None]):
         self.reload_runs()
         if self.live is not None:
             self.live.show_item(item)
+        self.note(run_summary(record, event.path, self.runs_dir_label),
+                  "info" if record.status == "completed" else "warning")
         text = f"{record.method} (seed {record.seed}): {record.status}"
         if record.status == "completed":
             self.notify(text, title="Run finished", timeout=4)
@@ -335,6 +389,11 @@ class FtbenchApp(App[None]):
         worker = event.worker
         if worker.group == "probe" and event.state == WorkerState.SUCCESS:
             self.machine = worker.result
+            return
+        if worker.group == "gpu-now":
+            if event.state == WorkerState.SUCCESS and worker.result is not None \
+                    and self.live is not None:
+                self.live.query_one(MemoryPanel).set_gpu_now(worker.result)
             return
         if worker.group != TRAINING:
             return
@@ -388,7 +447,7 @@ class FtbenchApp(App[None]):
             self.queue.finish(item, record, path)
 
     def action_cancel_run(self) -> None:
-        from ftbench.tui.screens.confirm import CancelRunScreen
+        from ftbench.tui.screens.confirm import CancelChoice, CancelRunScreen
 
         queue = self.queue
         item = queue.current if queue is not None else None
@@ -397,14 +456,16 @@ class FtbenchApp(App[None]):
             return
         remaining = sum(1 for i in queue.items if i.status == "queued")
 
-        def decided(choice: str | None) -> None:
+        def decided(choice: "CancelChoice | None") -> None:
             if choice is None or queue.current is not item:
                 return
-            queue.cancel_current(stop_queue=choice == "stop")
+            queue.cancel_current(stop_queue=choice.stop_queue, evaluate=choice.evaluate)
             self.set_activity(self._activity_for(item))
-            then = "the queue stops" if choice == "stop" or not remaining else \
+            then = "the queue stops" if choice.stop_queue or not remaining else \
                 "the next run starts"
-            self.note(f"cancelling {item.label}: it stops after this step and is saved; "
+            how = "is evaluated once, then saved" if choice.evaluate else \
+                "is saved at once (no evaluation)"
+            self.note(f"cancelling {item.label}: it stops after this step and {how}; "
                       f"then {then}", "warning")
             if self.live is not None:
                 self.live.show_item(item)
@@ -435,6 +496,22 @@ class FtbenchApp(App[None]):
 
         self.push_screen(QuitScreen(label), decided)
 
+    def action_help(self) -> None:
+        from ftbench.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_hide_keys(self) -> bool:
+        """Esc closes Textual's keys panel (opened from the palette's "Keys"); screens with
+        an Esc of their own call this first. True if there was a panel to close."""
+        from textual.widgets import HelpPanel
+
+        if not self.screen.query(HelpPanel):
+            return False
+        self.action_hide_help_panel()
+        return True
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
@@ -450,6 +527,13 @@ def run_app(runs_dir: str | None = None,
     app = FtbenchApp(runs_dir, start=start)
     app.run()
     queue = app.queue
+    if start is not None and queue is not None and queue.records():
+        # `ftbench run` on a terminal: after q, the same results table as headless prints.
+        from rich.console import Console
+
+        from ftbench.headless import summary_table
+
+        Console().print(summary_table(queue.records()))
     if queue is not None and queue.current is not None:
         # Quit a second time while cancelling: the run stops at its next step and is saved
         # before the process exits (the worker thread is joined at interpreter exit).
@@ -458,6 +542,27 @@ def run_app(runs_dir: str | None = None,
     if start is None or queue is None:
         return 0
     return queue_exit_code([r.status for r in queue.records()], len(queue))
+
+
+def run_summary(record: "Any", path: str | None, runs_label: str = "") -> str:
+    """The log's last line for a run: status, its metrics, train time, where it was saved."""
+    from ftbench.tui.format import duration, number, primary_metric
+
+    name, value = primary_metric(record.metrics, record.task)
+    parts = [f"{record.method} · seed {record.seed}: {record.status}"]
+    if value is not None:
+        at = record.metrics.get("at_step")
+        parts.append(f"{name} {value:.4f}" + (f" at step {at}" if at is not None else ""))
+    f1 = number(record.metrics.get("f1"))
+    if f1 is not None and name != "f1":
+        parts.append(f"f1 {f1:.4f}")
+    train_s = number(record.timing.get("train_s"))
+    if train_s is not None:
+        parts.append(f"train {duration(train_s)} ({record.timing.get('steps') or 0} steps)")
+    if record.error and record.status != "completed":
+        parts.append(one_line(record.error, 120))
+    parts.append(f"saved {path}" if path else "not saved")
+    return " · ".join(parts)
 
 
 def queue_exit_code(statuses: "list[str]", queued: int) -> int:

@@ -16,6 +16,7 @@ class FtbenchCommands(Provider):
 
     def commands(self) -> Iterator[tuple[str, str, Callable[[], object]]]:
         app: "FtbenchApp" = self.app  # type: ignore[assignment]
+        yield "Help", "Screens and keys (? or F1)", app.action_help
         yield "Presets", "Browse the presets (1)", partial(app.switch_mode, "presets")
         yield "Live run", "Watch the run in progress (2)", partial(app.switch_mode, "live")
         yield "Runs", "Every saved run (3)", partial(app.switch_mode, "runs")
@@ -56,6 +57,12 @@ class FtbenchCommands(Provider):
             yield "Compare a preset…", "The latest runs of a preset (p)", screen.action_pick_preset
             yield "Per run / grouped", "One row per run, or mean ± std over seeds (g)", \
                 screen.action_toggle_per_run
+            yield "Group by budget", "One table per budget: steps, data sizes, batch, length (b)", \
+                screen.action_toggle_by_budget
+            yield "Save charts as SVG", "A picture of the charts in the runs folder (ctrl+s)", \
+                screen.action_save_charts
+            yield "Curves over steps / time", "x axis of the overlaid loss and metric curves (x)", \
+                screen.action_toggle_x_axis
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self.commands():

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from ftbench.engine.events import Eval, GpuSample, Log, RunFinished, RunStarted, Step
+from ftbench.engine.events import (
+    Eval, EvalProgress, GpuSample, Log, RunFinished, RunStarted, Step, StepProgress,
+)
 from ftbench.tui.session import QueueItem, RunQueue
 
 
@@ -32,6 +34,28 @@ class StepMetrics(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StepMetrics) and message.item is self.item
+
+
+@dataclass
+class StepMoved(Message):
+    """An optimizer step went by (a few a second at most): counter, clock, ETA."""
+
+    item: QueueItem
+    event: StepProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StepMoved) and message.item is self.item
+
+
+@dataclass
+class EvalMoved(Message):
+    """An evaluation started or moved on (batches done of total)."""
+
+    item: QueueItem
+    event: EvalProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EvalMoved) and message.item is self.item
 
 
 @dataclass

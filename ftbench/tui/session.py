@@ -13,10 +13,14 @@ The queue's own bookkeeping (statuses, stop flag, the cancel event) is guarded b
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ftbench.engine.events import Eval, Event, GpuSample, Log, RunFinished, RunStarted, Step
+from ftbench.engine.events import (
+    CancelRequest, Eval, EvalProgress, Event, GpuSample, Log, RunFinished, RunStarted, Step,
+    StepProgress,
+)
 
 if TYPE_CHECKING:
     from ftbench.results.record import RunRecord
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 
 # Queue item statuses: the record statuses, plus the two states before and one instead of a run.
 QUEUED, RUNNING, SKIPPED = "queued", "running", "skipped"
+monotonic = time.monotonic  # the clock the live panels tick by (tests pin it)
 FINAL = ("completed", "failed", "cancelled", "diverged", SKIPPED)
 LOG_LIMIT = 2000
 
@@ -38,14 +43,31 @@ class LiveFeed:
     gpu: list[GpuSample] = field(default_factory=list)
     logs: list[Log] = field(default_factory=list)
     finished: RunFinished | None = None
+    progress: StepProgress | None = None  # the newest optimizer step (between logging steps)
+    evaluating: EvalProgress | None = None  # set while an evaluation runs
+    # (training seconds, monotonic() when they were measured): the clock the UI ticks
+    clock: tuple[float, float] | None = None
+    eval_clock: tuple[float, float] | None = None
 
     def add(self, event: Event) -> None:
         if isinstance(event, Step):
             self.steps.append(event)
+            self.clock = (event.elapsed_s, monotonic())
+        elif isinstance(event, StepProgress):
+            self.progress = event
+            self.clock = (event.elapsed_s, monotonic())
+        elif isinstance(event, EvalProgress):
+            if self.evaluating is None and self.clock is not None:  # training pauses here
+                self.clock = (self.train_elapsed() or 0.0, monotonic())
+            self.evaluating = event
+            self.eval_clock = (event.elapsed_s, monotonic())
         elif isinstance(event, GpuSample):
             self.gpu.append(event)
         elif isinstance(event, Eval):
             self.evals.append(event)
+            self.evaluating = None
+            if self.clock is not None:  # evaluation time is not training time
+                self.clock = (self.clock[0], monotonic())
         elif isinstance(event, Log):
             if len(self.logs) < LOG_LIMIT:
                 self.logs.append(event)
@@ -53,10 +75,46 @@ class LiveFeed:
             self.started = event
         elif isinstance(event, RunFinished):
             self.finished = event
+            self.evaluating = None
 
     @property
     def last_step(self) -> Step | None:
         return self.steps[-1] if self.steps else None
+
+    @property
+    def step(self) -> int:
+        """The newest optimizer step known (progress events run ahead of logging steps)."""
+        logged = self.steps[-1].step if self.steps else 0
+        return max(logged, self.progress.step if self.progress else 0)
+
+    @property
+    def total_steps(self) -> int:
+        if self.started is not None:
+            return self.started.total_steps
+        return self.progress.total_steps if self.progress else 0
+
+    def train_elapsed(self, now: float | None = None) -> float | None:
+        """Training seconds so far, ticking with the wall clock between events (frozen
+        while evaluating and once the run has finished)."""
+        if self.clock is None:
+            return None
+        elapsed, at = self.clock
+        if self.evaluating is not None or self.finished is not None:
+            return elapsed
+        return elapsed + max(0.0, (monotonic() if now is None else now) - at)
+
+    def eval_elapsed(self, now: float | None = None) -> float | None:
+        if self.evaluating is None or self.eval_clock is None:
+            return None
+        elapsed, at = self.eval_clock
+        return elapsed + max(0.0, (monotonic() if now is None else now) - at)
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds of training left at the mean step time so far (evaluations not included)."""
+        step, total, elapsed = self.step, self.total_steps, self.train_elapsed(now)
+        if not step or not total or elapsed is None or step > total:
+            return None
+        return (total - step) * elapsed / step
 
 
 @dataclass
@@ -88,7 +146,7 @@ class RunQueue:
         self.items = [QueueItem(i, spec) for i, spec in enumerate(specs)]
         self._lock = threading.Lock()
         self._stop = False
-        self._cancel = threading.Event()
+        self._cancel = CancelRequest()
         self._current: QueueItem | None = None
         # What the log pane shows, in order: engine messages and the app's own notes.
         # Appended on the UI thread only (the pane replays it after a resize or a return).
@@ -101,7 +159,7 @@ class RunQueue:
         return len(self.items)
 
     # --- worker side -------------------------------------------------------------------
-    def take_next(self) -> tuple[QueueItem, threading.Event] | None:
+    def take_next(self) -> tuple[QueueItem, CancelRequest] | None:
         """The next queued item, marked running, with a fresh cancel event; None when done.
 
         After a stop request the remaining items are marked skipped instead.
@@ -115,7 +173,7 @@ class RunQueue:
                     item.status = SKIPPED
                     continue
                 item.status = RUNNING
-                self._cancel = threading.Event()
+                self._cancel = CancelRequest()
                 self._current = item
                 return item, self._cancel
             return None
@@ -152,14 +210,15 @@ class RunQueue:
         """A cancel was asked for the running item, which has not ended yet."""
         return self._current is not None and self._cancel.is_set()
 
-    def cancel_current(self, *, stop_queue: bool) -> QueueItem | None:
-        """Ask the running item to stop (it is saved as cancelled); optionally stop the queue."""
+    def cancel_current(self, *, stop_queue: bool, evaluate: bool = False) -> QueueItem | None:
+        """Ask the running item to stop (it is saved as cancelled with the metrics it has, or
+        after one evaluation at that step with ``evaluate``); optionally stop the queue."""
         with self._lock:
             if stop_queue:
                 self._stop = True
             item = self._current
             if item is not None:
-                self._cancel.set()
+                self._cancel.request(evaluate=evaluate)
             return item
 
     def stop(self) -> None:

@@ -50,6 +50,14 @@ class CompareScreen(MainScreen):
                 id="compare.preset"),
         Binding("g", "toggle_per_run", "Per run / grouped",
                 tooltip="One row per run, or mean ± std over seeds", id="compare.group"),
+        Binding("b", "toggle_by_budget", "By budget",
+                tooltip="One table per budget (steps, data sizes, batch, length), or one per "
+                        "preset with a warning where budgets differ", id="compare.budget"),
+        Binding("x", "toggle_x_axis", "Steps / time",
+                tooltip="x axis of the overlaid curves: optimizer step or training time",
+                id="compare.x_axis"),
+        Binding("ctrl+s", "save_charts", "Save charts", show=False,
+                tooltip="Save the tables' charts as an SVG picture in the runs folder"),
         Binding("ctrl+r", "rebuild", "Rebuild", show=False),
     ]
 
@@ -58,6 +66,9 @@ class CompareScreen(MainScreen):
     def __init__(self) -> None:
         super().__init__()
         self.per_run = False
+        self.by_budget = False
+        self.x_axis = "step"
+        self.saved: Any = None  # the last SVG saved with ctrl+s
         self.report: Group | None = None  # what the last build produced (tests read it)
         self._built: tuple[Any, ...] | None = None
 
@@ -96,7 +107,8 @@ class CompareScreen(MainScreen):
         if width < 20:
             return
         height = max(12, min(22, body.content_size.height - 1))
-        key = (self.app.runs_version, self.app.compare_request, self.per_run, width, height)
+        key = (self.app.runs_version, self.app.compare_request, self.per_run, self.by_budget,
+               self.x_axis, width, height)
         if key == self._built and not force:
             return
         self._built = key
@@ -110,18 +122,21 @@ class CompareScreen(MainScreen):
                  "c compares).", "dim")))
             return
         grouping = "one row per run" if self.per_run else "mean ± std over seeds"
+        if self.by_budget:
+            grouping += " · by budget"
         head.update(Text.assemble(("Comparing ", ""), (describe(self.app.compare_request, records),
                                                        "bold"),
                                   f" ({len(records)} run{'s' if len(records) != 1 else ''}) · "
-                                  f"{grouping}", ("   p preset · g grouping", "dim")))
+                                  f"{grouping}", ("   p preset · g grouping · b budget · x steps/time", "dim")))
         content.update(Text("Building the comparison…", style="dim italic"))
-        self.build_report(records, width, height, self.per_run, self.app.no_color)
+        self.build_report(records, width, height, self.per_run, self.app.no_color, self.by_budget,
+                          self.x_axis)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare",
           description="building the comparison")
     def build_report(self, records: "list[RunRecord]", width: int, height: int, per_run: bool,
-                     colorless: bool) -> Group:
-        return report_renderable(records, width, height, per_run, colorless)
+                     colorless: bool, by_budget: bool = False, x_axis: str = "step") -> Group:
+        return report_renderable(records, width, height, per_run, colorless, by_budget, x_axis)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "compare":
@@ -150,23 +165,58 @@ class CompareScreen(MainScreen):
         self.per_run = not self.per_run
         self.rebuild()
 
+    def action_toggle_by_budget(self) -> None:
+        self.by_budget = not self.by_budget
+        self.rebuild()
+
+    def action_toggle_x_axis(self) -> None:
+        self.x_axis = "time" if self.x_axis == "step" else "step"
+        self.rebuild()
+
+    def action_save_charts(self) -> None:
+        """The charts shown, as an SVG picture (in colour) next to the run files."""
+        from datetime import datetime
+
+        from ftbench.errors import FtbenchError
+        from ftbench.report.charts import charts
+        from ftbench.report.cli import charts_svg
+        from ftbench.report.export import write_atomic
+        from ftbench.report.groups import build_comparison
+
+        records = self.selected()
+        if not records:
+            self.app.notify("Nothing to save yet.", severity="warning")
+            return
+        comparison = build_comparison(records, per_run=self.per_run, by_budget=self.by_budget)
+        width = max(60, self.query_one("#compare-body").content_size.width - 2)
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        target = self.app.runs_dir / f"compare-{records[0].preset}-{stamp}.svg"
+        try:
+            path = write_atomic(target, charts_svg(charts(comparison, width, 22, colorless=False,
+                                                          x_axis=self.x_axis), width))
+        except FtbenchError as exc:
+            self.app.notify(str(exc), title="Could not save", severity="error")
+            return
+        self.saved = path
+        self.app.notify(f"Charts saved to {path}", timeout=6)
+
     def action_rebuild(self) -> None:
         self.app.reload_runs()
         self.rebuild(force=True)
 
 
 def report_renderable(records: "list[RunRecord]", width: int, height: int, per_run: bool,
-                      colorless: bool) -> Group:
+                      colorless: bool, by_budget: bool = False, x_axis: str = "step") -> Group:
     """Tables then charts per section, as ``ftbench compare`` prints them."""
     from ftbench.report.charts import section_charts
     from ftbench.report.groups import build_comparison
     from ftbench.report.tables import section_tables
 
-    comparison = build_comparison(records, per_run=per_run)
+    comparison = build_comparison(records, per_run=per_run, by_budget=by_budget)
     parts: list[Any] = []
     for section in comparison.sections:
         for table in section_tables(section, width):
             parts += [table, Text("")]
-        for chart in section_charts(section, width, height, colorless):
+        for chart in section_charts(section, width, height, colorless, x_axis):
             parts += [Text.from_ansi(chart.text, no_wrap=True, overflow="crop"), Text("")]
     return Group(*parts)

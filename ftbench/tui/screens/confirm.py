@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Checkbox, Static
 
 
-class CancelRunScreen(ModalScreen["str | None"]):
-    """Returns "continue" (cancel this run, run the rest), "stop" (cancel it and the rest),
-    or None (keep running)."""
+@dataclass(frozen=True)
+class CancelChoice:
+    """What the user chose in the cancel dialog."""
+
+    stop_queue: bool  # also skip the runs queued after this one
+    evaluate: bool    # evaluate at the cancel step before saving ("cancel and evaluate")
+
+
+class CancelRunScreen(ModalScreen["CancelChoice | None"]):
+    """Returns a `CancelChoice` (cancel this run, or it and the rest of the queue; with or
+    without a last evaluation), or None (keep running)."""
 
     BINDINGS = [Binding("escape", "keep", "Keep running")]
 
@@ -25,12 +35,14 @@ class CancelRunScreen(ModalScreen["str | None"]):
         with Vertical(id="confirm-dialog", classes="dialog") as box:
             box.border_title = "Cancel run?"
             text = Text.assemble(("Cancel ", ""), (self.label, "bold"), "? It stops after the "
-                                 "current step and is saved as ", ("cancelled", "yellow"),
+                                 "current step and is saved at once as ", ("cancelled", "yellow"),
                                  " with everything measured so far.")
             if self.remaining:
                 text.append(f"\n\n{self.remaining} more run{'s' if self.remaining > 1 else ''} "
                             "queued after it.")
             yield Static(text, id="confirm-text")
+            yield Checkbox("Evaluate first (the metrics at this step)",
+                           False, id="evaluate")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Keep running", id="keep")
                 if self.remaining:
@@ -43,7 +55,11 @@ class CancelRunScreen(ModalScreen["str | None"]):
         self.query_one("#keep", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None if event.button.id == "keep" else event.button.id)
+        if event.button.id == "keep":
+            self.dismiss(None)
+            return
+        evaluate = self.query_one("#evaluate", Checkbox).value
+        self.dismiss(CancelChoice(stop_queue=event.button.id == "stop", evaluate=evaluate))
 
     def action_keep(self) -> None:
         self.dismiss(None)

@@ -122,13 +122,20 @@ class LiveScreen(MainScreen):
             device = item.feed.started.device if item.feed.started else None
             self.query_one(MemoryPanel).show_feed(item.feed, device)
 
+    def show_progress(self, item: QueueItem) -> None:
+        """A step went by or an evaluation moved: the header only (cheap, a few a second)."""
+        if item is self.focus_item() and self.queue is not None:
+            self.query_one(ProgressPanel).show_item(self.queue, item)
+            self.query_one(QueueTable).update_item(item)
+
     def show_gpu(self, item: QueueItem) -> None:
         if item is self.focus_item() and item.record is None:
             device = item.feed.started.device if item.feed.started else None
             self.query_one(MemoryPanel).show_feed(item.feed, device)
 
     def show_eval(self, item: QueueItem) -> None:
-        if item is self.focus_item():
+        if item is self.focus_item() and self.queue is not None:
+            self.query_one(ProgressPanel).show_item(self.queue, item)  # the eval phase ended
             self.query_one(EvalChart).show_feed(item.feed, item.spec.task)
             self.query_one(RatePanel).show_item(item)
 

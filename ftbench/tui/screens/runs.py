@@ -24,13 +24,15 @@ if TYPE_CHECKING:
     from ftbench.results.record import RunRecord
     from ftbench.tui.app import FtbenchApp
 
-# key, header, sort value
+# key, header: what tells runs apart first (when, what, how far it got, how it did), then
+# costs; the run id is the short id `ftbench runs` shows (compare and export accept it).
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("mark", " "), ("preset", "preset"), ("method", "method"), ("seed", "seed"),
-    ("status", "status"), ("metric", "metric"), ("f1", "F1"), ("trainable", "trainable"),
-    ("train", "train"), ("peak", "peak MB"), ("created", "created (UTC)"), ("id", "run id"),
+    ("mark", " "), ("created", "created"), ("preset", "preset"), ("method", "method"),
+    ("seed", "seed"), ("status", "status"), ("steps", "steps"), ("metric", "metric"),
+    ("train", "train"), ("peak", "peak MB"), ("trainable", "trainable"), ("id", "id"),
 )
 MARK = "●"
+PRESET_WIDTH = 12  # longer preset names end in …; the detail screen has them in full
 
 
 def sort_value(record: "RunRecord", column: str) -> Any:
@@ -43,10 +45,11 @@ def sort_value(record: "RunRecord", column: str) -> Any:
         return record.run_id
     if column == "seed":
         return record.seed
+    if column == "steps":
+        steps = record.timing.get("steps")
+        return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
     if column == "metric":
         return primary_metric(record.metrics, record.task)[1]
-    if column == "f1":
-        return number(record.metrics.get("f1"))
     if column == "trainable":
         return number(record.params.get("trainable"))
     if column == "train":
@@ -62,20 +65,25 @@ def row_cells(record: "RunRecord", marked: bool) -> list[Text]:
     trainable = number(record.params.get("trainable"))
     from ftbench.report.groups import fmt_count
 
+    from ftbench.report.select import short_id
+
+    steps = sort_value(record, "steps")
+    preset = record.preset if len(record.preset) <= PRESET_WIDTH else \
+        record.preset[:PRESET_WIDTH - 1] + "…"
     return [
         Text(MARK if marked else " ", style="bold" if marked else ""),
-        Text(record.preset),
+        Text(short_time(record.created_at)[5:] or "-"),  # MM-DD HH:MM (UTC)
+        Text(preset),
         Text(record.method),
         Text(str(record.seed) if record.seed is not None else "-", justify="right"),
         Text(record.status, style=STATUS_STYLE.get(record.status, "")),
+        Text(str(steps) if steps is not None else "-", justify="right"),
         Text(f"{_SHORT.get(name, name)} {fixed(metric)}" if metric is not None else "-",
              justify="right"),
-        Text(fixed(record.metrics.get("f1")), justify="right"),
-        Text(fmt_count(trainable), justify="right"),
         Text(duration(record.timing.get("train_s")), justify="right"),
         Text(f"{peak:,.0f}" if peak is not None else "-", justify="right"),
-        Text(short_time(record.created_at)),
-        Text(record.run_id, style="dim"),
+        Text(fmt_count(trainable), justify="right"),
+        Text(short_id(record.run_id), style="dim"),
     ]
 
 
@@ -98,7 +106,7 @@ class RunsScreen(MainScreen):
                 id="runs.filter"),
         Binding("s", "sort", "Sort", tooltip="Choose the column to sort by (again: reverse)",
                 id="runs.sort"),
-        Binding("escape", "clear", "Clear", show=False),
+        Binding("escape", "clear", "Back / clear filters", show=False),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
@@ -107,7 +115,7 @@ class RunsScreen(MainScreen):
     def __init__(self) -> None:
         super().__init__()
         self.sort_key: str = "created"
-        self.sort_reverse = False
+        self.sort_reverse = True  # newest first
         self.shown: list["RunRecord"] = []
         self._loaded_version = -1
 
@@ -271,10 +279,20 @@ class RunsScreen(MainScreen):
         if key == self.sort_key:
             self.sort_reverse = not self.sort_reverse
         else:
-            self.sort_key, self.sort_reverse = key, key in ("metric", "f1", "created")
+            self.sort_key, self.sort_reverse = key, key in ("metric", "created")
         self.refresh_table()
 
     def action_clear(self) -> None:
+        """Esc: from the filters, back to the table (filters kept); on the table, clear them.
+        The keys panel, when open, closes first."""
+        if self.app.action_hide_keys():
+            return
+        table = self.query_one(DataTable)
+        focused = self.app.focused
+        if focused is not None and focused is not table and \
+                self.query_one("#runs-filters") in focused.ancestors_with_self:
+            table.focus()
+            return
         for select in self.query(Select):
             with self.prevent(Select.Changed):
                 select.clear()

@@ -1,4 +1,7 @@
-"""The dialog that starts a preset: which methods, how many seeds, max steps, offline.
+"""The dialog that starts a preset: methods, seeds, max steps, train/eval sizes, offline.
+
+The methods list has focus first (space toggles a method, enter starts), so the keys the
+dialog names work at once.
 
 It expands the choice with `ftbench.presets.expand` (the CLI's own path), so an override the
 CLI would refuse is refused here, with the same message, before anything starts.
@@ -28,6 +31,12 @@ class StartRequest:
     specs: "list[RunSpec]"
 
 
+class MethodsList(SelectionList[str]):
+    """The methods: space toggles the highlighted one; enter starts (it does not toggle)."""
+
+    BINDINGS = [Binding("enter", "screen.start", "Start", show=False)]
+
+
 class StartScreen(ModalScreen["StartRequest | None"]):
     BINDINGS = [
         Binding("escape", "dismiss_none", "Back"),
@@ -44,9 +53,9 @@ class StartScreen(ModalScreen["StartRequest | None"]):
                   else f"preset: {preset.train.epochs:g} epoch(s)")
         with Vertical(id="start-dialog") as dialog:
             dialog.border_title = f"Run {preset.name}"
-            yield Label("Methods [dim](space toggles)[/]")
-            yield SelectionList[str](*((m.name, m.name, True) for m in preset.methods),
-                                     id="start-methods")
+            yield Label("Methods [dim](space toggles, enter starts)[/]")
+            yield MethodsList(*((m.name, m.name, True) for m in preset.methods),
+                              id="start-methods")
             with Horizontal(id="start-numbers"):
                 yield Label("Seeds", classes="start-label")
                 yield Input(str(preset.seeds), type="integer", id="start-seeds",
@@ -54,6 +63,15 @@ class StartScreen(ModalScreen["StartRequest | None"]):
                 yield Label("Max steps", classes="start-label")
                 yield Input(placeholder=budget, type="integer", id="start-steps",
                             tooltip="Stop each run after this many optimizer steps")
+            with Horizontal(id="start-sizes"):
+                yield Label("Train size", classes="start-label")
+                yield Input(placeholder=f"preset: {preset.data.train_size or 'all'}",
+                            type="integer", id="start-train-size",
+                            tooltip="Training examples (a subset of the dataset)")
+                yield Label("Eval size", classes="start-label")
+                yield Input(placeholder=f"preset: {preset.data.eval_size or 'all'}",
+                            type="integer", id="start-eval-size",
+                            tooltip="Evaluation examples: every evaluation reads all of them")
             from ftbench.presets import runnable_here
 
             offline_already = not runnable_here(preset).startswith("hub")
@@ -69,7 +87,7 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         blink = getattr(self.app, "cursor_blink", True)
         for field in self.query(Input):
             field.cursor_blink = blink
-        self.query_one("#start-go", Button).focus()
+        self.query_one(MethodsList).focus()
         self.update_summary()
 
     # --- reading the form -----------------------------------------------------------------
@@ -96,6 +114,8 @@ class StartScreen(ModalScreen["StartRequest | None"]):
             methods=methods,
             seeds=self._int("start-seeds", "Seeds", 1, 50),
             max_steps=self._int("start-steps", "Max steps", 1, 10_000_000),
+            train_size=self._int("start-train-size", "Train size", 1, 100_000_000),
+            eval_size=self._int("start-eval-size", "Eval size", 1, 100_000_000),
             offline=self.query_one(Checkbox).value,
         )
         return expand(self.preset, overrides)
@@ -118,7 +138,8 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         seeds = sorted({s.seed for s in specs})
         text.append(", ".join(methods), style="bold")
         text.append(f" × seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}\n")
-        text.append(f"{spec.model} on {spec.data.name}", style="dim")
+        sizes = f"train {spec.data.train_size or 'all'}, eval {spec.data.eval_size or 'all'}"
+        text.append(f"{spec.model} on {spec.data.name} · {sizes}", style="dim")
         for line in spec.substitutions:
             text.append(f"\noffline: {line}", style="yellow")
         summary.update(text)

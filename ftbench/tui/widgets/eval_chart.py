@@ -44,9 +44,5 @@ class EvalChart(PlotView):
     def _plot(self, points: list[tuple[Any, Any]]) -> None:
         clean = [(x, float(y)) for x, y in points if isinstance(x, (int, float))
                  and isinstance(y, (int, float)) and not isinstance(y, bool)]
-        if len(clean) == 1:  # one evaluation is a number, not a curve
-            step, value = clean[0]
-            self.clear(f"{self.metric} {value:.4f} at step {step:g}; the curve starts at the "
-                       "next evaluation.")
-            return
+        # One evaluation (a short run) is drawn as a point, never an empty chart.
         self.set_lines([([x for x, _ in clean], [y for _, y in clean])])

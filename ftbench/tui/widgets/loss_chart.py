@@ -25,14 +25,10 @@ class LossChart(PlotView):
         if not steps:
             self.clear(WAITING)
             return
-        if len(steps) == 1:  # one point is not a curve yet: say the number
-            only = steps[0]
-            self.clear(f"loss {only.loss:.4f} at step {only.step}; the curve starts at the "
-                       "next logging step.")
-            return
         xs = [s.step for s in steps]
         ys = [float(s.loss) for s in steps if s.loss is not None]
-        self.set_lines([(xs, ys), (xs, smooth(ys))])
+        # One logging step (a short run) is drawn as a point, never an empty chart.
+        self.set_lines([(xs, ys)] if len(steps) == 1 else [(xs, ys), (xs, smooth(ys))])
 
     def show_series(self, train: list[dict]) -> None:
         """A saved run's ``series.train`` (the run detail screen)."""

@@ -1,7 +1,9 @@
 """Memory while a run trains: NVML device memory every 0.5 s, or process RSS on a CPU run.
 
 GPU runs: device used / total with a bar, utilisation, the torch allocator peaks (allocated and
-reserved) and a sparkline of device memory over the run. CPU runs (no NVIDIA GPU, or NVML not
+reserved) and a sparkline of device memory over the run. Before a run's first sample (it is
+queued, or loading libraries, model and data) a machine with a GPU shows that GPU as NVML
+reads it now (`set_gpu_now`), never "no NVIDIA GPU". CPU runs (no NVIDIA GPU, or NVML not
 usable): a plain "CPU run" state with the process RSS peak and its history at logging steps.
 When a run ends the panel shows the peaks its record saved, which are the figures that count.
 """
@@ -9,6 +11,7 @@ When a run ends the panel shows the peaks its record saved, which are the figure
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -36,16 +39,22 @@ class MemoryPanel(Vertical):
     MemoryPanel { height: 1fr; }
     MemoryPanel > #memory-text { height: auto; }
     MemoryPanel > Sparkline { height: 1fr; min-height: 1; max-height: 3; }
+    MemoryPanel > #util-label { height: 1; }
+    MemoryPanel > #util-history { max-height: 2; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.machine = Machine(False, reason="not probed yet")
-        self.mode = "idle"  # idle | gpu | cpu | finished
+        self.mode = "idle"  # idle | waiting | gpu | cpu | finished
+        self.gpu_now: Any = None  # a TelemetrySample read by the app while a run prepares
+        self._waiting: tuple[LiveFeed, str | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="memory-text")
         yield Sparkline([], id="memory-history")
+        yield Static(id="util-label")
+        yield Sparkline([], id="util-history")
 
     def on_mount(self) -> None:
         self.border_title = "Memory"
@@ -55,6 +64,14 @@ class MemoryPanel(Vertical):
         self.machine = machine
         if self.mode == "idle":
             self.show_idle()
+        elif self.mode in ("waiting", "cpu") and self._waiting is not None:
+            self.show_feed(*self._waiting)
+
+    def set_gpu_now(self, sample: Any) -> None:
+        """The GPU as NVML read it just now (the app polls while a run prepares)."""
+        self.gpu_now = sample
+        if self.mode == "waiting" and self._waiting is not None:
+            self._show_gpu_waiting(*self._waiting)
 
     # --- states --------------------------------------------------------------------------
     def show_idle(self) -> None:
@@ -75,10 +92,32 @@ class MemoryPanel(Vertical):
             self.show_idle()
             return
         samples = list(feed.gpu)
+        self._waiting = (feed, device)
         if samples:
             self._show_gpu(feed, samples)
+        elif self.machine.gpu and device in (None, "cuda"):
+            self._show_gpu_waiting(feed, device)
         else:
             self._show_cpu(feed, device)
+
+    def _show_gpu_waiting(self, feed: LiveFeed, device: str | None) -> None:
+        """A GPU machine before the run's own samples: the device as NVML reads it now."""
+        self.mode = "waiting"
+        m, now = self.machine, self.gpu_now
+        total = number(getattr(now, "gpu_total_mb", None)) or m.total_mb
+        lines = [_line((m.name or "NVIDIA GPU", "bold"),
+                       (f" · {total / 1024:,.0f} GiB" if total else "", ""))]
+        used = number(getattr(now, "gpu_used_mb", None))
+        if used is not None:
+            util = number(getattr(now, "gpu_util", None))
+            lines.append(_line(("used ", "dim"), (f"{used:,.0f} / {total or 0:,.0f} MB", ""),
+                               (f" ({100 * used / total:.0f}%)" if total else "", "dim"),
+                               (f" · util {util:.0f}%" if util is not None else "", "")))
+        else:
+            lines.append(_line(("reading NVML…", "dim")))
+        phase = "preparing the run" if device is None else "training starts"
+        lines.append(_line((f"{phase}: its own samples follow", "dim")))
+        self._set(Text("\n").join(lines), [])
 
     def _show_gpu(self, feed: LiveFeed, samples: list) -> None:
         self.mode = "gpu"
@@ -98,7 +137,8 @@ class MemoryPanel(Vertical):
         elif step is not None and number(step.torch_allocated_mb) is not None:
             lines.append(_line(("torch now ", "dim"), (mb(step.torch_allocated_mb), ""),
                                (" allocated", "dim")))
-        self._set(Text("\n").join(lines), [number(s.used_mb) or 0.0 for s in samples[-HISTORY:]])
+        self._set(Text("\n").join(lines), [number(s.used_mb) or 0.0 for s in samples[-HISTORY:]],
+                  [u for s in samples[-HISTORY:] if (u := number(s.util)) is not None])
 
     def _show_cpu(self, feed: LiveFeed, device: str | None) -> None:
         self.mode = "cpu"
@@ -132,11 +172,21 @@ class MemoryPanel(Vertical):
             history = []
         self._set(Text("\n").join(lines), history[-HISTORY:])
 
-    def _set(self, renderable: object, history: list[float]) -> None:
+    def _set(self, renderable: object, history: list[float],
+             util: list[float] | None = None) -> None:
+        """The text, device (or RSS) memory over time, and on a GPU its utilisation over
+        time, as nvitop draws them (the last `HISTORY` samples)."""
         self.query_one("#memory-text", Static).update(renderable)
         spark = self.query_one("#memory-history", Sparkline)
         spark.data = history
         spark.display = len(history) > 1
+        util = util or []
+        label = self.query_one("#util-label", Static)
+        label.update(Text(f"util over time · now {util[-1]:.0f}%", style="dim") if util else "")
+        label.display = spark_util = len(util) > 1
+        util_spark = self.query_one("#util-history", Sparkline)
+        util_spark.data = util
+        util_spark.display = spark_util
 
 
 def _line(*parts: tuple[str, str]) -> Text:

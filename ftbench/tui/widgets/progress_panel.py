@@ -1,7 +1,9 @@
 """Where the current run stands: what it is, a progress bar, step, epoch, elapsed and ETA.
 
-Times come from the engine's events (elapsed and ETA at the last logging step), not from a
-clock of the UI's own, so what is shown is what the engine measured.
+The step counter follows the engine's per-step progress events (a few a second, no device
+sync), not only logging steps. Elapsed time is the engine's training time at its newest
+event plus the wall clock since, so it ticks every second and resyncs at each event; it
+stops while an evaluation runs, which is shown as its own phase with its own progress.
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ class ProgressPanel(Vertical):
             yield Static(id="progress-stats")
 
     def on_mount(self) -> None:
+        self._showing: tuple[RunQueue, QueueItem] | None = None
         self.show_idle()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """Once a second while a run is in flight: the clock and ETA move on their own."""
+        if self._showing is not None:
+            queue, item = self._showing
+            if not item.done and item.feed.started is not None:
+                self.show_item(queue, item)
 
     def _parts(self) -> tuple[Static, ProgressBar, Static]:
         return (self.query_one("#progress-title", Static), self.query_one(ProgressBar),
@@ -37,6 +48,7 @@ class ProgressPanel(Vertical):
 
     def show_idle(self, hint: str = "No run in progress. Press 1 for presets, pick one, "
                   "press r to run it.") -> None:
+        self._showing = None
         title, bar, stats = self._parts()
         title.update(Text(hint, style="dim"))
         bar.update(total=100, progress=0)
@@ -44,6 +56,7 @@ class ProgressPanel(Vertical):
         stats.update("")
 
     def show_item(self, queue: RunQueue, item: QueueItem) -> None:
+        self._showing = (queue, item)
         spec = item.spec
         feed = item.feed
         title, bar, stats = self._parts()
@@ -56,8 +69,7 @@ class ProgressPanel(Vertical):
                     style="dim")
         title.update(head)
         bar.display = True
-        step = feed.last_step
-        total = feed.started.total_steps if feed.started else (step.total_steps if step else 0)
+        total = feed.total_steps
         if item.done:
             record = item.record
             timing = record.timing if record is not None else {}
@@ -78,17 +90,33 @@ class ProgressPanel(Vertical):
             stats.update(Text(" preparing: libraries, model and data", style="dim italic",
                               no_wrap=True, overflow="ellipsis"))
             return
-        bar.update(total=total or None, progress=step.step if step else 0)
-        text = Text(no_wrap=True, overflow="ellipsis")
         wide = self.screen.has_class("-wide")
-        if step is None:
-            text.append(f" 0/{total} · waiting for the first logging step", style=style)
-        elif wide:
-            pct = f"{100 * step.step / total:.0f}% · " if total else ""
-            text.append(f" {pct}{step.step}/{total} · epoch {step.epoch:.2f} · "
-                        f"{duration(step.elapsed_s)} elapsed · ETA {duration(step.eta_s)}")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        evaluating = feed.evaluating
+        if evaluating is not None:  # its own phase: batches of the evaluation, its own clock
+            done, of = evaluating.done, evaluating.total
+            bar.update(total=of or None, progress=done)
+            text.append(f" evaluating at step {evaluating.step}", style="bold")
+            text.append(f" · batch {done}/{of}" if of else " · starting")
+            text.append(f" · {duration(feed.eval_elapsed())}")
+            if wide:
+                text.append(f" · training {feed.step}/{total} paused", style="dim")
         else:
-            text.append(f" {step.step}/{total} · ep {step.epoch:.2f} · ETA {duration(step.eta_s)}")
+            step = feed.step
+            bar.update(total=total or None, progress=step)
+            elapsed = feed.train_elapsed()
+            eta = feed.eta()
+            if step == 0:
+                text.append(f" 0/{total} · first step running · {duration(elapsed)}",
+                            style=style)
+            elif wide:
+                pct = f"{100 * step / total:.0f}% · " if total else ""
+                epoch = feed.progress.epoch if feed.progress else feed.last_step.epoch \
+                    if feed.last_step else 0.0
+                text.append(f" {pct}{step}/{total} · epoch {epoch:.2f} · "
+                            f"{duration(elapsed)} elapsed · ETA {duration(eta)}")
+            else:
+                text.append(f" {step}/{total} · {duration(elapsed)} · ETA {duration(eta)}")
         if queue.cancelling and queue.current is item:
             text.append(" · cancelling", style="yellow")
         stats.update(text)

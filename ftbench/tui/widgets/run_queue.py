@@ -67,10 +67,10 @@ class QueueTable(DataTable):
     def _cells(item: QueueItem) -> list[Text]:
         style = STATUS_STYLE.get(item.status, "")
         status = item.status
-        step = item.feed.last_step
         if item.status == "running" and item.feed.started is not None:
-            total = item.feed.started.total_steps
-            status = f"{step.step if step else 0}/{total}"
+            status = f"{item.feed.step}/{item.feed.total_steps}"  # every step, not only logged
+            if item.feed.evaluating is not None:
+                status = f"eval @{item.feed.evaluating.step}"
         metric = train = peak = "-"
         if item.record is not None:
             name, value = primary_metric(item.record.metrics, item.spec.task)
