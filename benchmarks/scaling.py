@@ -37,6 +37,7 @@ batch_size = {batch}
 max_length = {length}
 learning_rate = 5e-5
 logging_steps = 1
+epochs = 1
 
 [[methods]]
 name = "{method}"

@@ -206,6 +206,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.headless import run_specs
     from ftbench.presets import expand
 
+    from ftbench.engine.levers import levers_off
+
+    levers_off()  # a misspelt FTBENCH_LEVERS_OFF is one line here, not a failed run later
     preset = _load_preset(args.preset)
     overrides = _overrides(args)
     specs = expand(preset, overrides)

@@ -98,3 +98,18 @@ def test_collator_lever_in_a_run(tmp_path, monkeypatch: pytest.MonkeyPatch) -> N
     assert off.environment["levers_off"] == ["pad_collator"] and on.environment["levers_off"] == []
     # identical batches on a CPU: the same losses whichever collator built them
     assert [p["loss"] for p in off.series["train"]] == [p["loss"] for p in on.series["train"]]
+
+
+def test_a_misspelt_lever_stops_the_cli_before_training(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ftbench.cli", "run", "--preset", "quickstart",
+                           "--headless", "--runs-dir", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "FTBENCH_LEVERS_OFF": "pad_colator"}, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "ftbench: error: FTBENCH_LEVERS_OFF: unknown lever 'pad_colator' (known: pad_collator, "
+        "pad_multiple, fused_adamw)"]
+    assert not list(tmp_path.iterdir())
