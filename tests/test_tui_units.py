@@ -180,3 +180,15 @@ def test_a_queue_run_from_ftbench_run_exits_with_the_headless_codes() -> None:
     assert queue_exit_code(["completed", "cancelled"], 3) == 130   # cancelled, queue stopped
     assert queue_exit_code(["completed"], 2) == 130                # quit before the second run
     assert queue_exit_code(["failed", "cancelled"], 2) == 130
+
+
+def test_a_chart_placeholder_is_dim_before_the_first_redraw_tick() -> None:
+    """The redraw timer draws the placeholder dim; the first frame must already match it,
+    or a screen caught before the first tick looks different (a flaky snapshot in CI)."""
+    from rich.text import Text
+
+    from ftbench.tui.widgets.chart import PlotView
+
+    view = PlotView("waiting")
+    assert view.content == Text("waiting", style="dim")
+    assert view._render_chart(40, 10) == view.content

@@ -27,7 +27,9 @@ class PlotView(Static):
 
     def __init__(self, placeholder: str = "", *, id: str | None = None,
                  classes: str | None = None) -> None:
-        super().__init__(placeholder, id=id, classes=classes)
+        # Drawn dim from the first frame, as the redraw timer draws it: a screen shown before
+        # the first tick must look the same as one shown after it.
+        super().__init__(Text(placeholder, style="dim"), id=id, classes=classes)
         self.placeholder = placeholder
         self._lines: list[Line] = []
         self._labels = ("", "")
