@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ftbench import __version__
 from ftbench.errors import FtbenchError
+from ftbench.rules import field_rules
+from ftbench.spec import SEEDS, SIZE, STEPS, TrainParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from ftbench.presets import Overrides
 
 EXIT_USAGE = 2
+BATCH_SIZE = field_rules(TrainParams)["batch_size"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,14 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only these methods (repeat or comma-separate)")
     run.add_argument("--model", help="override the model (hub id, local folder, minilm-l6, tiny-bert ...)")
     run.add_argument("--dataset", help="override the dataset (logical name)")
-    run.add_argument("--max-steps", type=int, help="stop each run after this many optimizer steps")
-    run.add_argument("--train-size", type=int, metavar="N", help="override the training subset size")
-    run.add_argument("--eval-size", type=int, metavar="N", help="override the evaluation subset size")
-    run.add_argument("--seeds", type=int, help="seeds per method (default: the preset's)")
+    run.add_argument("--max-steps", type=STEPS.arg_type("--max-steps"),
+                     help="stop each run after this many optimizer steps")
+    run.add_argument("--train-size", type=SIZE.arg_type("--train-size"), metavar="N",
+                     help="override the training subset size")
+    run.add_argument("--eval-size", type=SIZE.arg_type("--eval-size"), metavar="N",
+                     help="override the evaluation subset size")
+    run.add_argument("--seeds", type=SEEDS.arg_type("--seeds"), help="seeds per method (default: the preset's)")
     run.add_argument("--offline", action="store_true",
                      help="swap hub models for minilm-l6 and hub datasets for bundled copies")
     run.add_argument("--runs-dir", help="where run files go (default: ./runs or $FTBENCH_RUNS_DIR)")
-    run.add_argument("--batch-size", metavar="N|auto",
+    run.add_argument("--batch-size", metavar="N|auto", type=BATCH_SIZE.arg_type("--batch-size"),
                      help="per-device training batch; auto = the largest that fits (probed first)")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                      help="torch.compile the model (default: auto, on a CUDA GPU for long runs); "
