@@ -11,11 +11,12 @@ from ftbench import __version__
 from ftbench.errors import FtbenchError
 from ftbench.rules import field_rules
 from ftbench.spec import SEEDS, SIZE, STEPS, TrainParams
+from ftbench.terms import EXIT_USAGE
+from ftbench.text import printable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ftbench.presets import Overrides
 
-EXIT_USAGE = 2
 BATCH_SIZE = field_rules(TrainParams)["batch_size"]
 
 
@@ -286,10 +287,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
     from ftbench.report.select import short_id
     from ftbench.results.store import load_runs, runs_dir
+    from ftbench.tasks.info import primary_value, short_name
 
     def clean(value: object) -> str:
         # Run files are outside input: no Rich markup, no terminal control characters.
-        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+        return printable(value)
 
     folder = runs_dir(args.runs_dir)
     if not folder.exists():
@@ -338,10 +340,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     styles = {"completed": "", "cancelled": "yellow", "failed": "red", "diverged": "red"}
     for r in loaded.records:
         m = r.metrics
-        result = next((f"{short} {m[k]:.3f}" for k, short in (("accuracy", "acc"),
-                                                               ("exact_match", "EM"))
-                       if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool)),
-                      r.error or "-")
+        name, value = primary_value(r.task, m)
+        result = f"{short_name(name)} {value:.3f}" if value is not None else (r.error or "-")
         train_s, steps = r.timing.get("train_s"), r.timing.get("steps")
         cells = [short_id(r.run_id), _created(r.created_at), r.preset, r.method]
         if wide:

@@ -14,6 +14,7 @@ from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, Callable
 
 from ftbench.errors import FtbenchError
+from ftbench.text import printable
 
 MAX_STR = 20_000
 _NOUN = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
@@ -180,4 +181,4 @@ def short(v: Any, width: int = 40) -> str:
 
 def printable_key(text: str) -> str:
     """Keys come from files ("a\\nb" = 1 is valid TOML): escape them so a message stays one line."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return printable(text)
