@@ -26,7 +26,7 @@ from ftbench.engine.events import (
 )
 from ftbench.spec import RunSpec
 from ftbench.tasks.info import primary_metrics, short_name
-from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fixed, peak_memory
+from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fixed, peak_memory
 
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ftbench.errors import FtbenchError, PresetError
-from ftbench.rules import Rule, field_rules, printable_key, short, typename
+from ftbench.rules import Rule, field_rules, printable_key, typename
 from ftbench.spec import (LEARNING_RATE, SEED, SEEDS, SIZE, STEPS, TASKS, DataSpec, MethodSpec, Preset,
                           Reference, RunSpec, TrainParams)
 

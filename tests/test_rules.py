@@ -15,9 +15,7 @@ from ftbench.errors import FtbenchError, MethodError, PresetError, SpecError
 from ftbench.methods.registry import METHODS, validate_method_args
 from ftbench.presets import DATA, METHOD, TRAIN, Overrides, expand, load_preset
 from ftbench.rules import Rule, field_rules
-from ftbench.spec import SEEDS, SIZE, STEPS, DataSpec, MethodSpec, Preset, RunSpec, TrainParams
-
-SPEC_CLASSES = (DataSpec, TrainParams, MethodSpec, RunSpec, Preset)
+from ftbench.spec import SEEDS, SIZE, STEPS, DataSpec, MethodSpec, RunSpec, TrainParams
 
 
 def _in_range(rule: Rule, v: float) -> bool:

@@ -163,6 +163,33 @@ def run(
     return finished
 
 
+def save_failed(
+    spec: RunSpec,
+    error: str,
+    *,
+    runs_dir: str | os.PathLike[str] | None = None,
+    emit: Emit = ignore,
+    hooks: Hooks | None = None,
+) -> RunFinished:
+    """Save a `failed` record for a run that could not start or whose front end failed around
+    it (outside `run()`): the same record writer, fallback folder and events as `run()`."""
+    now = _now()
+    record = RunRecord(
+        run_id=new_run_id(spec.preset, spec.method.name, spec.seed),
+        preset=spec.preset,
+        method=spec.method.name,
+        status="failed",
+        created_at=now,
+        finished_at=now,
+        spec=spec.to_dict(),
+        error=error,
+        ftbench_version=__version__,
+    )
+    record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
+                         for r in spec.references]
+    return _save(record, runs_dir, emit, hooks or Hooks())
+
+
 def _failure_line(exc: BaseException) -> str:
     if _is_oom(exc):
         return ("out of memory: " + _one_line(exc)[:200] +

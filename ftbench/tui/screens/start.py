@@ -35,13 +35,13 @@ class StartRequest:
 class MethodsList(SelectionList[str]):
     """The methods: space toggles the highlighted one; enter starts (it does not toggle)."""
 
-    BINDINGS = [Binding("enter", "screen.start", "Start", show=False)]
+    BINDINGS = [Binding("enter", "screen.start", "Start", show=False, id="start.enter")]
 
 
 class StartScreen(ModalScreen["StartRequest | None"]):
     BINDINGS = [
-        Binding("escape", "dismiss_none", "Back"),
-        Binding("ctrl+s", "start", "Start", show=False),
+        Binding("escape", "dismiss_none", "Back", id="start.back"),
+        Binding("ctrl+s", "start", "Start", show=False, id="start.start"),
     ]
 
     def __init__(self, preset: "Preset") -> None:

@@ -16,7 +16,7 @@ from ftbench.tui.session import QueueItem, RunQueue
 class QueueTable(DataTable):
     """Rows are keyed by queue index; enter on a finished row opens its run."""
 
-    BINDINGS = [Binding("enter", "open_run", "Open run", show=False)]
+    BINDINGS = [Binding("enter", "open_run", "Open run", show=False, id="queue.open_run")]
 
     class OpenRun(Message):
         def __init__(self, run_id: str) -> None:
