@@ -36,6 +36,6 @@ def test_the_checker_sees_a_broken_contract(tmp_path: Path) -> None:
     config.write_text('[tool.importlinter]\nroot_packages = ["ftbench"]\ninclude_external_packages = true\n'
                       '[[tool.importlinter.contracts]]\nname = "tui without textual"\ntype = "forbidden"\n'
                       'source_modules = ["ftbench.tui"]\nforbidden_modules = ["textual"]\n')
-    proc = _lint("--config", str(config))
+    proc = _lint(str(config))
     assert proc.returncode != 0
     assert "BROKEN" in proc.stdout
