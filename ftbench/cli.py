@@ -11,7 +11,7 @@ from ftbench import __version__
 from ftbench.errors import FtbenchError
 from ftbench.rules import field_rules
 from ftbench.spec import SEEDS, SIZE, STEPS, TrainParams
-from ftbench.terms import EXIT_USAGE
+from ftbench.terms import EXIT_INTERRUPTED, EXIT_USAGE
 from ftbench.text import printable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -419,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ftbench: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -20,7 +20,9 @@ TASKS: tuple[str, ...] = ("classification", "qa")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 
 SIZE = Rule("int", min=2, max=50_000_000)         # examples in a train or eval subset
-LEARNING_RATE = Rule("float", min=0, min_exclusive=True, max=1)
+LEARNING_RATE = Rule("float", min=0, min_exclusive=True, max=1)  # an override: 0 would mean unset
+# the run's own rate: 0 is allowed (the weights stay as loaded: a control run, eval-order tests)
+TRAIN_LEARNING_RATE = Rule("float", min=0, max=1)
 STEPS = Rule("int", min=1, max=10_000_000)
 SEEDS = Rule("int", min=1, max=50)                # seeds per method
 SEED = Rule("int", min=0, max=2**31 - 1)
@@ -57,7 +59,7 @@ class TrainParams:
     # "auto": the largest that fits (engine/autobatch.py)
     batch_size: int | Literal["auto"] = ruled(Rule("int", min=1, max=65_536, auto=True), default=16)
     eval_batch_size: int | None = ruled(Rule("int", min=1, max=65_536), default=None)
-    learning_rate: float = ruled(LEARNING_RATE, default=2e-5)
+    learning_rate: float = ruled(TRAIN_LEARNING_RATE, default=2e-5)
     weight_decay: float = ruled(Rule("float", min=0, max=1), default=0.0)
     warmup_ratio: float = ruled(Rule("float", min=0, max=1, max_exclusive=True), default=0.0)
     max_length: int = ruled(Rule("int", min=8, max=8192), default=128)

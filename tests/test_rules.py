@@ -188,3 +188,9 @@ def test_overrides_are_checked_by_the_spec_rules(field_name: str, rule: Rule, va
     assert rule.problem(value) is not None
     with pytest.raises(PresetError, match=r"out of range; expected " + rule.describe()):
         expand(load_preset("quickstart"), Overrides(**{field_name: value}))
+
+
+def test_a_zero_learning_rate_is_a_control_run_but_not_an_override() -> None:
+    assert TrainParams(learning_rate=0.0).learning_rate == 0.0
+    with pytest.raises(SpecError, match=r"^MethodSpec.learning_rate: 0.0 is out of range; expected a number > 0"):
+        MethodSpec("lora", learning_rate=0.0)

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 from ftbench.engine.events import Event, Log
 from ftbench.tui.commands import FtbenchCommands
 from ftbench.tui.controller import TRAINING, TrainingController
+from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ftbench.tui.format import one_line
 from ftbench.tui.messages import (
     EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, RunBegan, RunEnded,
@@ -493,8 +494,8 @@ def queue_exit_code(statuses: "list[str]", queued: int) -> int:
     """The headless exit codes for a queue run in the TUI: 130 if it was stopped (a run
     cancelled, or runs left unstarted), else 1 if a run failed or diverged, else 0."""
     if len(statuses) < queued or "cancelled" in statuses:
-        return 130
-    return 1 if any(s != "completed" for s in statuses) else 0
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(s != "completed" for s in statuses) else EXIT_OK
 
 
 def measure_first_paint(t0: float) -> float:
