@@ -186,8 +186,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def build_table(records: list, *, mode: str) -> tuple[list[str], list[str]]:  # noqa: C901
-    """Markdown rows (one per preset x method) and the run ids behind them, from records."""
+def build_table(records: list, *, mode: str) -> tuple[list[list[str]], list[str]]:  # noqa: C901
+    """Table cells (one row per preset x method, `HEADER`'s columns) and the run ids behind
+    them, from records."""
     from ftbench.presets import load_preset
     from ftbench.report.groups import build_comparison, fmt_count, fmt_number, fmt_stat
 
@@ -202,8 +203,8 @@ def build_table(records: list, *, mode: str) -> tuple[list[str], list[str]]:  # 
                 "not run yet: no record in the runs folder"
             preset = load_preset(entry.preset)
             for method in preset.methods:
-                rows.append(_row([entry.preset, method.name, "-", "-", "-", "-", "-", "-", "-",
-                                  "-", "-", reason]))
+                rows.append([entry.preset, method.name, "-", "-", "-", "-", "-", "-", "-",
+                             "-", "-", reason])
             continue
         for section in sections:
             metric = section.primary_metric
@@ -237,7 +238,7 @@ def build_table(records: list, *, mode: str) -> tuple[list[str], list[str]]:  # 
                 mem = fmt_stat(group.stat(mem_key), "mb") if mem_key and completed else "-"
                 if mem != "-" and mem_key and "rss" in mem_key:
                     mem += " RSS"
-                rows.append(_row([
+                rows.append([
                     entry.preset, group.method,
                     f"{_metric_name(metric)} {rep_metric}" if rep_metric != "-" else "-",
                     meas_metric,
@@ -246,7 +247,7 @@ def build_table(records: list, *, mode: str) -> tuple[list[str], list[str]]:  # 
                     rep_train, fmt_count(group.mean("params.trainable")),
                     f"{'; '.join(subs) or 'none'}; {_size(first)}"
                     + (f" ({reduced})" if reduced else "") + f"; {_hardware(first)}",
-                    v]))
+                    v])
                 runs.append(f"- `{entry.preset}` / {group.method}: "
                             + ", ".join(f"`{r.run_id}` ({r.status})" for r in group.runs))
     del done
@@ -287,10 +288,34 @@ def render(records: list, *, mode: str, runs_dir: Path, note: str = "") -> str:
     ]
     if note:
         lines += [note, ""]
-    lines += [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|", *rows, "",
+    lines += [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|", *map(_row, rows), "",
               f"Records: {len(records)} in `{runs_dir.name}/`, ftbench revision "
               f"{', '.join(revisions) or '-'}.", "", "## Runs behind each row", "", *runs, ""]
     return "\n".join(lines)
+
+
+README_START, README_END = "<!-- REPRODUCTION-START -->", "<!-- REPRODUCTION-END -->"
+
+
+def headline(rows: list[list[str]]) -> str:
+    """The README's short version: preset, method, reported, measured, verdict, for the rows
+    that were measured."""
+    lines = ["| preset | method | reported | measured | verdict |", "|---|---|---|---|---|"]
+    lines += [_row([r[0], r[1], r[2], r[3], r[11]]) for r in rows if r[3] != "-"]
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, rows: list[list[str]]) -> bool:
+    """Replace the block between the README's markers; False when the markers are missing."""
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    from ftbench.report.export import write_atomic
+
+    write_atomic(path, f"{head}{README_START}\n{headline(rows)}\n{README_END}{tail}")
+    return True
 
 
 def load_records(runs_dir: Path) -> list:
@@ -315,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--note", default="", help="a paragraph to print above the table")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="also refresh the headline rows between the REPRODUCTION markers "
+                             "of this README")
     args = parser.parse_args(argv)
     known = {e.preset for e in PLAN}
     unknown = [p for p in args.only if p not in known]
@@ -336,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
                   note=args.note)
     write_atomic(args.out, text)
     print(f"[reproduce] wrote {args.out} ({len(records)} records)")
+    if args.readme is not None:
+        rows, _ = build_table(records, mode="tiny" if args.tiny else mode)
+        if not update_readme(args.readme, rows):
+            print(f"[reproduce] {args.readme} has no {README_START} ... {README_END} block",
+                  file=sys.stderr)
+            return 2
+        print(f"[reproduce] refreshed the headline rows in {args.readme}")
     return code
 
 
