@@ -14,7 +14,7 @@ Budgets (``PLAN`` below, one entry per preset):
 * ``--gpu``: every preset at its own size, offline as well (the GPU machine has no hub), one GPU.
 
     python benchmarks/reproduce.py                      # run the CPU plan, then write the table
-    python benchmarks/reproduce.py --report-only        # rewrite the table from the records
+    python benchmarks/reproduce.py --report-only        # rewrite it from docs/reproduction-runs/
     python benchmarks/reproduce.py --dry-run            # print the commands, run nothing
     python benchmarks/reproduce.py --tiny --runs-dir /tmp/r --out /tmp/r.md   # CI smoke test
 """
@@ -22,6 +22,7 @@ Budgets (``PLAN`` below, one entry per preset):
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import subprocess
@@ -29,9 +30,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RUNS = ROOT / "runs-reproduction"
+DEFAULT_RUNS = ROOT / "docs" / "reproduction-runs"   # the records behind the table, kept
 DEFAULT_OUT = ROOT / "docs" / "reproduction.md"
 
 
@@ -185,7 +187,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def build_table(records: list, *, mode: str) -> tuple[list[list[str]], list[str]]:  # noqa: C901
+def build_table(records: list, *, mode: str,
+                link: Callable[[str], str] = lambda run_id: f"`{run_id}`",
+                ) -> tuple[list[list[str]], list[str]]:  # noqa: C901
     """Table cells (one row per preset x method, `HEADER`'s columns) and the run ids behind
     them, from records."""
     from ftbench.presets import load_preset
@@ -248,7 +252,7 @@ def build_table(records: list, *, mode: str) -> tuple[list[list[str]], list[str]
                     + (f" ({reduced})" if reduced else "") + f"; {_hardware(first)}",
                     v])
                 runs.append(f"- `{entry.preset}` / {group.method}: "
-                            + ", ".join(f"`{r.run_id}` ({r.status})" for r in group.runs))
+                            + ", ".join(f"{link(r.run_id)} ({r.status})" for r in group.runs))
     del done
     return rows, runs
 
@@ -262,8 +266,11 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def render(records: list, *, mode: str, runs_dir: Path, note: str = "") -> str:
-    rows, runs = build_table(records, mode=mode)
+def render(records: list, *, mode: str, runs_dir: Path, out: Path, note: str = "") -> str:
+    """The whole Markdown page; each run id links to its record, relative to ``out``."""
+    folder = Path(os.path.relpath(runs_dir.resolve(), out.resolve().parent)).as_posix()
+    rows, runs = build_table(records, mode=mode,
+                             link=lambda run_id: f"[`{run_id}`]({folder}/{run_id}.json)")
     revisions = sorted({str((r.environment or {}).get("ftbench_revision") or "?")
                         for r in records})
     lines = [
@@ -360,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     from ftbench.report.export import write_atomic
 
     text = render(records, mode="tiny" if args.tiny else mode, runs_dir=args.runs_dir,
-                  note=args.note)
+                  out=args.out, note=args.note)
     write_atomic(args.out, text)
     print(f"[reproduce] wrote {args.out} ({len(records)} records)")
     if args.readme is not None:
