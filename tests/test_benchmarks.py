@@ -31,7 +31,7 @@ def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> st
 def test_every_script_has_a_tiny_run_below() -> None:
     covered = {"benchmarks/gpu.py", "benchmarks/baselines.py", "benchmarks/overhead.py",
                "benchmarks/plain_trainer.py", "benchmarks/monitoring.py", "benchmarks/scaling.py",
-               "benchmarks/startup.py", "docs/screenshots.py"}
+               "benchmarks/startup.py", "benchmarks/reproduce.py", "docs/screenshots.py"}
     extra = {s for s in SCRIPTS if s.startswith("benchmarks/plan")}   # tested beside `ftbench plan`
     assert set(SCRIPTS) - extra == covered, "a new script needs a tiny run in this file"
 
@@ -86,6 +86,34 @@ def test_startup_tiny() -> None:
     text = run("benchmarks/startup.py", "--reps", "1")
     result = json.loads(text.strip().splitlines()[-1])
     assert result["ftbench --help"] > 0
+
+
+def test_reproduce_tiny(tmp_path: Path) -> None:
+    """The reproduction script runs presets (tiny-bert, 2 steps) and writes the table from
+    their records: measured rows for the presets run, a stated reason for the others."""
+    out, runs = tmp_path / "reproduction.md", tmp_path / "runs"
+    run("benchmarks/reproduce.py", "--tiny", "--only", "bert-synthetic", "--only", "lora-qa",
+        "--runs-dir", str(runs), "--out", str(out))
+    text = out.read_text()
+    records = sorted(p.stem for p in runs.glob("*.json"))
+    assert len(records) == 2 and all(rid in text for rid in records)
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| preset")}
+    assert "write-up's 100 % not credible" in rows[("bert-synthetic", "full")]
+    assert "exact match 0.387" in rows[("lora-qa", "lora")]
+    assert "not run yet" in rows[("peft-synthetic", "prefix")]
+    # --report-only rebuilds the same table from the records alone
+    again = tmp_path / "again.md"
+    run("benchmarks/reproduce.py", "--report-only", "--tiny", "--runs-dir", str(runs),
+        "--out", str(again))
+    assert again.read_text() == text
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- REPRODUCTION-START -->\nold\n<!-- REPRODUCTION-END -->\nend\n")
+    run("benchmarks/reproduce.py", "--report-only", "--tiny", "--runs-dir", str(runs),
+        "--out", str(again), "--readme", str(readme))
+    block = readme.read_text()
+    assert "old" not in block and block.startswith("intro\n") and block.endswith("end\n")
+    assert "| bert-synthetic | full | accuracy 1.000 |" in block and "peft-synthetic" not in block
 
 
 @pytest.mark.skipif(not (ROOT / "docs" / "screenshot-data").is_dir(), reason="no recorded data")
