@@ -95,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
     run.add_argument("--force", action="store_true",
                      help="run even if the predicted peak exceeds the GPU's free memory")
+    spread = run.add_argument_group(
+        "across processes", "one run over several processes through torchrun (data parallel), "
+        "or several runs at once, one per device")
+    spread.add_argument("--nproc-per-node", type=int, metavar="N",
+                        help="processes per node for each run (torchrun; one per GPU)")
+    spread.add_argument("--nnodes", type=int, metavar="N", help="nodes taking part (torchrun; default 1)")
+    spread.add_argument("--node-rank", type=int, metavar="R", help="this node's rank (torchrun; default 0)")
+    spread.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                        help="node 0's address for the rendezvous (torchrun; needed with --nnodes > 1)")
+    spread.add_argument("--parallel", action="store_true",
+                        help="run the preset's runs at once, one per local GPU")
+    spread.add_argument("--devices", metavar="LIST",
+                        help="like --parallel on these devices: GPU indices (0,1) or cpu,cpu")
     run.set_defaults(func=_cmd_run)
 
     plan = sub.add_parser("plan", help="predict memory, time and fit per method before running a preset")
@@ -209,6 +222,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.engine.levers import levers_off
 
     levers_off()  # a misspelt FTBENCH_LEVERS_OFF is one line here, not a failed run later
+    spread = _spread(args)  # bad placement flags: one line before any work
     preset = _load_preset(args.preset)
     overrides = _overrides(args)
     specs = expand(preset, overrides)
@@ -223,11 +237,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from ftbench.plan.preflight import check_fit
 
         check_fit(specs)
+    if spread is not None:  # several processes: headless (the TUI does not drive them yet)
+        return spread(specs)
     if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
         from ftbench.tui import main as tui_main  # watch it live; the same engine and files
 
         return tui_main(args.runs_dir, (preset.name, specs))
     return run_specs(specs, args.runs_dir, args.json)
+
+
+def _spread(args: argparse.Namespace) -> Callable[[list[Any]], int] | None:
+    """The runner for --nproc-per-node / --parallel / --devices (None for a plain run)."""
+    torchrun = any(getattr(args, k) is not None for k in
+                   ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint"))
+    queue = args.parallel or args.devices is not None
+    if torchrun and queue:
+        raise FtbenchError("--parallel/--devices spread separate runs over devices; "
+                           "--nproc-per-node spreads one run over processes: pick one")
+    if args.parallel and args.devices is not None:
+        raise FtbenchError("--parallel uses every local GPU; --devices names them: give one")
+    if queue:
+        from ftbench.distributed.parallel import local_gpus, parse_devices, run_parallel
+
+        devices = parse_devices(args.devices) if args.devices is not None else local_gpus()
+        return lambda specs: run_parallel(specs, devices, args.runs_dir, args.json)
+    if not torchrun:
+        return None
+    import functools
+
+    from ftbench.distributed.launch import Launch, check_rendezvous_port, run_distributed
+    from ftbench.headless import run_specs
+
+    launch = Launch(nproc_per_node=args.nproc_per_node or 1, nnodes=args.nnodes or 1,
+                    node_rank=args.node_rank or 0, rdzv_endpoint=args.rdzv_endpoint)
+    launch.check()
+    check_rendezvous_port(launch)
+    runner = functools.partial(run_distributed, launch=launch)
+    return lambda specs: run_specs(specs, args.runs_dir, args.json, runner=runner)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ftbench import __version__
+from ftbench.engine import world as worlds
 from ftbench.engine.events import Emit, GpuSample, Log, RunFinished, RunStarted, ignore
 from ftbench.errors import FtbenchError
 from ftbench.results.record import RunRecord
@@ -110,10 +111,21 @@ def run(
     runs_dir: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     hooks: Hooks | None = None,
+    world: worlds.World | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> RunFinished:
-    """Train and evaluate one method on one model/dataset/seed; save and return its record."""
+    """Train and evaluate one method on one model/dataset/seed; save and return its record.
+
+    Under torchrun (``world`` from the environment by default) every rank calls this; rank 0
+    alone emits and saves, the others return their record unsaved (``path`` None).
+    ``environment`` adds facts the caller knows to ``record.environment`` (the device a
+    parallel queue pinned the run to).
+    """
     cancel = cancel or threading.Event()
     hooks = hooks or Hooks()
+    world = world or worlds.from_env()
+    if not world.is_main:
+        emit = ignore
     if run_id is not None:
         check_run_id(run_id)  # refuse before training, not at save time
     record = RunRecord(
@@ -129,6 +141,8 @@ def run(
                          for r in spec.references]
     session = _Session(spec, record, emit, cancel, hooks)
     session.runs_dir = runs_dir
+    session.world = world
+    session.extra_environment = dict(environment or {})
     reraise: BaseException | None = None
     try:
         session.execute()
@@ -156,7 +170,17 @@ def run(
             message = f"measurements incomplete: {_one_line(exc)}"
             record.error = record.error or message
             _emit_quietly(emit, Log(record.run_id, "warning", message))
-    finished = _save(record, runs_dir, emit, hooks)
+    if world.is_main and not (world.distributed and record.status == "failed"):
+        finished = _save(record, runs_dir, emit, hooks)
+    elif world.is_main:
+        # Under torchrun a failure is saved by the parent, which knows which rank failed
+        # first (a peer's death reaches rank 0 as a collective error); it gets the record here.
+        _null_non_finite(record)
+        finished = RunFinished(record, None)
+        _emit_quietly(emit, finished)
+    else:
+        _null_non_finite(record)
+        finished = RunFinished(record, None)
     if reraise is not None:
         raise reraise
     return finished
@@ -239,6 +263,10 @@ class _Session:
         self.workdir: str | None = None
         self.trust_remote_code = spec.trust_remote_code
         self.allow_pickle = spec.allow_pickle
+        self.world = worlds.World()
+        self.extra_environment: dict[str, Any] = {}
+        self.side_group: Any = None  # gloo group for host-side agreement (cancel, totals)
+        self.trained = False  # every rank left trainer.train() at the same step
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(Log(self.record.run_id, level, message))
@@ -261,6 +289,10 @@ class _Session:
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.record.environment = environment.collect(self.device, torch)
+        self.record.environment.update(self.extra_environment)
+        if self.world.distributed:
+            self.record.environment.update(world_size=self.world.size,
+                                           ddp_backend=worlds.backend(self.device))
         spec, sizing = spec.sized_for(self.device)
         if sizing is not None:
             self.spec = spec
@@ -297,6 +329,10 @@ class _Session:
         self.log(f"data: {prepared.data_info.get('source')}")
         self.check_cancel()
 
+        if self.world.distributed:
+            # After the model folder is resolved: transformers saves only on the main process
+            # once a process group exists, and a tiny model is built into the cache by every rank.
+            self._join_world()
         precision = _resolve_precision(spec.train.precision, self.device, torch)
         self.precision = precision
         self.record.environment["precision"] = precision
@@ -311,6 +347,22 @@ class _Session:
             self.hooks.before_train()
 
         self._train(model, tokenizer, prepared, precision)
+
+    def _join_world(self) -> None:
+        """Join torchrun's process group (nccl on GPUs, gloo on CPU) with a timeout, so a
+        collective whose peer died raises instead of hanging; plus a gloo group for the
+        host-side agreements (cancel, totals) that must not sync a GPU stream."""
+        from datetime import timedelta
+
+        import torch.distributed as dist
+
+        if self.device == "cuda":  # GPU only (not exercised by the CPU tests)
+            self.torch.cuda.set_device(worlds.cuda_device(self.world))
+        timeout = timedelta(seconds=worlds.DDP_TIMEOUT_S)
+        if not dist.is_initialized():
+            dist.init_process_group(worlds.backend(self.device), timeout=timeout)
+        self.side_group = dist.new_group(backend="gloo", timeout=timeout) \
+            if worlds.backend(self.device) != "gloo" else dist.group.WORLD
 
     def _build_model(self, path: str, prepared: Any, precision: str) -> Any:
         torch = self.torch
@@ -370,12 +422,16 @@ class _Session:
         args = training_args(spec, device=self.device, precision=precision, output_dir=workdir,
                              run_name=self.record.run_id,
                              label_names=prepared.label_names_for_trainer,
-                             batch_size=batch_size, compile=compiled)
+                             batch_size=batch_size, compile=compiled,
+                             world_size=self.world.size)
         self.record.environment["train_sampling"] = args.train_sampling_strategy
         self.record.environment["eval_sampling"] = "sequential (dataset order)"
         self.record.environment["dataloader_workers"] = args.dataloader_num_workers
         self.record.environment["levers_off"] = sorted(levers_off())
-        samples_per_step = batch_size * train.grad_accum
+        samples_per_step = batch_size * train.grad_accum * self.world.size
+        if self.world.distributed:
+            self.record.timing["world_size"] = self.world.size
+            self.record.timing["global_batch_size"] = samples_per_step
 
         def on_begin(total_steps: int) -> None:
             self.emit(RunStarted(self.record.run_id, spec.preset, spec.method.name, spec.model,
@@ -392,8 +448,9 @@ class _Session:
             collator = _HookedCollator(collator, self.hooks.on_batch)
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
                                       on_begin, prepared.metric_transform, memory_probe,
-                                      self._tokens_so_far,
-                                      lambda: int(getattr(self.trainer, "ft_samples", 0)))
+                                      self._live_tokens,
+                                      lambda: int(getattr(self.trainer, "ft_samples", 0))
+                                      * self.world.size)
         trainer_cls = _measured_trainer_class(self.hooks.loss_override)
         self.trainer = trainer_cls(
             model=model,
@@ -402,7 +459,8 @@ class _Session:
             eval_dataset=prepared.eval_dataset,
             data_collator=collator,
             compute_metrics=prepared.compute_metrics,
-            callbacks=[self.callback, _FirstStepTimer(self)],
+            callbacks=([_CancelSync(self)] if self.world.distributed else [])
+            + [self.callback, _FirstStepTimer(self)],
         )
         self.trainer.ft_step_hook = self.hooks.on_step
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -412,11 +470,13 @@ class _Session:
 
         self.telemetry = Telemetry(use_nvml=self.device == "cuda" or self.hooks.gpu_sampler is not None,
                                    on_gpu_sample=self._on_gpu_sample,
+                                   gpu_index=worlds.nvml_index(self.world),
                                    fault=self.hooks.nvml_fault, sampler=self.hooks.gpu_sampler)
         reset_torch_peaks(torch, self.device)
         self.telemetry.start()
         self.check_cancel()
         self.trainer.train()
+        self.trained = True
         progress = self.callback.progress
         if progress.diverged_at is not None:
             self.record.status = "diverged"
@@ -533,6 +593,8 @@ class _Session:
         trainer = self.trainer
         samples = getattr(trainer, "ft_samples", 0) if trainer is not None else 0
         tokens = self._tokens_so_far() or 0
+        if self.world.distributed:
+            samples, tokens = self._world_totals(samples, tokens)
         record.timing.update({
             "train_s": _round(train_s, 3),
             "eval_s": _round(progress.eval_s + self.final_eval_s, 3),
@@ -561,6 +623,38 @@ class _Session:
         if progress.last_eval is not None:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
+
+    def _live_tokens(self) -> int | None:
+        """Tokens for the live rate: this rank's count times the world size under torchrun
+        (ranks get equal sample counts; token counts differ slightly). The record's whole-run
+        totals are summed over the ranks exactly (`_world_totals`)."""
+        tokens = self._tokens_so_far()
+        return tokens * self.world.size if tokens is not None else None
+
+    def _world_totals(self, samples: int, tokens: int) -> tuple[int, int]:
+        """Samples and tokens summed over the ranks, and each rank's peak memory in
+        ``memory.per_rank``. Only when every rank finished training at the same step (a
+        collective with a dead peer would wait for the timeout); else this rank's figures
+        stay and ``per_rank`` stays null."""
+        if not self.trained or self.side_group is None:
+            return samples, tokens
+        import torch.distributed as dist
+
+        mine = {"rank": self.world.rank, "local_rank": self.world.local_rank,
+                "samples": samples, "tokens": tokens,
+                "nvml_index": worlds.nvml_index(self.world) if self.device == "cuda" else None,
+                **{k: self.record.memory.get(k) for k in (
+                    "torch_peak_allocated_mb", "torch_peak_reserved_mb", "nvml_peak_used_mb",
+                    "process_peak_rss_mb")}}
+        gathered: list[Any] = [None] * self.world.size
+        try:
+            dist.all_gather_object(gathered, mine, group=self.side_group)
+        except Exception as exc:  # a peer gone at the very end: keep this rank's figures
+            self.log(f"per-rank totals unavailable: {_one_line(exc)}", "warning")
+            return samples, tokens
+        self.record.memory["per_rank"] = [
+            {k: v for k, v in g.items() if k not in ("samples", "tokens")} for g in gathered]
+        return sum(g["samples"] for g in gathered), sum(g["tokens"] for g in gathered)
 
     def _tokens_so_far(self) -> int | None:
         """Real tokens trained on so far (None if the counter cannot be read). Read at logging
@@ -664,6 +758,27 @@ class _FirstStepTimer:
                 session.first_step_s = session.callback.progress.train_elapsed()
 
         return FirstStep()
+
+
+class _CancelSync:
+    """Under torchrun: after every optimizer step the ranks agree whether to stop (any rank's
+    cancel stops all), so no rank waits in a collective for a peer that already left. Runs
+    before `EventCallback`, which then sees the shared decision. One tiny gloo all-reduce on
+    the host per step; no GPU stream sync."""
+
+    def __new__(cls, session: "_Session") -> Any:
+        from transformers import TrainerCallback
+
+        class CancelSync(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                import torch.distributed as dist
+
+                flag = session.torch.tensor([1 if session.cancel.is_set() else 0])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=session.side_group)
+                if int(flag.item()) and not session.cancel.is_set():
+                    session.cancel.set()
+
+        return CancelSync()
 
 
 class _HookedCollator:
