@@ -268,8 +268,11 @@ def _spread(args: argparse.Namespace) -> Callable[[list[Any]], int] | None:
     from ftbench.distributed.launch import Launch, check_rendezvous_port, run_distributed
     from ftbench.headless import run_specs
 
-    launch = Launch(nproc_per_node=args.nproc_per_node or 1, nnodes=args.nnodes or 1,
-                    node_rank=args.node_rank or 0, rdzv_endpoint=args.rdzv_endpoint)
+    def given(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    launch = Launch(nproc_per_node=given(args.nproc_per_node, 1), nnodes=given(args.nnodes, 1),
+                    node_rank=given(args.node_rank, 0), rdzv_endpoint=args.rdzv_endpoint)
     launch.check()
     check_rendezvous_port(launch)
     runner = functools.partial(run_distributed, launch=launch)
