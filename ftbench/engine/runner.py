@@ -432,6 +432,11 @@ class _Session:
         if self.world.distributed:
             self.record.timing["world_size"] = self.world.size
             self.record.timing["global_batch_size"] = samples_per_step
+            self.log(f"data parallel: {self.world.size} processes "
+                     f"({worlds.backend(self.device)}), global batch {samples_per_step} = "
+                     f"{batch_size} per process x {self.world.size}"
+                     + (f" x {train.grad_accum} accumulation" if train.grad_accum > 1 else "")
+                     + "; rates are summed over the processes")
 
         def on_begin(total_steps: int) -> None:
             self.emit(RunStarted(self.record.run_id, spec.preset, spec.method.name, spec.model,
