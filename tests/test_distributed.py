@@ -273,3 +273,13 @@ def test_ctrl_c_cancels_every_parallel_run(tmp_path: Path) -> None:
     records = load_runs(tmp_path / "r").records
     assert [r.status for r in records] == ["cancelled", "cancelled"], output
     assert "Traceback" not in output
+
+
+def test_a_parallel_worker_that_dies_is_saved_failed_by_the_parent(tmp_path: Path) -> None:
+    proc = ftbench("run", "--preset", str(preset(tmp_path)), "--method", "head-only",
+                   "--devices", "cpu", "--max-steps", "3", "--runs-dir", str(tmp_path / "r"),
+                   env={"FTBENCH_FAULT_RANK": "0", "FTBENCH_FAULT_KIND": "kill"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [record] = load_runs(tmp_path / "r").records
+    assert record.status == "failed" and "SIGKILL" in record.error
+    assert record.environment["parallel_device"] == "cpu0"

@@ -260,6 +260,8 @@ def conclude(spec: RunSpec, run_id: str, runs_dir: Any, supervisor: Supervisor, 
         record.environment.update(environment or {})
         if world_size > 1:
             record.environment["world_size"] = world_size
+    if failure is not None and cancelled and not failure[1]:
+        failure = None  # ended without a word after the cancel: torchrun's teardown, not a crash
     if failure is not None:
         rank, error = failure
         record.status = "failed"

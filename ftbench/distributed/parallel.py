@@ -168,7 +168,6 @@ def run_parallel(specs: list[RunSpec], devices: list[str], runs_dir: str | None,
               file=out, flush=True)
 
     def reap(slot: _Slot, code: int) -> None:
-        server.drain(timeout=0.0)
         _wait_for_end(slot.supervisor, slot.run_id, server)
         assert slot.spec is not None and slot.run_id is not None
         finished.append(conclude(slot.spec, slot.run_id, runs_dir, slot.supervisor, printer,
