@@ -216,6 +216,10 @@ def summary_table(records: list[Any]) -> Table:
              + ("; * whole run (too short for a steady window)" if whole_run else "")]
     if rss_only:
         notes.append("peak MB: process RSS where no GPU memory was measured")
+    worlds = sorted({r.timing.get("world_size") for r in records if r.timing.get("world_size")})
+    if worlds:
+        notes.append(f"torchrun runs ({', '.join(map(str, worlds))} processes): samp/s summed "
+                     "over the processes, peak MB is rank 0's")
     table.caption = "\n".join(notes)
     return table
 

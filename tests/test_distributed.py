@@ -244,6 +244,8 @@ def test_ctrl_c_cancels_a_two_process_run(tmp_path: Path) -> None:
     [record] = load_runs(tmp_path / "r").records
     assert record.status == "cancelled" and record.timing["world_size"] == 2, output
     assert record.timing["steps"] >= 2 and "Traceback" not in output
+    assert "data parallel: 2 processes (gloo), global batch 8 = 4 per process x 2" in output
+    assert "samp/s summed over the processes" in " ".join(output.split())  # the summary says so
 
 
 # --- the per-device queue ------------------------------------------------------------------
@@ -283,3 +285,14 @@ def test_a_parallel_worker_that_dies_is_saved_failed_by_the_parent(tmp_path: Pat
     [record] = load_runs(tmp_path / "r").records
     assert record.status == "failed" and "SIGKILL" in record.error
     assert record.environment["parallel_device"] == "cpu0"
+
+
+def test_compare_says_when_a_group_mixes_process_counts() -> None:
+    from ftbench.report.groups import _differing_settings
+
+    spec = tiny_spec().to_dict()
+    one = RunRecord("20260101T000000-p-full-s0-aaaaaa", "p", "full", "completed", "2026", spec)
+    two = RunRecord("20260101T000000-p-full-s1-bbbbbb", "p", "full", "completed", "2026", spec)
+    assert _differing_settings([one, two]) == ()
+    two.timing["world_size"] = 2
+    assert _differing_settings([one, two]) == ("world_size",)
