@@ -7,7 +7,6 @@ steps. GPU-only paths (nccl, one CUDA device per rank, NVML per GPU) are tested 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket

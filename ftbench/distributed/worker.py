@@ -23,13 +23,14 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
 
-def fault_hook(rank: int, env: dict[str, str] | os._Environ[str] = os.environ) -> Callable[[int], None] | None:
+def fault_hook(rank: int, env: Mapping[str, str] | None = None) -> Callable[[int], None] | None:
     """The test-only step hook for this rank, from FTBENCH_FAULT_* (None when unset)."""
+    env = os.environ if env is None else env
     if env.get("FTBENCH_FAULT_RANK", "") != str(rank):
         return None
     at = int(env.get("FTBENCH_FAULT_STEP", "2"))
