@@ -409,6 +409,8 @@ class _Session:
         batch_size = train.batch_size
         if batch_size == "auto":
             batch_size = self._auto_batch(model, prepared, tokenizer, precision)
+            if self.world.distributed:  # every rank probed its own device: all take the smallest
+                batch_size = self._agree_min(batch_size)
         steps = planned_steps(train, len(prepared.train_dataset), batch_size) or 0
         compiled, why = resolve_compile(train.torch_compile, self.device, steps, spec.method.name)
         self.compiled = compiled
@@ -628,6 +630,14 @@ class _Session:
         if progress.last_eval is not None:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
+
+    def _agree_min(self, value: int) -> int:
+        """The smallest of the ranks' values (host-side, over the gloo group)."""
+        import torch.distributed as dist
+
+        tensor = self.torch.tensor([int(value)])
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN, group=self.side_group)
+        return int(tensor.item())
 
     def _live_tokens(self) -> int | None:
         """Tokens for the live rate: this rank's count times the world size under torchrun
