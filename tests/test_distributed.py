@@ -295,3 +295,26 @@ def test_compare_says_when_a_group_mixes_process_counts() -> None:
     assert _differing_settings([one, two]) == ()
     two.timing["world_size"] = 2
     assert _differing_settings([one, two]) == ("world_size",)
+
+
+def test_environment_names_this_ranks_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPU branch forced on CPU: rank 1 pinned to GPUs 2,3 describes torch's cuda:1 and
+    NVML's GPU 3 (the one it trains on), not GPU 0."""
+    from types import SimpleNamespace
+
+    from ftbench.engine import environment, telemetry
+
+    asked: list[tuple[str, int]] = []
+    fake_torch = SimpleNamespace(
+        version=SimpleNamespace(cuda="12.8"), get_num_threads=lambda: 1,
+        cuda=SimpleNamespace(get_device_name=lambda i: asked.append(("torch", i)) or "GPU"))
+
+    def fake_nvml(index: int = 0) -> object:
+        asked.append(("nvml", index))
+        return SimpleNamespace(available=True, driver="570", total_mb=81559.0)
+
+    monkeypatch.setattr(telemetry, "nvml_info", fake_nvml)
+    w = worlds.from_env({"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"})
+    env = environment.collect("cuda", fake_torch, cuda_index=worlds.cuda_device(w),
+                              nvml_index=worlds.nvml_index(w, {"CUDA_VISIBLE_DEVICES": "2,3"}))
+    assert asked == [("torch", 1), ("nvml", 3)] and env["gpu_memory_mb"] == 81559.0

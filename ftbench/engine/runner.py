@@ -288,7 +288,11 @@ class _Session:
         from ftbench.engine import environment
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.record.environment = environment.collect(self.device, torch)
+        if self.device == "cuda" and self.world.distributed:  # GPU only: before any CUDA use
+            torch.cuda.set_device(worlds.cuda_device(self.world))
+        self.record.environment = environment.collect(
+            self.device, torch, cuda_index=worlds.cuda_device(self.world),
+            nvml_index=worlds.nvml_index(self.world))
         self.record.environment.update(self.extra_environment)
         if self.world.distributed:
             self.record.environment.update(world_size=self.world.size,
@@ -356,8 +360,6 @@ class _Session:
 
         import torch.distributed as dist
 
-        if self.device == "cuda":  # GPU only (not exercised by the CPU tests)
-            self.torch.cuda.set_device(worlds.cuda_device(self.world))
         timeout = timedelta(seconds=worlds.DDP_TIMEOUT_S)
         if not dist.is_initialized():
             dist.init_process_group(worlds.backend(self.device), timeout=timeout)
@@ -427,7 +429,9 @@ class _Session:
                              batch_size=batch_size, compile=compiled,
                              world_size=self.world.size)
         self.record.environment["train_sampling"] = args.train_sampling_strategy
-        self.record.environment["eval_sampling"] = "sequential (dataset order)"
+        self.record.environment["eval_sampling"] = "sequential (dataset order)" + (
+            f", batches split over {self.world.size} processes and gathered in order"
+            if self.world.distributed else "")
         self.record.environment["dataloader_workers"] = args.dataloader_num_workers
         self.record.environment["levers_off"] = sorted(levers_off())
         samples_per_step = batch_size * train.grad_accum * self.world.size
