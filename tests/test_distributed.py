@@ -318,3 +318,11 @@ def test_environment_names_this_ranks_gpu(monkeypatch: pytest.MonkeyPatch) -> No
     env = environment.collect("cuda", fake_torch, cuda_index=worlds.cuda_device(w),
                               nvml_index=worlds.nvml_index(w, {"CUDA_VISIBLE_DEVICES": "2,3"}))
     assert asked == [("torch", 1), ("nvml", 3)] and env["gpu_memory_mb"] == 81559.0
+
+
+def test_the_launchers_load_neither_torch_nor_textual() -> None:
+    code = ("import sys, ftbench.distributed.launch, ftbench.distributed.parallel, "
+            "ftbench.distributed.wire, ftbench.distributed.worker, ftbench.engine.world; "
+            "print(sorted(m for m in ('torch', 'textual', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
