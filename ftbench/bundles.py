@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping
 
+from ftbench.text import one_line
 from ftbench.errors import BundleUnavailable
 from ftbench.paths import cache_dir
 
@@ -353,17 +354,14 @@ def _pip_reason(output: str) -> str:
                         r"Temporary failure in name resolution|Read timed out|"
                         r"Network is unreachable|SSLError[^\"')]*)", output)
     if network:
-        return f"the package index is unreachable: {_one_line(network.group(1), 120)}"
+        return f"the package index is unreachable: {one_line(network.group(1), 120)}"
     for key in ("ERROR:", "error:", "No matching distribution", "Could not find"):
         for ln in reversed(lines):
             if key in ln:
-                return _one_line(ln)
-    return _one_line(lines[-1]) if lines else "pip produced no wheel"
+                return one_line(ln)
+    return one_line(lines[-1]) if lines else "pip produced no wheel"
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _extract(wheel: Path, package: str, version: str,

@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ftbench import __version__
 from ftbench.errors import FtbenchError
+from ftbench.rules import field_rules
+from ftbench.spec import SEEDS, SIZE, STEPS, TrainParams
+from ftbench.terms import EXIT_INTERRUPTED, EXIT_USAGE
+from ftbench.text import printable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ftbench.presets import Overrides
 
-EXIT_USAGE = 2
+BATCH_SIZE = field_rules(TrainParams)["batch_size"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,14 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only these methods (repeat or comma-separate)")
     run.add_argument("--model", help="override the model (hub id, local folder, minilm-l6, tiny-bert ...)")
     run.add_argument("--dataset", help="override the dataset (logical name)")
-    run.add_argument("--max-steps", type=int, help="stop each run after this many optimizer steps")
-    run.add_argument("--train-size", type=int, metavar="N", help="override the training subset size")
-    run.add_argument("--eval-size", type=int, metavar="N", help="override the evaluation subset size")
-    run.add_argument("--seeds", type=int, help="seeds per method (default: the preset's)")
+    run.add_argument("--max-steps", type=STEPS.arg_type("--max-steps"),
+                     help="stop each run after this many optimizer steps")
+    run.add_argument("--train-size", type=SIZE.arg_type("--train-size"), metavar="N",
+                     help="override the training subset size")
+    run.add_argument("--eval-size", type=SIZE.arg_type("--eval-size"), metavar="N",
+                     help="override the evaluation subset size")
+    run.add_argument("--seeds", type=SEEDS.arg_type("--seeds"), help="seeds per method (default: the preset's)")
     run.add_argument("--offline", action="store_true",
                      help="swap hub models for minilm-l6 and hub datasets for bundled copies")
     run.add_argument("--runs-dir", help="where run files go (default: ./runs or $FTBENCH_RUNS_DIR)")
-    run.add_argument("--batch-size", metavar="N|auto",
+    run.add_argument("--batch-size", metavar="N|auto", type=BATCH_SIZE.arg_type("--batch-size"),
                      help="per-device training batch; auto = the largest that fits (probed first)")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                      help="torch.compile the model (default: auto, on a CUDA GPU for long runs); "
@@ -329,10 +336,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
     from ftbench.report.select import short_id
     from ftbench.results.store import load_runs, runs_dir
+    from ftbench.tasks.info import primary_value, short_name
 
     def clean(value: object) -> str:
         # Run files are outside input: no Rich markup, no terminal control characters.
-        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+        return printable(value)
 
     folder = runs_dir(args.runs_dir)
     if not folder.exists():
@@ -381,10 +389,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     styles = {"completed": "", "cancelled": "yellow", "failed": "red", "diverged": "red"}
     for r in loaded.records:
         m = r.metrics
-        result = next((f"{short} {m[k]:.3f}" for k, short in (("accuracy", "acc"),
-                                                               ("exact_match", "EM"))
-                       if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool)),
-                      r.error or "-")
+        name, value = primary_value(r.task, m)
+        result = f"{short_name(name)} {value:.3f}" if value is not None else (r.error or "-")
         train_s, steps = r.timing.get("train_s"), r.timing.get("steps")
         cells = [short_id(r.run_id), _created(r.created_at), r.preset, r.method]
         if wide:
@@ -462,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ftbench: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -27,3 +27,7 @@ class MethodError(FtbenchError):
 
 class MethodUnsupported(MethodError):
     """A method cannot run for this architecture or machine (e.g. prefix on DistilBERT)."""
+
+
+class SpecError(FtbenchError):
+    """A spec dataclass (RunSpec, TrainParams, DataSpec, MethodSpec) holds a value out of its rule."""

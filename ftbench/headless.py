@@ -25,8 +25,9 @@ from ftbench.engine.events import (
     Eval, EvalProgress, Event, GpuSample, Log, RunFinished, RunStarted, Step, StepProgress,
 )
 from ftbench.spec import RunSpec
+from ftbench.tasks.info import primary_metrics, short_name
+from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fixed, peak_memory
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _fmt_num(value: Any, digits: int = 4) -> str:
@@ -187,22 +188,22 @@ class Interrupts:
 
 def summary_table(records: list[Any]) -> Table:
     """One row per run; fits 80 columns (the report module has the full comparison)."""
-    qa = any(isinstance(r.metrics.get("exact_match"), (int, float)) for r in records)
-    first = ("EM", "exact_match") if qa else ("acc", "accuracy")
+    primary = primary_metrics(next((r.task for r in records), "classification"))[0]
+    first = (short_name(primary), primary)
     table = Table(title="ftbench results", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False,
                   show_edge=False, collapse_padding=True)
     for col in ("method", "seed", "status", first[0], "F1", "trainable", "train s", "samp/s",
                 "peak MB"):
         table.add_column(col, justify="left" if col in ("method", "status") else "right",
                          no_wrap=True, min_width=len(col))
-    rss_only = whole_run = False
+    sources: set[str] = set()
+    whole_run = False
     for r in records:
         rate = r.timing.get("steady_samples_per_s")
         if rate is None and r.timing.get("samples_per_s") is not None:
             rate, whole_run = r.timing.get("samples_per_s"), True
-        peak = r.memory.get("torch_peak_allocated_mb") or r.memory.get("process_peak_rss_mb")
-        if peak and not r.memory.get("torch_peak_allocated_mb"):
-            rss_only = True
+        source, peak = peak_memory(r.memory)
+        sources.add(source)
         trainable = r.params.get("trainable")
         table.add_row(
             r.method, str(r.seed), r.status, _fmt_metric(r.metrics.get(first[1])),
@@ -214,7 +215,9 @@ def summary_table(records: list[Any]) -> Table:
         )
     notes = ["samp/s: steady state after the warm-up steps"
              + ("; * whole run (too short for a steady window)" if whole_run else "")]
-    if rss_only:
+    if "NVML" in sources:
+        notes.append("peak MB: NVML (the whole GPU) where torch did not measure")
+    if "RSS" in sources:
         notes.append("peak MB: process RSS where no GPU memory was measured")
     worlds = sorted({r.timing.get("world_size") for r in records if r.timing.get("world_size")})
     if worlds:
@@ -245,7 +248,7 @@ def qa_lines(records: list[Any]) -> list[str]:
 
 
 def _fmt_metric(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+    return fixed(value, 4)
 
 
 def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream: TextIO | None = None,

@@ -9,49 +9,20 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ftbench.errors import PresetError
-from ftbench.spec import PRECISIONS, TASKS, DataSpec, MethodSpec, Preset, Reference, RunSpec, TrainParams
+from ftbench.errors import FtbenchError, PresetError
+from ftbench.rules import Rule, field_rules, printable_key, typename
+from ftbench.spec import (LEARNING_RATE, SEED, SEEDS, SIZE, STEPS, TASKS, DataSpec, MethodSpec, Preset,
+                          Reference, RunSpec, TrainParams)
 
 MAX_PRESET_BYTES = 1024 * 1024
 BUILTIN_DIR = Path(__file__).parent / "presets"
 
 
-# --- field rules ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Rule:
-    kind: str                      # "str" | "int" | "float" | "bool" | "table"
-    required: bool = False
-    min: float | None = None
-    max: float | None = None
-    min_exclusive: bool = False
-    max_exclusive: bool = False
-    choices: tuple[str, ...] | None = None
-    nonempty: bool = True
-    auto: bool = False             # the string "auto" is allowed too
-
-    def describe(self) -> str:
-        if self.auto:
-            return replace(self, auto=False).describe() + ' or "auto"'
-        if self.choices:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        noun = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
-                "table": "a table"}[self.kind]
-        bounds = []
-        if self.min is not None:
-            bounds.append(("> " if self.min_exclusive else ">= ") + _fmt(self.min))
-        if self.max is not None:
-            bounds.append(("< " if self.max_exclusive else "<= ") + _fmt(self.max))
-        return noun + (" " + " and ".join(bounds) if bounds else "")
-
-
-def _fmt(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
-
+# --- field rules (the spec dataclasses carry them; see ftbench.rules) ----------------------
 
 TOP: dict[str, Rule] = {
     "name": Rule("str"),
@@ -60,8 +31,8 @@ TOP: dict[str, Rule] = {
     "reproduces": Rule("str", required=True),
     "model": Rule("str", required=True),
     "task": Rule("str", required=True, choices=TASKS),
-    "seeds": Rule("int", min=1, max=50),
-    "seed": Rule("int", min=0, max=2**31 - 1),
+    "seeds": SEEDS,
+    "seed": SEED,
     "needs_gpu": Rule("bool"),
     "data": Rule("table", required=True),
     "train": Rule("table", required=True),
@@ -69,40 +40,9 @@ TOP: dict[str, Rule] = {
     "references": Rule("table"),
     "offline": Rule("table"),
 }
-DATA: dict[str, Rule] = {
-    "name": Rule("str", required=True),
-    "train_size": Rule("int", min=2, max=50_000_000),
-    "eval_size": Rule("int", min=2, max=50_000_000),
-    "path": Rule("str"),
-    "eval_path": Rule("str"),
-    "text_column": Rule("str"),
-    "text_pair_column": Rule("str"),
-    "label_column": Rule("str"),
-    "source": Rule("str", choices=("auto", "bundled", "hub")),
-    "options": Rule("table"),
-}
-TRAIN: dict[str, Rule] = {
-    "epochs": Rule("float", min=0, min_exclusive=True, max=1000),
-    "max_steps": Rule("int", min=1, max=10_000_000),
-    "batch_size": Rule("int", min=1, max=65_536, auto=True),
-    "eval_batch_size": Rule("int", min=1, max=65_536),
-    "learning_rate": Rule("float", min=0, min_exclusive=True, max=1),
-    "weight_decay": Rule("float", min=0, max=1),
-    "warmup_ratio": Rule("float", min=0, max=1, max_exclusive=True),
-    "max_length": Rule("int", min=8, max=8192),
-    "precision": Rule("str", choices=PRECISIONS),
-    "gradient_checkpointing": Rule("bool"),
-    "eval_steps": Rule("int", min=1, max=10_000_000),
-    "logging_steps": Rule("int", min=1, max=10_000_000),
-    "grad_accum": Rule("int", min=1, max=4096),
-    "group_by_length": Rule("bool"),
-    "torch_compile": Rule("bool"),
-}
-METHOD: dict[str, Rule] = {
-    "name": Rule("str", required=True),
-    "learning_rate": Rule("float", min=0, min_exclusive=True, max=1),
-    "args": Rule("table"),
-}
+DATA: dict[str, Rule] = field_rules(DataSpec)
+TRAIN: dict[str, Rule] = field_rules(TrainParams)
+METHOD: dict[str, Rule] = {key: field_rules(MethodSpec)[key] for key in ("name", "learning_rate", "args")}
 REFERENCE: dict[str, Rule] = {
     "method": Rule("str", required=True),
     "note": Rule("str"),
@@ -112,12 +52,12 @@ OFFLINE: dict[str, Rule] = {
     "model": Rule("str"),
     "dataset": Rule("str"),
     # without a CUDA GPU
-    "train_size": Rule("int", min=2, max=50_000_000),
-    "eval_size": Rule("int", min=2, max=50_000_000),
+    "train_size": SIZE,
+    "eval_size": SIZE,
     # with one (else the preset's own sizes)
-    "gpu_train_size": Rule("int", min=2, max=50_000_000),
-    "gpu_eval_size": Rule("int", min=2, max=50_000_000),
-    "gpu_learning_rate": Rule("float", min=0, min_exclusive=True, max=1),
+    "gpu_train_size": SIZE,
+    "gpu_eval_size": SIZE,
+    "gpu_learning_rate": LEARNING_RATE,
 }
 
 
@@ -142,13 +82,13 @@ class _Checker:
     def fail(self, key: str, message: str) -> PresetError:
         # Keys come from the file ("a\nb" = 1 is valid TOML): escape them so the error stays one
         # line and cannot drive the terminal.
-        key = _printable(key)
+        key = printable_key(key)
         where = f"{self.source}: {key}: " if key else f"{self.source}: "
         return PresetError(where + message)
 
     def table(self, value: Any, rules: dict[str, Rule], prefix: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.fail(prefix.rstrip("."), f"expected a table, got {_typename(value)}")
+            raise self.fail(prefix.rstrip("."), f"expected a table, got {typename(value)}")
         for key in value:
             if key not in rules:
                 allowed = ", ".join(rules)
@@ -164,45 +104,9 @@ class _Checker:
         return value
 
     def value(self, v: Any, rule: Rule, key: str) -> None:
-        if rule.auto and v == "auto":
-            return
-        ok = {
-            "str": isinstance(v, str),
-            "int": isinstance(v, int) and not isinstance(v, bool),
-            "float": isinstance(v, (int, float)) and not isinstance(v, bool),
-            "bool": isinstance(v, bool),
-            "table": isinstance(v, dict),
-        }[rule.kind]
-        if not ok:
-            raise self.fail(key, f"expected {rule.describe()}, got {_typename(v)} {_short(v)}")
-        if rule.kind == "str":
-            if rule.nonempty and not v.strip():
-                raise self.fail(key, "must not be empty")
-            if len(v) > 20_000:
-                raise self.fail(key, f"string of {len(v):,} characters is too long (max 20,000)")
-            if rule.choices and v not in rule.choices:
-                raise self.fail(key, f"{v!r} is not allowed; expected {rule.describe()}")
-        if rule.kind in ("int", "float"):
-            if isinstance(v, float) and not math.isfinite(v):
-                raise self.fail(key, f"expected a finite number, got {v}")
-            too_low = rule.min is not None and (v <= rule.min if rule.min_exclusive else v < rule.min)
-            too_high = rule.max is not None and (v >= rule.max if rule.max_exclusive else v > rule.max)
-            if too_low or too_high:
-                raise self.fail(key, f"{_short(v)} is out of range; expected {rule.describe()}")
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
-def _typename(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
+        message = rule.problem(v)
+        if message is not None:
+            raise self.fail(key, message)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -343,7 +247,7 @@ def _references(raw: Any, c: _Checker) -> list[Reference]:
         metrics = r["metrics"]
         for mk, mv in metrics.items():
             if isinstance(mv, bool) or not isinstance(mv, (int, float)) or not math.isfinite(mv):
-                raise c.fail(f"{key}.metrics.{mk}", f"expected a finite number, got {_typename(mv)}")
+                raise c.fail(f"{key}.metrics.{mk}", f"expected a finite number, got {typename(mv)}")
         out.append(Reference(method=r["method"], metrics={k: float(v) for k, v in metrics.items()},
                              note=r.get("note", "")))
     return out
@@ -390,8 +294,8 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
             raise PresetError(f"unknown dataset {overrides.dataset!r} (known: {', '.join(KNOWN_DATASETS)})")
         data = replace(data, name=overrides.dataset, source="auto")
     for flag, value in (("--train-size", overrides.train_size), ("--eval-size", overrides.eval_size)):
-        if value is not None and value < 1:
-            raise PresetError(f"{flag} must be >= 1")
+        if value is not None:
+            SIZE.check(value, flag, PresetError)
     if overrides.train_size is not None:
         data = replace(data, train_size=overrides.train_size)
     if overrides.eval_size is not None:
@@ -402,8 +306,7 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
     if overrides.batch_size is not None:
         train = replace(train, batch_size=_batch_size(overrides.batch_size))
     if overrides.max_steps is not None:
-        if overrides.max_steps < 1:
-            raise PresetError("--max-steps must be >= 1")
+        STEPS.check(overrides.max_steps, "--max-steps", PresetError)
         eval_steps = train.eval_steps if train.eval_steps and train.eval_steps < overrides.max_steps else None
         train = replace(train, max_steps=overrides.max_steps, eval_steps=eval_steps,
                         logging_steps=min(train.logging_steps, overrides.max_steps))
@@ -416,8 +319,7 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
         device_settings = {device: {k: v for k, v in chosen.items() if getattr(overrides, k, None) is None}
                            for device, chosen in preset.offline_device.items()}
     seeds = overrides.seeds if overrides.seeds is not None else preset.seeds
-    if seeds < 1:
-        raise PresetError("--seeds must be >= 1")
+    SEEDS.check(seeds, "--seeds", PresetError)
     specs = []
     for method in methods:
         for i in range(seeds):
@@ -434,16 +336,13 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
 
 def _batch_size(value: int | str) -> int | str:
     """--batch-size: a whole number in the preset rule's range, or "auto"."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    rule = TRAIN["batch_size"]
+    if isinstance(value, int):
+        TRAIN["batch_size"].check(value, "--batch-size", PresetError)
+        return value
     try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise PresetError(f"--batch-size must be a whole number or auto, got {str(value)[:40]!r}") from None
-    if not rule.min <= number <= rule.max:  # type: ignore[operator]
-        raise PresetError(f"--batch-size {number} is out of range; expected {rule.describe()}")
-    return number
+        return TRAIN["batch_size"].parse(str(value), "--batch-size")  # type: ignore[no-any-return]
+    except FtbenchError as exc:
+        raise PresetError(str(exc)) from None
 
 
 def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, DataSpec, list[str]]:

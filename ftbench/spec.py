@@ -10,11 +10,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ftbench.errors import SpecError
+from ftbench.rules import Rule, ruled, validate_fields
+
 Task = Literal["classification", "qa"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
 TASKS: tuple[str, ...] = ("classification", "qa")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+
+SIZE = Rule("int", min=2, max=50_000_000)         # examples in a train or eval subset
+LEARNING_RATE = Rule("float", min=0, min_exclusive=True, max=1)  # an override: 0 would mean unset
+# the run's own rate: 0 is allowed (the weights stay as loaded: a control run, eval-order tests)
+TRAIN_LEARNING_RATE = Rule("float", min=0, max=1)
+STEPS = Rule("int", min=1, max=10_000_000)
+SEEDS = Rule("int", min=1, max=50)                # seeds per method
+SEED = Rule("int", min=0, max=2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -25,44 +36,66 @@ class DataSpec:
     ``synthetic-sentiment``, ``sst2``, ``sentiment140``, ...) or ``file`` for a local file.
     """
 
-    name: str
-    train_size: int | None = None
-    eval_size: int | None = None
-    path: str | None = None
-    eval_path: str | None = None
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
-    source: Literal["auto", "bundled", "hub"] = "auto"
-    options: dict[str, Any] = field(default_factory=dict)
+    name: str = ruled(Rule("str", required=True))
+    train_size: int | None = ruled(SIZE, default=None)
+    eval_size: int | None = ruled(SIZE, default=None)
+    path: str | None = ruled(Rule("str"), default=None)
+    eval_path: str | None = ruled(Rule("str"), default=None)
+    text_column: str = ruled(Rule("str"), default="text")
+    text_pair_column: str | None = ruled(Rule("str"), default=None)
+    label_column: str = ruled(Rule("str"), default="label")
+    source: Literal["auto", "bundled", "hub"] = ruled(Rule("str", choices=("auto", "bundled", "hub")),
+                                                      default="auto")
+    options: dict[str, Any] = ruled(Rule("table"), default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_fields(self, SpecError)
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    epochs: float | None = 1.0
-    max_steps: int | None = None
-    batch_size: int | Literal["auto"] = 16  # "auto": the largest that fits (engine/autobatch.py)
-    eval_batch_size: int | None = None
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    max_length: int = 128
-    precision: Precision = "auto"
-    gradient_checkpointing: bool = False
-    eval_steps: int | None = None  # None: evaluate once per epoch
-    logging_steps: int = 10
-    grad_accum: int = 1
-    group_by_length: bool | None = None  # None: on with a GPU (less padding), off on CPU
+    epochs: float | None = ruled(Rule("float", min=0, min_exclusive=True, max=1000), default=1.0)
+    max_steps: int | None = ruled(STEPS, default=None)
+    # "auto": the largest that fits (engine/autobatch.py)
+    batch_size: int | Literal["auto"] = ruled(Rule("int", min=1, max=65_536, auto=True), default=16)
+    eval_batch_size: int | None = ruled(Rule("int", min=1, max=65_536), default=None)
+    learning_rate: float = ruled(TRAIN_LEARNING_RATE, default=2e-5)
+    weight_decay: float = ruled(Rule("float", min=0, max=1), default=0.0)
+    warmup_ratio: float = ruled(Rule("float", min=0, max=1, max_exclusive=True), default=0.0)
+    max_length: int = ruled(Rule("int", min=8, max=8192), default=128)
+    precision: Precision = ruled(Rule("str", choices=PRECISIONS), default="auto")
+    gradient_checkpointing: bool = ruled(Rule("bool"), default=False)
+    eval_steps: int | None = ruled(STEPS, default=None)  # None: evaluate once per epoch
+    logging_steps: int = ruled(STEPS, default=10)
+    grad_accum: int = ruled(Rule("int", min=1, max=4096), default=1)
+    # None: on with a GPU (less padding), off on CPU
+    group_by_length: bool | None = ruled(Rule("bool"), default=None)
     # None ("auto"): engine/autobatch.resolve_compile decides and records why (off until compile
     # is measured to pay on a GPU); compile time is in train_s, left out of the steady state
-    torch_compile: bool | None = None
+    torch_compile: bool | None = ruled(Rule("bool"), default=None)
+
+    def __post_init__(self) -> None:
+        validate_fields(self, SpecError)
+        if self.epochs is None and self.max_steps is None:
+            raise SpecError("TrainParams: set epochs or max_steps")
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    name: str
-    args: dict[str, Any] = field(default_factory=dict)
-    learning_rate: float | None = None  # overrides TrainParams.learning_rate
+    name: str = ruled(Rule("str", required=True))
+    args: dict[str, Any] = ruled(Rule("table"), default_factory=dict)
+    # overrides TrainParams.learning_rate
+    learning_rate: float | None = ruled(LEARNING_RATE, default=None)
+
+    def __post_init__(self) -> None:
+        from ftbench.errors import MethodError
+        from ftbench.methods.registry import validate_method_args
+
+        validate_fields(self, SpecError)
+        try:
+            validate_method_args(self.name, self.args)
+        except MethodError as exc:
+            raise SpecError(f"MethodSpec: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -85,8 +118,8 @@ class Preset:
     data: DataSpec
     train: TrainParams
     methods: tuple[MethodSpec, ...]
-    seeds: int = 1
-    seed: int = 42
+    seeds: int = ruled(SEEDS, default=1)
+    seed: int = ruled(SEED, default=42)
     offline_model: str = "minilm-l6"
     offline_dataset: str | None = None
     # --offline per device: {"cpu": {...}, "cuda": {...}} (train_size, eval_size, learning_rate)
@@ -95,16 +128,19 @@ class Preset:
     references: tuple[Reference, ...] = ()
     path: str = ""
 
+    def __post_init__(self) -> None:
+        validate_fields(self, SpecError)
+
 
 @dataclass(frozen=True)
 class RunSpec:
-    preset: str
-    model: str
-    task: Task
+    preset: str = ruled(Rule("str", required=True))
+    model: str = ruled(Rule("str", required=True))
+    task: Task = ruled(Rule("str", required=True, choices=TASKS))
     data: DataSpec
     train: TrainParams
     method: MethodSpec
-    seed: int = 42
+    seed: int = ruled(SEED, default=42)
     offline: bool = False
     substitutions: tuple[str, ...] = ()  # what --offline swapped, in words
     report_to: tuple[str, ...] = ()
@@ -114,6 +150,13 @@ class RunSpec:
     # --offline: the preset's [offline] settings per device, {"cpu": {...}, "cuda": {...}} with
     # train_size / eval_size / learning_rate; the engine applies the one for its device
     device_settings: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        validate_fields(self, SpecError)
+        for name, kind in (("data", DataSpec), ("train", TrainParams), ("method", MethodSpec)):
+            if not isinstance(getattr(self, name), kind):
+                raise SpecError(f"RunSpec.{name}: expected a {kind.__name__}, "
+                                f"got {type(getattr(self, name)).__name__}")
 
     def sized_for(self, device: str) -> tuple["RunSpec", str | None]:
         """This spec with the [offline] settings for ``device`` applied, and a note saying what

@@ -38,7 +38,35 @@ CASES = [
      dict(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})),
     ("cpu", "fp32", {"eval_batch_size": 5, "grad_accum": 3},
      dict(per_device_train_batch_size=16, per_device_eval_batch_size=5, gradient_accumulation_steps=3)),
+    ("cpu", "fp32", {"warmup_ratio": 0.0, "logging_steps": 3}, dict(warmup_steps=0.0, logging_steps=3,
+                                                                   logging_strategy="steps")),
+    ("cuda", "fp32", {"group_by_length": None}, dict(bf16=False, fp16=False,
+                                                     train_sampling_strategy="group_by_length")),
+    ("cpu", "fp32", {"group_by_length": None}, dict(train_sampling_strategy="random")),
 ]
+
+
+@pytest.mark.parametrize("asked, resolved", [(None, False), (True, True), (False, False)])
+def test_compile_resolved_by_the_engine_wins(asked: bool | None, resolved: bool) -> None:
+    kw = training_kwargs(spec(torch_compile=asked), device="cuda", precision="bf16")
+    assert kw["torch_compile"] is bool(asked)
+    kw = training_kwargs(spec(torch_compile=asked), device="cuda", precision="bf16", compile=resolved)
+    assert kw["torch_compile"] is resolved
+
+
+def test_trackers_and_compile_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    kw = training_kwargs(replace(spec(), report_to=("tensorboard",)), device="cpu", precision="fp32")
+    assert kw["report_to"] == ["tensorboard"] and kw["torch_compile_backend"] is None
+    monkeypatch.setenv("FTBENCH_COMPILE_BACKEND", "aot_eager")
+    assert training_kwargs(spec(), device="cpu", precision="fp32")["torch_compile_backend"] == "aot_eager"
+
+
+def test_the_mapping_is_pure() -> None:
+    s = spec(group_by_length=True)
+    before = s.to_dict()
+    first = training_kwargs(s, device="cuda", precision="bf16")
+    assert training_kwargs(s, device="cuda", precision="bf16") == first
+    assert s.to_dict() == before
 
 
 @pytest.mark.parametrize("device,precision,overrides,expected", CASES)

@@ -29,6 +29,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from ftbench.text import error_line
 from ftbench import bundles
 from ftbench.data.squad import (QAData, QAExample, SquadVersion, example_from_hub_row,
                                 read_squad_json, sample)
@@ -181,7 +182,7 @@ def _hub_split(repo: str, split: str) -> list[QAExample]:
         rows = datasets.load_dataset(repo, split=split)
         return [example_from_hub_row(row) for row in rows]
     except Exception as exc:  # the hub raises many types; all mean "not available"
-        raise DataUnavailable(f"{repo} [{split}]: {_one_line(exc)}") from None
+        raise DataUnavailable(f"{repo} [{split}]: {error_line(exc)}") from None
 
 
 # --- local files and synthetic ---------------------------------------------------------------
@@ -224,6 +225,3 @@ def _policy(seed: int) -> str:
     return f"questions drawn with seed {seed} (train from the train file, eval from the dev file)"
 
 
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

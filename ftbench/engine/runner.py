@@ -31,6 +31,7 @@ from ftbench.errors import FtbenchError
 from ftbench.results.record import RunRecord
 from ftbench.results.store import StoreError, check_run_id, new_run_id, save_record
 from ftbench.spec import RunSpec
+from ftbench.terms import json_safe
 
 
 @dataclass
@@ -186,6 +187,33 @@ def run(
     return finished
 
 
+def save_failed(
+    spec: RunSpec,
+    error: str,
+    *,
+    runs_dir: str | os.PathLike[str] | None = None,
+    emit: Emit = ignore,
+    hooks: Hooks | None = None,
+) -> RunFinished:
+    """Save a `failed` record for a run that could not start or whose front end failed around
+    it (outside `run()`): the same record writer, fallback folder and events as `run()`."""
+    now = _now()
+    record = RunRecord(
+        run_id=new_run_id(spec.preset, spec.method.name, spec.seed),
+        preset=spec.preset,
+        method=spec.method.name,
+        status="failed",
+        created_at=now,
+        finished_at=now,
+        spec=spec.to_dict(),
+        error=error,
+        ftbench_version=__version__,
+    )
+    record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
+                         for r in spec.references]
+    return _save(record, runs_dir, emit, hooks or Hooks())
+
+
 def _failure_line(exc: BaseException) -> str:
     if _is_oom(exc):
         return ("out of memory: " + _one_line(exc)[:200] +
@@ -223,20 +251,9 @@ def _save(record: RunRecord, runs_dir: Any, emit: Emit, hooks: Hooks) -> RunFini
 def _null_non_finite(record: RunRecord) -> None:
     """NaN and infinity are not JSON: a diverged run's eval loss is stored as null ("not a
     number" is unavailable, not invented), so the record can always be written."""
-    def clean(value: Any) -> Any:
-        if type(value).__module__ == "numpy" and hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        return value
-
     for name in ("params", "timing", "memory", "metrics", "series", "data_info", "model_info",
                  "environment", "references"):
-        setattr(record, name, clean(getattr(record, name)))
+        setattr(record, name, json_safe(getattr(record, name)))
 
 
 class _Session:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftbench.errors import MethodError, MethodUnsupported
+from ftbench.rules import Rule
 
 __all__ = [
     "METHODS",
@@ -28,20 +29,16 @@ __all__ = [
 class ArgSpec:
     """One method argument.
 
-    ``min``/``max`` bound numbers (exclusive when ``min_inclusive`` / ``max_inclusive`` is
-    False); ``choices`` restricts strings; a ``None`` default means "pick per architecture"
-    and ``None`` is then accepted as a value too. ``list`` values must hold strings only;
-    ``bool`` is never accepted where a number is expected.
+    ``bounds`` (a `ftbench.rules.Rule`) bounds numbers and restricts strings to its choices:
+    the same checker presets, specs, CLI flags and the TUI use. A ``None`` default means "pick
+    per architecture" and ``None`` is then accepted as a value too. ``list`` values must hold
+    strings only; ``bool`` is never accepted where a number is expected.
     """
 
     type: type | tuple[type, ...]
     default: Any
     help: str
-    min: float | None = None
-    max: float | None = None
-    choices: tuple | None = None
-    max_inclusive: bool = True
-    min_inclusive: bool = True
+    bounds: Rule | None = None
 
 
 @dataclass(frozen=True)
@@ -54,10 +51,11 @@ class MethodInfo:
 
 
 _LORA_ARGS: dict[str, ArgSpec] = {
-    "r": ArgSpec(int, 8, "rank of the low-rank update", min=1, max=4096),
+    "r": ArgSpec(int, 8, "rank of the low-rank update", Rule("int", min=1, max=4096)),
     "alpha": ArgSpec((int, float), 16, "LoRA scaling numerator (scale = alpha / r)",
-                     min=0, min_inclusive=False),
-    "dropout": ArgSpec(float, 0.1, "dropout on the LoRA branch input", min=0, max=1, max_inclusive=False),
+                     Rule("float", min=0, min_exclusive=True)),
+    "dropout": ArgSpec(float, 0.1, "dropout on the LoRA branch input",
+                       Rule("float", min=0, max=1, max_exclusive=True)),
     "target_modules": ArgSpec(
         (list, str), None,
         "module names to adapt (list of name suffixes, or a regex / 'all-linear' string); "
@@ -71,7 +69,8 @@ METHODS: dict[str, MethodInfo] = {
     "last-layer": MethodInfo(
         "last-layer",
         "the last transformer block(s), anything above them (BERT pooler) and the head train",
-        {"layers": ArgSpec(int, 1, "how many of the last transformer blocks train", min=1, max=1000)},
+        {"layers": ArgSpec(int, 1, "how many of the last transformer blocks train",
+                           Rule("int", min=1, max=1000))},
     ),
     "lora": MethodInfo("lora", "low-rank updates (peft LoRA) on attention projections + head",
                        dict(_LORA_ARGS), uses_peft=True),
@@ -81,15 +80,15 @@ METHODS: dict[str, MethodInfo] = {
         "adapters",
         "bottleneck adapters (down-proj, nonlinearity, up-proj, residual) inside each block + head",
         {
-            "reduction_factor": ArgSpec(int, 16, "bottleneck = hidden size // reduction_factor", min=1,
-                                        max=65_536),
-            "bottleneck": ArgSpec(int, None, "explicit bottleneck width (overrides reduction_factor)", min=1,
-                                  max=65_536),
+            "reduction_factor": ArgSpec(int, 16, "bottleneck = hidden size // reduction_factor",
+                                        Rule("int", min=1, max=65_536)),
+            "bottleneck": ArgSpec(int, None, "explicit bottleneck width (overrides reduction_factor)",
+                                  Rule("int", min=1, max=65_536)),
             "placement": ArgSpec(str, "ffn", "where adapters go: after the FFN output dense (Pfeiffer), "
                                  "after the attention output dense, or both (Houlsby)",
-                                 choices=("ffn", "attention", "both")),
+                                 Rule("str", choices=("ffn", "attention", "both"))),
             "non_linearity": ArgSpec(str, "relu", "activation inside the bottleneck",
-                                     choices=("relu", "gelu", "tanh", "silu")),
+                                     Rule("str", choices=("relu", "gelu", "tanh", "silu"))),
             "train_layer_norm": ArgSpec(bool, False, "also train the backbone LayerNorms"),
         },
     ),
@@ -108,10 +107,10 @@ METHODS: dict[str, MethodInfo] = {
         "prefix",
         "trainable key/value prefixes in every attention layer (peft prefix tuning) + head",
         {
-            "num_virtual_tokens": ArgSpec(int, 20, "prefix length", min=1, max=8192),
+            "num_virtual_tokens": ArgSpec(int, 20, "prefix length", Rule("int", min=1, max=8192)),
             "prefix_projection": ArgSpec(bool, False, "reparametrise the prefix through a 2-layer MLP"),
             "encoder_hidden_size": ArgSpec(int, None, "hidden size of that MLP (default: model hidden size)",
-                                           min=1, max=65_536),
+                                           Rule("int", min=1, max=65_536)),
         },
         uses_peft=True,
     ),
@@ -162,25 +161,18 @@ def validate_method_args(method: str, args: dict[str, Any]) -> None:
         if not _type_ok(value, spec.type):
             raise MethodError(f"method {method!r}: arg {key!r} must be {_type_name(spec.type)}, "
                               f"got {type(value).__name__} {_short(value)}")
-        if spec.choices is not None and value not in spec.choices:
+        bounds = spec.bounds
+        if bounds is not None and bounds.choices is not None and value not in bounds.choices:
             raise MethodError(f"method {method!r}: arg {key!r} must be one of "
-                              f"{', '.join(map(str, spec.choices))}, got {_short(value)}")
+                              f"{', '.join(map(str, bounds.choices))}, got {_short(value)}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 raise MethodError(f"method {method!r}: arg {key!r} must be a finite number, "
                                   f"got {_short(value)}")
-            if spec.min is not None:
-                too_small = value < spec.min if spec.min_inclusive else value <= spec.min
-                if too_small:
-                    op = ">=" if spec.min_inclusive else ">"
-                    raise MethodError(f"method {method!r}: arg {key!r} must be {op} {spec.min:g}, "
-                                      f"got {_short(value)}")
-            if spec.max is not None:
-                too_big = value > spec.max if spec.max_inclusive else value >= spec.max
-                if too_big:
-                    op = "<=" if spec.max_inclusive else "<"
-                    raise MethodError(f"method {method!r}: arg {key!r} must be {op} {spec.max:g}, "
-                                      f"got {_short(value)}")
+            violated = bounds.violated_bound(value) if bounds is not None else None
+            if violated is not None:
+                raise MethodError(f"method {method!r}: arg {key!r} must be {violated}, "
+                                  f"got {_short(value)}")
         if isinstance(value, (list, tuple)) and not value:
             raise MethodError(f"method {method!r}: arg {key!r} must not be empty")
 

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from ftbench.errors import FtbenchError
+from ftbench.terms import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def device_from_args(args: argparse.Namespace) -> Any:
@@ -69,7 +70,7 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
     for line in failures:
         print(f"ftbench: plan {line}", file=sys.stderr)
     if not rows:
-        return 2
+        return EXIT_USAGE
     if args.json:
         from ftbench.plan.render import plan_json
 
@@ -88,7 +89,7 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
             console.print(f"[dim]note: {line}[/]", highlight=False)
         if specs[0].substitutions:
             console.print("[dim]offline: " + "; ".join(specs[0].substitutions) + "[/]", highlight=False)
-    return 1 if failures else 0
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _records(runs_dir: str | None) -> list[Any]:

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Sequence
 from ftbench.report.groups import (
     MEMORY_NAMES, Comparison, Front, Group, Section, fmt_count, fmt_number, fmt_pct,
 )
+from ftbench.text import printable
 
 _LOCK = threading.Lock()
 MIN_WIDTH = 30
@@ -45,7 +46,7 @@ def no_color_requested() -> bool:
 
 def _clean(text: str) -> str:
     """Labels come from run files: keep them to one printable line."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:40]
+    return printable(text, "?")[:40]
 
 
 def _metric_name(key: str | None) -> str:

@@ -16,13 +16,13 @@ import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ftbench.errors import FtbenchError
+from ftbench.terms import EXIT_OK, EXIT_USAGE
+from ftbench.text import printable
 
 if TYPE_CHECKING:
     from ftbench.results.record import RunRecord
     from ftbench.results.store import LoadResult
 
-EXIT_OK = 0
-EXIT_USAGE = 2
 EXPORT_FORMATS = ("csv", "md", "json")  # == export.FORMATS, kept here to import nothing heavy
 STATUSES = ("completed", "failed", "cancelled", "diverged")
 
@@ -113,18 +113,15 @@ def add_export_parser(subparsers: "argparse._SubParsersAction[Any]") -> argparse
 
 # --- shared ---------------------------------------------------------------------------------
 
-def _printable(text: str) -> str:
-    """Messages quote file contents; keep terminal control characters out of them."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
 
 def _error(message: str) -> None:
-    print(f"ftbench: error: {_printable(message)}", file=sys.stderr)
+    print(f"ftbench: error: {printable(message)}", file=sys.stderr)
 
 
 def _warn_problems(loaded: "LoadResult") -> None:
     for path, problem in loaded.problems:
-        print(f"ftbench: skipped {_printable(str(path))}: {_printable(problem)}", file=sys.stderr)
+        print(f"ftbench: skipped {printable(str(path))}: {printable(problem)}", file=sys.stderr)
 
 
 def _statuses(values: Sequence[str]) -> tuple[str, ...]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from ftbench.report.groups import (
 )
 from ftbench.report.tables import Column, best_groups, section_columns
 from ftbench.results.record import RunRecord
+from ftbench.terms import json_safe
 
 FORMATS: tuple[str, ...] = ("csv", "md", "json")
 _SECTION_ORDER = ("params", "timing", "memory", "metrics")
@@ -78,7 +78,7 @@ def to_csv(records: Sequence[RunRecord]) -> str:
 def to_json(records: Sequence[RunRecord]) -> str:
     """The records as a JSON list, as stored in runs/ (a NaN read from a hand-edited file
     becomes null: NaN is not JSON, and other tools would refuse the whole export)."""
-    return json.dumps(_no_nan([r.to_dict() for r in records]), indent=2, allow_nan=False,
+    return json.dumps(json_safe([r.to_dict() for r in records]), indent=2, allow_nan=False,
                       default=str) + "\n"
 
 
@@ -96,17 +96,9 @@ def comparison_json(comparison: Comparison,
 
 def dumps_json(data: Any) -> str:
     """JSON text without NaN/Infinity (not valid JSON): they become null."""
-    return json.dumps(_no_nan(data), indent=2, default=str) + "\n"
+    return json.dumps(json_safe(data), indent=2, default=str) + "\n"
 
 
-def _no_nan(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_nan(v) for v in value]
-    return value
 
 
 # --- Markdown -------------------------------------------------------------------------------

@@ -22,17 +22,14 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 from ftbench.report.pareto import Point, pareto_front
 from ftbench.results.record import RunRecord
+from ftbench.tasks.info import TASK_INFO, primary_metrics
+from ftbench.terms import number
+from ftbench.text import printable
 
-# Which metric a comparison ranks by, per task: the first one present wins.
-PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "f1"),
-    "qa": ("exact_match", "f1"),
-}
-# The task metrics a table shows, in this order, when present.
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "precision", "recall", "f1"),
-    "qa": ("exact_match", "f1", "start_accuracy", "end_accuracy", "no_answer_rate"),
-}
+# Which metric a comparison ranks by (the first one present wins) and the task metrics a table
+# shows: each task defines its own (ftbench.tasks.info).
+PRIMARY_METRICS: dict[str, tuple[str, ...]] = {name: info.primary for name, info in TASK_INFO.items()}
+TASK_METRICS: dict[str, tuple[str, ...]] = {name: info.metrics for name, info in TASK_INFO.items()}
 # Metrics where neither direction is "better" (a rate of predicted no-answers is descriptive).
 NEUTRAL_METRICS: frozenset[str] = frozenset({"no_answer_rate", "has_answer_rate"})
 # Peak-memory sources, most specific first (DESIGN.md: torch allocator, NVML device, process RSS).
@@ -86,14 +83,6 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "run_id", "preset", "method", "model", "dataset", "task", "seed", "status", "error",
     "created_at", "finished_at",
 )
-
-
-def number(value: Any) -> float | None:
-    """A finite float, or None for anything else (None, bool, str, NaN, inf, lists)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 # --- per-run values -------------------------------------------------------------------------
@@ -372,10 +361,6 @@ class ReferenceRow:
                 "note": self.note, "label": self.label}
 
 
-def printable(text: str) -> str:
-    """Free text from a run file (an error, a note), safe to print: control characters are
-    shown escaped, so they cannot drive the terminal or break a table row."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def references_of(records: Iterable[RunRecord]) -> list[ReferenceRow]:
@@ -527,7 +512,7 @@ class Comparison:
 def primary_metric(task: str, groups: Sequence[Group]) -> str | None:
     """The metric a section ranks by: accuracy then F1 (classification), EM then F1 (QA)."""
     present = {k for g in groups for k, s in g.stats.items() if s.mean is not None}
-    candidates = PRIMARY_METRICS.get(task, ("accuracy", "exact_match", "f1"))
+    candidates = primary_metrics(task)
     return next((f"metrics.{m}" for m in candidates if f"metrics.{m}" in present), None)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,10 +19,10 @@ from textual.binding import Binding
 from textual.reactive import var
 from textual.worker import Worker, WorkerState
 
-from ftbench.engine.events import (
-    Eval, EvalProgress, Event, GpuSample, Log, RunStarted, Step, StepProgress,
-)
+from ftbench.engine.events import Event, Log
 from ftbench.tui.commands import FtbenchCommands
+from ftbench.tui.controller import TRAINING, TrainingController
+from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ftbench.tui.format import one_line
 from ftbench.tui.messages import (
     EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, RunBegan, RunEnded,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from ftbench.results.store import LoadResult
     from ftbench.spec import Preset, RunSpec
 
-TRAINING = "training"
+__all__ = ["TRAINING", "FtbenchApp", "run_app", "run_summary", "queue_exit_code"]
 
 
 class FtbenchApp(App[None]):
@@ -66,7 +65,7 @@ class FtbenchApp(App[None]):
         Binding("ctrl+t", "toggle_dark", "Theme", show=False, id="app.theme"),
         Binding("question_mark,f1", "help", "Help", key_display="?",
                 tooltip="Screens and keys", id="app.help"),
-        Binding("escape", "hide_keys", "Close the keys panel", show=False),
+        Binding("escape", "hide_keys", "Close the keys panel", show=False, id="app.hide_keys"),
     ]
 
     activity: var[str] = var("")
@@ -100,7 +99,7 @@ class FtbenchApp(App[None]):
         self._probe = machine is None
         self.hooks = hooks
         self.cursor_blink = cursor_blink
-        self.queue: RunQueue | None = None
+        self.controller = TrainingController(self)
         self.marked: set[str] = set()
         self.compare_request = CompareRequest()
         self.runs_version = 0
@@ -219,76 +218,34 @@ class FtbenchApp(App[None]):
         self.reload_runs()
         self.notify(f"{len(self.runs().records)} runs in {self.runs_dir_label}", timeout=3)
 
-    # --- training ----------------------------------------------------------------------
+    # --- training (ftbench.tui.controller) -----------------------------------------------
+    @property
+    def queue(self) -> RunQueue | None:
+        return self.controller.queue
+
+    @queue.setter
+    def queue(self, queue: RunQueue | None) -> None:
+        self.controller.queue = queue
+
     @property
     def training(self) -> bool:
-        return self.queue is not None and not self.queue.finished
+        return self.controller.training
 
     def start_runs(self, preset: str, specs: "list[RunSpec]") -> None:
         """Queue ``specs`` and start the worker (or add them to the queue in progress)."""
-        if self.training and self.queue is not None:
-            self.queue.extend(specs)
+        if not self.controller.start(preset, specs):
             self.notify(f"Added {len(specs)} run(s) to the queue.", timeout=4)
             if self.live is not None:
                 self.live.show_queue()
             return
-        self.queue = RunQueue(preset, specs)
         self.set_activity(f"▶ {preset} starting")
         self.switch_mode("live")
         if self.live is not None:
             self.live.show_all()
-        self.train(self.queue)
         self.call_after_refresh(self.poll_gpu)  # the GPU on the Memory panel at once
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group=TRAINING,
-          description="training")
-    def train(self, queue: RunQueue) -> None:
-        """Run the queue in order, one `run()` per item. Runs in a thread, never on the UI."""
-        from ftbench.preflight import preflight
-        from ftbench.results.store import check_writable
-
-        preflight([item.spec for item in queue])
-        check_writable(self.runs_dir)  # an unwritable runs folder stops the queue before training
-        from ftbench.engine.runner import run  # torch and transformers load here
-
-        while (taken := queue.take_next()) is not None:
-            item, cancel = taken
-            self._post(ItemStarted(queue, item))
-            finished = run(item.spec, self._emitter(item), cancel, runs_dir=self.runs_dir,
-                           hooks=self.hooks)
-            queue.finish(item, finished.record, finished.path)
-            self._post(RunEnded(item, finished))
-        self._post(QueueDone(queue))
-
-    def _post(self, message: Any) -> None:
-        """post_message that never raises into the engine (the app may be closing)."""
-        try:
-            self.post_message(message)
-        except Exception:
-            pass
-
     def _emitter(self, item: QueueItem) -> Callable[[Event], None]:
-        feed = item.feed
-        post = self._post
-
-        def emit(event: Event) -> None:
-            feed.add(event)  # first the feed (every point kept), then a notice (may coalesce)
-            if isinstance(event, Step):
-                post(StepMetrics(item, event))
-            elif isinstance(event, StepProgress):
-                post(StepMoved(item, event))
-            elif isinstance(event, EvalProgress):
-                post(EvalMoved(item, event))
-            elif isinstance(event, GpuSample):
-                post(GpuSampled(item, event))
-            elif isinstance(event, Eval):
-                post(EvalDone(item, event))
-            elif isinstance(event, Log):
-                post(LogLine(item, event))
-            elif isinstance(event, RunStarted):
-                post(RunBegan(item, event))
-
-        return emit
+        return self.controller.emitter(item)
 
     def set_activity(self, text: str) -> None:
         self.activity = text
@@ -404,47 +361,15 @@ class FtbenchApp(App[None]):
             self.exit()
 
     def _training_failed(self, error: BaseException | None) -> None:
-        """The worker itself failed (outside `run()`): save what was running, say why."""
-        from ftbench.errors import FtbenchError
-
-        queue = self.queue
-        text = str(error) if isinstance(error, FtbenchError) else \
-            f"{type(error).__name__}: {error}"
-        text = one_line(text, 300)
-        if queue is not None:
-            item = queue.current
-            if item is not None and item.feed.finished is not None:
-                # run() saved its record before letting the error through: keep that one
-                finished = item.feed.finished
-                queue.finish(item, finished.record, finished.path)
-            elif item is not None:
-                self._save_failed(item, text)
-            queue.stop()
-            queue.take_next()  # marks the rest skipped
+        """The worker itself failed (outside `run()`): the controller saves what was
+        running; the screens say why."""
+        text = self.controller.failed(error)
         self.set_activity("")
         self.reload_runs()
         self.note(text, "error")
         if self.live is not None:
             self.live.show_all()
         self.notify(text, title="Could not run", severity="error", timeout=12)
-
-    def _save_failed(self, item: QueueItem, error: str) -> None:
-        from ftbench import __version__
-        from ftbench.results.record import RunRecord
-        from ftbench.results.store import StoreError, new_run_id, save_record
-
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        spec = item.spec
-        record = RunRecord(run_id=new_run_id(spec.preset, spec.method.name, spec.seed),
-                           preset=spec.preset, method=spec.method.name, status="failed",
-                           created_at=now, finished_at=now, spec=spec.to_dict(), error=error,
-                           ftbench_version=__version__)
-        try:
-            path = str(save_record(record, self.runs_dir))
-        except (StoreError, OSError):
-            path = None
-        if self.queue is not None:
-            self.queue.finish(item, record, path)
 
     def action_cancel_run(self) -> None:
         from ftbench.tui.screens.confirm import CancelChoice, CancelRunScreen
@@ -569,8 +494,8 @@ def queue_exit_code(statuses: "list[str]", queued: int) -> int:
     """The headless exit codes for a queue run in the TUI: 130 if it was stopped (a run
     cancelled, or runs left unstarted), else 1 if a run failed or diverged, else 0."""
     if len(statuses) < queued or "cancelled" in statuses:
-        return 130
-    return 1 if any(s != "completed" for s in statuses) else 0
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(s != "completed" for s in statuses) else EXIT_OK
 
 
 def measure_first_paint(t0: float) -> float:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from ftbench.tasks.info import primary_value
+from ftbench.terms import fixed, number, peak_memory
+from ftbench.text import one_line
+
+__all__ = ["STATUS_ICON", "STATUS_STYLE", "duration", "fixed", "number", "mb", "count", "one_line",
+           "peak_memory", "primary_metric", "rate", "short_time"]
 
 STATUS_STYLE = {
     "completed": "green", "cancelled": "yellow", "failed": "red", "diverged": "red",
@@ -13,13 +19,6 @@ STATUS_ICON = {
     "completed": "✓", "cancelled": "■", "failed": "✗", "diverged": "✗",
     "running": "▶", "queued": "·", "skipped": "–",
 }
-
-
-def number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def duration(seconds: float | None) -> str:
@@ -36,11 +35,6 @@ def duration(seconds: float | None) -> str:
 def mb(value: Any) -> str:
     v = number(value)
     return "-" if v is None else f"{v:,.0f} MB"
-
-
-def fixed(value: Any, digits: int = 3) -> str:
-    v = number(value)
-    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def rate(value: Any) -> str:
@@ -64,27 +58,4 @@ def short_time(iso: str | None) -> str:
 
 def primary_metric(metrics: dict[str, Any], task: str) -> tuple[str, float | None]:
     """(name, value) of the task's primary metric in a record's metrics."""
-    from ftbench.report.groups import PRIMARY_METRICS
-
-    names = PRIMARY_METRICS.get(task, ("accuracy", "exact_match", "f1"))
-    for name in names:
-        v = number(metrics.get(name))
-        if v is not None:
-            return name, v
-    return names[0], None
-
-
-def peak_memory(memory: dict[str, Any]) -> tuple[str, float | None]:
-    """The most specific peak a record has: torch allocator, then NVML, then process RSS."""
-    for key, name in (("torch_peak_allocated_mb", "torch"), ("nvml_peak_used_mb", "NVML"),
-                      ("process_peak_rss_mb", "RSS")):
-        v = number(memory.get(key))
-        if v is not None:
-            return name, v
-    return "", None
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """File contents in a message: printable, one line, bounded."""
-    clean = "".join(ch if ch.isprintable() else " " for ch in str(text)).strip()
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+    return primary_value(task, {k: v for k, v in metrics.items() if number(v) is not None})

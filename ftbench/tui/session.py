@@ -271,15 +271,9 @@ def smooth(values: list[float], weight: float = 0.6) -> list[float]:
 
 def primary_eval_key(task: str, evals: list[Eval]) -> str | None:
     """The metric the live eval chart follows: the report's primary metric for the task."""
-    from ftbench.report.groups import PRIMARY_METRICS
+    from ftbench.tasks.info import primary_metric_in
 
-    present: set[str] = set()
-    for ev in evals:
-        present.update(k for k, v in ev.metrics.items() if _is_number(v))
-    for name in PRIMARY_METRICS.get(task, ("accuracy", "exact_match", "f1")):
-        if name in present:
-            return name
-    return None
+    return primary_metric_in(task, {k for ev in evals for k, v in ev.metrics.items() if _is_number(v)})
 
 
 def _is_number(value: Any) -> bool:

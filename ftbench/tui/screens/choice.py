@@ -12,7 +12,7 @@ from textual.widgets.option_list import Option
 
 
 class ChoiceScreen(ModalScreen["str | None"]):
-    BINDINGS = [Binding("escape", "dismiss_none", "Back")]
+    BINDINGS = [Binding("escape", "dismiss_none", "Back", id="choice.back")]
 
     def __init__(self, title: str, choices: list[tuple[str, str]], current: str | None = None,
                  note: str = "") -> None:

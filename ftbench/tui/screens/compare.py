@@ -20,6 +20,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from ftbench.tui.commands import ScreenCommands
 from ftbench.tui.screens.base import MainScreen
 
 if TYPE_CHECKING:
@@ -44,6 +45,17 @@ def describe(request: CompareRequest, records: "list[RunRecord]") -> str:
 
 
 class CompareScreen(MainScreen):
+    COMMANDS = {ScreenCommands}
+    # palette entries for this screen's keys: (title, help, action), see ScreenCommands
+    PALETTE = (
+        ("Compare a preset…", "The latest runs of a preset (p)", "pick_preset"),
+        ("Per run / grouped", "One row per run, or mean ± std over seeds (g)", "toggle_per_run"),
+        ("Group by budget", "One table per budget: steps, data sizes, batch, length (b)",
+         "toggle_by_budget"),
+        ("Save charts as SVG", "A picture of the charts in the runs folder (ctrl+s)", "save_charts"),
+        ("Curves over steps / time", "x axis of the overlaid loss and metric curves (x)",
+         "toggle_x_axis"),
+    )
     MODE = "compare"
     BINDINGS = [
         Binding("p", "pick_preset", "Preset…", tooltip="Compare the latest runs of a preset",
@@ -57,8 +69,9 @@ class CompareScreen(MainScreen):
                 tooltip="x axis of the overlaid curves: optimizer step or training time",
                 id="compare.x_axis"),
         Binding("ctrl+s", "save_charts", "Save charts", show=False,
-                tooltip="Save the tables' charts as an SVG picture in the runs folder"),
-        Binding("ctrl+r", "rebuild", "Rebuild", show=False),
+                tooltip="Save the tables' charts as an SVG picture in the runs folder",
+                id="compare.save_charts"),
+        Binding("ctrl+r", "rebuild", "Rebuild", show=False, id="compare.rebuild"),
     ]
 
     app: "FtbenchApp"

@@ -24,7 +24,7 @@ class CancelRunScreen(ModalScreen["CancelChoice | None"]):
     """Returns a `CancelChoice` (cancel this run, or it and the rest of the queue; with or
     without a last evaluation), or None (keep running)."""
 
-    BINDINGS = [Binding("escape", "keep", "Keep running")]
+    BINDINGS = [Binding("escape", "keep", "Keep running", id="cancel.keep")]
 
     def __init__(self, label: str, remaining: int) -> None:
         super().__init__()
@@ -68,7 +68,7 @@ class CancelRunScreen(ModalScreen["CancelChoice | None"]):
 class QuitScreen(ModalScreen[bool]):
     """Quit while training: the run in flight is cancelled and saved first."""
 
-    BINDINGS = [Binding("escape", "stay", "Stay")]
+    BINDINGS = [Binding("escape", "stay", "Stay", id="quit.stay")]
 
     def __init__(self, label: str) -> None:
         super().__init__()

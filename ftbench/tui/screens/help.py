@@ -73,10 +73,10 @@ def help_text() -> Table:
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape", "dismiss", "Close", show=False),
-        Binding("question_mark", "dismiss", "Close", show=False),
-        Binding("f1", "dismiss", "Close", show=False),
-        Binding("q", "dismiss", "Close", show=False),
+        Binding("escape", "dismiss", "Close", show=False, id="help.close"),
+        Binding("question_mark", "dismiss", "Close", show=False, id="help.close_question_mark"),
+        Binding("f1", "dismiss", "Close", show=False, id="help.close_f1"),
+        Binding("q", "dismiss", "Close", show=False, id="help.close_q"),
     ]
 
     def compose(self) -> ComposeResult:

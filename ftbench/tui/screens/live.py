@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 
+from ftbench.tui.commands import ScreenCommands
 from ftbench.tui.screens.base import MainScreen
 from ftbench.tui.session import QueueItem, RunQueue
 from ftbench.tui.widgets.eval_chart import EvalChart
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 
 class LiveScreen(MainScreen):
+    COMMANDS = {ScreenCommands}
+    # palette entries for this screen's keys: (title, help, action), see ScreenCommands
+    PALETTE = (("Show / hide the log", "The engine's messages (l)", "toggle_log"),)
     MODE = "live"
     BINDINGS = [
         Binding("c", "cancel_run", "Cancel run", tooltip="Cancel the run in progress (asks first)",

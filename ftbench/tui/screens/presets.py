@@ -13,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from ftbench.tui.commands import ScreenCommands
 from ftbench.tui.screens.base import MainScreen
 
 if TYPE_CHECKING:
@@ -113,6 +114,9 @@ def _ref_value(key: str, value: float | None) -> str:
 
 
 class PresetsScreen(MainScreen):
+    COMMANDS = {ScreenCommands}
+    # palette entries for this screen's keys: (title, help, action), see ScreenCommands
+    PALETTE = (("Run the highlighted preset…", "Choose methods, seeds, max steps (r)", "run"),)
     MODE = "presets"
     BINDINGS = [
         Binding("r", "run", "Run…", tooltip="Choose methods, seeds, max steps and start",

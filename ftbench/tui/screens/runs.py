@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Select, Static
 
+from ftbench.tui.commands import ScreenCommands
 from ftbench.results.record import STATUSES
 from ftbench.tui.format import (
     STATUS_STYLE, duration, fixed, number, peak_memory, primary_metric, short_time,
@@ -93,10 +94,20 @@ _SHORT = {"accuracy": "acc", "exact_match": "EM"}
 class RunsTable(DataTable):
     """The runs; enter opens the highlighted one."""
 
-    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the highlighted run")]
+    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the highlighted run",
+                        id="runs.open")]
 
 
 class RunsScreen(MainScreen):
+    COMMANDS = {ScreenCommands}
+    # palette entries for this screen's keys: (title, help, action), see ScreenCommands
+    PALETTE = (
+        ("Select run for Compare", "Mark the highlighted run (space)", "mark"),
+        ("Compare selected runs", "Or every run shown when none is selected (c)", "compare"),
+        ("Sort runs…", "Choose the column to sort by (s)", "sort"),
+        ("Filter runs", "By preset, method and status (/)", "filter"),
+        ("Clear filters", "Show every run (escape)", "clear"),
+    )
     MODE = "runs"
     BINDINGS = [
         Binding("space", "mark", "Select", tooltip="Mark the run for Compare", id="runs.mark"),
@@ -106,8 +117,8 @@ class RunsScreen(MainScreen):
                 id="runs.filter"),
         Binding("s", "sort", "Sort", tooltip="Choose the column to sort by (again: reverse)",
                 id="runs.sort"),
-        Binding("escape", "clear", "Back / clear filters", show=False),
-        Binding("ctrl+r", "reload", "Reload", show=False),
+        Binding("escape", "clear", "Back / clear filters", show=False, id="runs.clear"),
+        Binding("ctrl+r", "reload", "Reload", show=False, id="runs.reload"),
     ]
 
     app: "FtbenchApp"

@@ -22,6 +22,7 @@ from textual.widgets import Button, Checkbox, Input, Label, SelectionList, Stati
 from ftbench.errors import FtbenchError
 
 if TYPE_CHECKING:
+    from ftbench.rules import Rule
     from ftbench.spec import Preset, RunSpec
 
 
@@ -34,13 +35,13 @@ class StartRequest:
 class MethodsList(SelectionList[str]):
     """The methods: space toggles the highlighted one; enter starts (it does not toggle)."""
 
-    BINDINGS = [Binding("enter", "screen.start", "Start", show=False)]
+    BINDINGS = [Binding("enter", "screen.start", "Start", show=False, id="start.enter")]
 
 
 class StartScreen(ModalScreen["StartRequest | None"]):
     BINDINGS = [
-        Binding("escape", "dismiss_none", "Back"),
-        Binding("ctrl+s", "start", "Start", show=False),
+        Binding("escape", "dismiss_none", "Back", id="start.back"),
+        Binding("ctrl+s", "start", "Start", show=False, id="start.start"),
     ]
 
     def __init__(self, preset: "Preset") -> None:
@@ -91,20 +92,16 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         self.update_summary()
 
     # --- reading the form -----------------------------------------------------------------
-    def _int(self, field_id: str, name: str, low: int, high: int) -> int | None:
+    def _int(self, field_id: str, name: str, rule: "Rule") -> int | None:
+        """A number field, checked by the same rule as the preset key and the CLI flag."""
         text = self.query_one(f"#{field_id}", Input).value.strip()
         if not text:
             return None
-        try:
-            value = int(text)
-        except ValueError:
-            raise FtbenchError(f"{name} must be a whole number") from None
-        if not low <= value <= high:
-            raise FtbenchError(f"{name} must be between {low:,} and {high:,}")
-        return value
+        return rule.parse(text, name)  # type: ignore[no-any-return]
 
     def build(self) -> "list[RunSpec]":
         from ftbench.presets import Overrides, expand
+        from ftbench.spec import SEEDS, SIZE, STEPS
 
         chosen = set(self.query_one(SelectionList).selected)
         methods = tuple(m.name for m in self.preset.methods if m.name in chosen)
@@ -112,10 +109,10 @@ class StartScreen(ModalScreen["StartRequest | None"]):
             raise FtbenchError("choose at least one method")
         overrides = Overrides(
             methods=methods,
-            seeds=self._int("start-seeds", "Seeds", 1, 50),
-            max_steps=self._int("start-steps", "Max steps", 1, 10_000_000),
-            train_size=self._int("start-train-size", "Train size", 1, 100_000_000),
-            eval_size=self._int("start-eval-size", "Eval size", 1, 100_000_000),
+            seeds=self._int("start-seeds", "Seeds", SEEDS),
+            max_steps=self._int("start-steps", "Max steps", STEPS),
+            train_size=self._int("start-train-size", "Train size", SIZE),
+            eval_size=self._int("start-eval-size", "Eval size", SIZE),
             offline=self.query_one(Checkbox).value,
         )
         return expand(self.preset, overrides)

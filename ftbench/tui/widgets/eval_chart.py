@@ -26,11 +26,10 @@ class EvalChart(PlotView):
         self._plot(points)
 
     def show_series(self, evals: list[dict[str, Any]], task: str) -> None:
-        from ftbench.report.groups import PRIMARY_METRICS
+        from ftbench.tasks.info import primary_metric_in
 
-        names = PRIMARY_METRICS.get(task, ("accuracy", "exact_match", "f1"))
-        key = next((n for n in names if any(isinstance(p.get(n), (int, float)) for p in evals)),
-                   None)
+        key = primary_metric_in(task, {k for p in evals for k, v in p.items()
+                                       if isinstance(v, (int, float))})
         self._set_metric(key)
         if key is None:
             self.clear("No evaluation was recorded for this run.")

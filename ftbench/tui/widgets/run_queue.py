@@ -16,7 +16,7 @@ from ftbench.tui.session import QueueItem, RunQueue
 class QueueTable(DataTable):
     """Rows are keyed by queue index; enter on a finished row opens its run."""
 
-    BINDINGS = [Binding("enter", "open_run", "Open run", show=False)]
+    BINDINGS = [Binding("enter", "open_run", "Open run", show=False, id="queue.open_run")]
 
     class OpenRun(Message):
         def __init__(self, run_id: str) -> None:
@@ -44,10 +44,9 @@ class QueueTable(DataTable):
         if queue is None:
             return
         if queue.items:
-            from ftbench.report.groups import PRIMARY_METRICS
+            from ftbench.tasks.info import primary_metrics, short_name
 
-            name = PRIMARY_METRICS.get(queue.items[0].spec.task, ("metric",))[0]
-            label = {"accuracy": "acc", "exact_match": "EM"}.get(name, name[:6])
+            label = short_name(primary_metrics(queue.items[0].spec.task)[0])
             self.columns["metric"].label = Text(label)  # type: ignore[index]
         for item in queue:
             self.add_row(*self._cells(item), key=str(item.index))
