@@ -105,10 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     spread = run.add_argument_group(
         "across processes", "one run over several processes through torchrun (data parallel), "
         "or several runs at once, one per device")
-    spread.add_argument("--nproc-per-node", type=int, metavar="N",
-                        help="processes per node for each run (torchrun; one per GPU)")
-    spread.add_argument("--nnodes", type=int, metavar="N", help="nodes taking part (torchrun; default 1)")
-    spread.add_argument("--node-rank", type=int, metavar="R", help="this node's rank (torchrun; default 0)")
+    placement = _launch_rules()
+    spread.add_argument("--nproc-per-node", type=placement["nproc_per_node"].arg_type("--nproc-per-node"),
+                        metavar="N", help="processes per node for each run (torchrun; one per GPU)")
+    spread.add_argument("--nnodes", type=placement["nnodes"].arg_type("--nnodes"), metavar="N",
+                        help="nodes taking part (torchrun; default 1)")
+    spread.add_argument("--node-rank", type=placement["node_rank"].arg_type("--node-rank"), metavar="R",
+                        help="this node's rank (torchrun; default 0)")
     spread.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
                         help="node 0's address for the rendezvous (torchrun; needed with --nnodes > 1)")
     spread.add_argument("--parallel", action="store_true",
@@ -253,6 +256,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_specs(specs, args.runs_dir, args.json)
 
 
+def _launch_rules() -> dict[str, Any]:
+    from ftbench.distributed.launch import Launch
+
+    return field_rules(Launch)
+
+
 def _spread(args: argparse.Namespace) -> Callable[[list[Any]], int] | None:
     """The runner for --nproc-per-node / --parallel / --devices (None for a plain run)."""
     torchrun = any(getattr(args, k) is not None for k in
@@ -280,7 +289,6 @@ def _spread(args: argparse.Namespace) -> Callable[[list[Any]], int] | None:
 
     launch = Launch(nproc_per_node=given(args.nproc_per_node, 1), nnodes=given(args.nnodes, 1),
                     node_rank=given(args.node_rank, 0), rdzv_endpoint=args.rdzv_endpoint)
-    launch.check()
     check_rendezvous_port(launch)
     runner = functools.partial(run_distributed, launch=launch)
     return lambda specs: run_specs(specs, args.runs_dir, args.json, runner=runner)

@@ -262,7 +262,6 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
     tty = out.isatty()
     console = Console(file=out, highlight=False)
     cancel = threading.Event()
-    records: list[Any] = []
     events: list[RunFinished] = []
     interrupted = False
 
@@ -290,7 +289,6 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
                     interrupted = True
                     break
                 events.append(finished)
-                records.append(finished.record)
                 if finished.record.status == "cancelled":
                     interrupted = True
                     break

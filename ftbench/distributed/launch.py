@@ -34,24 +34,23 @@ from typing import Any
 
 from ftbench.engine.events import Emit, Log, RunFinished
 from ftbench.errors import FtbenchError
+from ftbench.rules import Rule, ruled, validate_fields
 from ftbench.spec import RunSpec
 
 
 @dataclass(frozen=True)
 class Launch:
-    """torchrun's placement flags, as given on the command line."""
+    """torchrun's placement flags, as given on the command line. Each field's bounds are a
+    `Rule` (the CLI flags check through them); how the fields fit together is checked here."""
 
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
+    nproc_per_node: int = ruled(Rule("int", min=1, max=1024), default=1)
+    nnodes: int = ruled(Rule("int", min=1, max=100_000), default=1)
+    node_rank: int = ruled(Rule("int", min=0, max=99_999), default=0)
     rdzv_endpoint: str | None = None
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         """Refuse impossible placements before anything starts (one line, exit 2)."""
-        if self.nproc_per_node < 1:
-            raise FtbenchError(f"--nproc-per-node must be at least 1, got {self.nproc_per_node}")
-        if self.nnodes < 1:
-            raise FtbenchError(f"--nnodes must be at least 1, got {self.nnodes}")
+        validate_fields(self, FtbenchError)
         if not 0 <= self.node_rank < self.nnodes:
             raise FtbenchError(f"--node-rank must be between 0 and {self.nnodes - 1} "
                                f"(--nnodes {self.nnodes}), got {self.node_rank}")
@@ -233,10 +232,9 @@ def conclude(spec: RunSpec, run_id: str, runs_dir: Any, supervisor: Supervisor, 
              code: int | None, cancelled: bool, said: str = "", world_size: int = 1,
              writes: bool = True, environment: dict[str, Any] | None = None) -> RunFinished:
     """The run's final record once its processes have ended: rank 0's own when it saved one,
-    else a failed (or cancelled) record saved here, naming the first rank that failed."""
-    from ftbench.engine.runner import _now
-    from ftbench.results.record import RunRecord
-    from ftbench.results.store import save_record
+    else a failed (or cancelled) record saved here (`runner.save_failed`), naming the first
+    rank that failed and keeping what rank 0 measured."""
+    from ftbench.engine.runner import save_failed
 
     finished = supervisor.finished
     failure = supervisor.first_failure()
@@ -247,45 +245,38 @@ def conclude(spec: RunSpec, run_id: str, runs_dir: Any, supervisor: Supervisor, 
                                          "was complete and saved"))
         emit(finished)
         return finished
-    if finished is not None:
-        record = finished.record
-    else:
-        from ftbench import __version__
-
-        record = RunRecord(run_id=run_id, preset=spec.preset, method=spec.method.name,
-                           status="failed", created_at=_now(), spec=spec.to_dict(),
-                           ftbench_version=__version__, finished_at=_now())
-        record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
-                             for r in spec.references]
-        record.environment.update(environment or {})
-        if world_size > 1:
-            record.environment["world_size"] = world_size
+    measured = finished.record if finished is not None else None
+    facts = dict(environment or {})
+    if world_size > 1:
+        facts["world_size"] = world_size
     if failure is not None and cancelled and not failure[1]:
         failure = None  # ended without a word after the cancel: torchrun's teardown, not a crash
+    status = "failed"
     if failure is not None:
         rank, error = failure
-        record.status = "failed"
-        record.error = f"rank {rank}: {error or _death(said)}" if world_size > 1 \
-            else (error or _death(said))
-        record.environment["failed_rank"] = rank
+        error = f"rank {rank}: {error or _death(said)}" if world_size > 1 else (error or _death(said))
+        facts["failed_rank"] = rank
     elif cancelled:
-        record.status = "cancelled"
-        record.error = record.error or "cancelled before rank 0 reported"
+        status, error = "cancelled", "cancelled before rank 0 reported"
     else:
-        record.status = "failed"
-        record.error = record.error or f"exited with code {code}" + (f": {said}" if said else "")
-    if not writes:
+        error = (measured.error if measured is not None and measured.error else
+                 f"exited with code {code}" + (f": {said}" if said else ""))
+    if not writes:  # a node other than 0: rank 0 on node 0 writes the record
+        record = measured or _unsaved(spec, run_id)
+        record.status, record.error = status, error
         event = RunFinished(record, None, extra={"written_by": "node 0"})
         emit(event)
         return event
-    try:
-        path = save_record(record, runs_dir)
-        event = RunFinished(record, str(path))
-    except Exception as exc:
-        event = RunFinished(record, None, save_error=str(exc))
-        emit(Log(run_id, "error", f"could not save the run: {exc}"))
-    emit(event)
-    return event
+    return save_failed(spec, error, runs_dir=runs_dir, emit=emit, run_id=run_id,
+                       measured=measured, environment=facts, status=status)
+
+
+def _unsaved(spec: RunSpec, run_id: str) -> Any:
+    from ftbench.engine.runner import _now
+    from ftbench.results.record import RunRecord
+
+    return RunRecord(run_id=run_id, preset=spec.preset, method=spec.method.name, status="failed",
+                     created_at=_now(), spec=spec.to_dict())
 
 
 def _death(said: str) -> str:

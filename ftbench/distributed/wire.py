@@ -10,7 +10,6 @@ names the rank that died.
 from __future__ import annotations
 
 import json
-import math
 import socket
 import threading
 from dataclasses import asdict, fields
@@ -18,6 +17,7 @@ from typing import Any
 
 from ftbench.engine import events as ev
 from ftbench.results.record import parse_record
+from ftbench.terms import json_safe
 
 _EVENTS: dict[str, type] = {cls.__name__: cls for cls in (
     ev.RunStarted, ev.Step, ev.StepProgress, ev.EvalProgress, ev.Eval, ev.GpuSample, ev.Log)}
@@ -40,17 +40,7 @@ def control(kind: str, **data: Any) -> bytes:
 
 
 def _line(message: dict[str, Any]) -> bytes:
-    return (json.dumps(_finite(message), default=str) + "\n").encode()
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    return (json.dumps(json_safe(message), default=str) + "\n").encode()
 
 
 def decode(line: bytes | str) -> tuple[str, Any]:

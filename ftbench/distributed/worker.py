@@ -25,7 +25,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
 def fault_hook(rank: int, env: Mapping[str, str] | None = None) -> Callable[[int], None] | None:
@@ -86,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                        world=world, environment=job.get("environment") or {})
     except KeyboardInterrupt:  # a second signal: the engine saved the run before this
         sender.send(control("bye", rank=world.rank, status="cancelled"))
-        return EXIT_CANCELLED
+        return EXIT_INTERRUPTED
     record = finished.record
     if record.status == "failed":
         sender.send(control("rank_failed", rank=world.rank, error=record.error, t=time.time()))
     sender.send(control("bye", rank=world.rank, status=record.status))
     sender.close()
     _leave_world()
-    return {"completed": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
+    return {"completed": EXIT_OK, "cancelled": EXIT_INTERRUPTED}.get(record.status, EXIT_FAILED)
 
 
 def _leave_world() -> None:

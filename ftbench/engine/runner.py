@@ -194,23 +194,37 @@ def save_failed(
     runs_dir: str | os.PathLike[str] | None = None,
     emit: Emit = ignore,
     hooks: Hooks | None = None,
+    run_id: str | None = None,
+    measured: RunRecord | None = None,
+    environment: dict[str, Any] | None = None,
+    status: str = "failed",
 ) -> RunFinished:
     """Save a `failed` record for a run that could not start or whose front end failed around
-    it (outside `run()`): the same record writer, fallback folder and events as `run()`."""
+    it (outside `run()`): the same record writer, fallback folder and events as `run()`.
+
+    The parent of a torchrun job (or of a queue worker) saves with it too: ``run_id`` is the
+    id the workers were given, ``measured`` what rank 0 measured before the run failed (kept,
+    with ``status`` and ``error`` set here), ``environment`` facts only the parent knows (the
+    rank that failed first). ``status`` is ``failed``, or ``cancelled`` for a run stopped
+    before any process reported it.
+    """
     now = _now()
-    record = RunRecord(
-        run_id=new_run_id(spec.preset, spec.method.name, spec.seed),
+    record = measured or RunRecord(
+        run_id=run_id or new_run_id(spec.preset, spec.method.name, spec.seed),
         preset=spec.preset,
         method=spec.method.name,
-        status="failed",
+        status=status,
         created_at=now,
         finished_at=now,
         spec=spec.to_dict(),
         error=error,
         ftbench_version=__version__,
     )
-    record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
-                         for r in spec.references]
+    if measured is None:
+        record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
+                             for r in spec.references]
+    record.status, record.error = status, error
+    record.environment.update(environment or {})
     return _save(record, runs_dir, emit, hooks or Hooks())
 
 
