@@ -247,13 +247,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from ftbench.plan.preflight import check_fit
 
         check_fit(specs)
-    if spread is not None:  # several processes: headless (the TUI does not drive them yet)
-        return spread(specs)
+    runner: Callable[..., Any] | None = None
+    if spread is not None:
+        kind, runner = spread
+        if kind == "queue":  # several runs at once: prefixed lines (the TUI shows one run)
+            return runner(specs)
     if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
         from ftbench.tui import main as tui_main  # watch it live; the same engine and files
 
+        if runner is not None:  # torchrun: rank 0's events on the live screen
+            return tui_main(args.runs_dir, (preset.name, specs), runner)
         return tui_main(args.runs_dir, (preset.name, specs))
-    return run_specs(specs, args.runs_dir, args.json)
+    return run_specs(specs, args.runs_dir, args.json, runner=runner)
 
 
 def _launch_rules() -> dict[str, Any]:
@@ -262,8 +267,9 @@ def _launch_rules() -> dict[str, Any]:
     return field_rules(Launch)
 
 
-def _spread(args: argparse.Namespace) -> Callable[[list[Any]], int] | None:
-    """The runner for --nproc-per-node / --parallel / --devices (None for a plain run)."""
+def _spread(args: argparse.Namespace) -> "tuple[str, Callable[..., Any]] | None":
+    """For --nproc-per-node: ("run", what runs one spec through torchrun); for --parallel /
+    --devices: ("queue", what runs all the specs at once); None for a plain run."""
     torchrun = any(getattr(args, k) is not None for k in
                    ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint"))
     queue = args.parallel or args.devices is not None
@@ -276,13 +282,12 @@ def _spread(args: argparse.Namespace) -> Callable[[list[Any]], int] | None:
         from ftbench.distributed.parallel import local_gpus, parse_devices, run_parallel
 
         devices = parse_devices(args.devices) if args.devices is not None else local_gpus()
-        return lambda specs: run_parallel(specs, devices, args.runs_dir, args.json)
+        return "queue", lambda specs: run_parallel(specs, devices, args.runs_dir, args.json)
     if not torchrun:
         return None
     import functools
 
     from ftbench.distributed.launch import Launch, check_rendezvous_port, run_distributed
-    from ftbench.headless import run_specs
 
     def given(value: int | None, default: int) -> int:
         return default if value is None else value
@@ -290,8 +295,7 @@ def _spread(args: argparse.Namespace) -> Callable[[list[Any]], int] | None:
     launch = Launch(nproc_per_node=given(args.nproc_per_node, 1), nnodes=given(args.nnodes, 1),
                     node_rank=given(args.node_rank, 0), rdzv_endpoint=args.rdzv_endpoint)
     check_rendezvous_port(launch)
-    runner = functools.partial(run_distributed, launch=launch)
-    return lambda specs: run_specs(specs, args.runs_dir, args.json, runner=runner)
+    return "run", functools.partial(run_distributed, launch=launch)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
