@@ -187,7 +187,7 @@ def test_rendezvous_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 # --- real torchrun runs (gloo) -------------------------------------------------------------
-def test_two_processes_write_one_record_and_match_one_process(tmp_path: Path) -> None:
+def test_two_processes_write_one_record_and_match_one_process(tmp_path: Path, quick_cpu_runs: None) -> None:
     spec = tiny_spec(steps=4)
     events = Collector()
     two = run_distributed(replace(spec, train=replace(spec.train, batch_size=8)), events,
