@@ -102,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
     run.add_argument("--force", action="store_true",
                      help="run even if the predicted peak exceeds the GPU's free memory")
+    spread = run.add_argument_group(
+        "across processes", "one run over several processes through torchrun (data parallel), "
+        "or several runs at once, one per device")
+    placement = _launch_rules()
+    spread.add_argument("--nproc-per-node", type=placement["nproc_per_node"].arg_type("--nproc-per-node"),
+                        metavar="N", help="processes per node for each run (torchrun; one per GPU)")
+    spread.add_argument("--nnodes", type=placement["nnodes"].arg_type("--nnodes"), metavar="N",
+                        help="nodes taking part (torchrun; default 1)")
+    spread.add_argument("--node-rank", type=placement["node_rank"].arg_type("--node-rank"), metavar="R",
+                        help="this node's rank (torchrun; default 0)")
+    spread.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                        help="node 0's address for the rendezvous (torchrun; needed with --nnodes > 1)")
+    spread.add_argument("--parallel", action="store_true",
+                        help="run the preset's runs at once, one per local GPU")
+    spread.add_argument("--devices", metavar="LIST",
+                        help="like --parallel on these devices: GPU indices (0,1) or cpu,cpu")
     run.set_defaults(func=_cmd_run)
 
     plan = sub.add_parser("plan", help="predict memory, time and fit per method before running a preset")
@@ -216,6 +232,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.engine.levers import levers_off
 
     levers_off()  # a misspelt FTBENCH_LEVERS_OFF is one line here, not a failed run later
+    spread = _spread(args)  # bad placement flags: one line before any work
     preset = _load_preset(args.preset)
     overrides = _overrides(args)
     specs = expand(preset, overrides)
@@ -230,11 +247,55 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from ftbench.plan.preflight import check_fit
 
         check_fit(specs)
+    runner: Callable[..., Any] | None = None
+    if spread is not None:
+        kind, runner = spread
+        if kind == "queue":  # several runs at once: prefixed lines (the TUI shows one run)
+            return runner(specs)
     if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
         from ftbench.tui import main as tui_main  # watch it live; the same engine and files
 
+        if runner is not None:  # torchrun: rank 0's events on the live screen
+            return tui_main(args.runs_dir, (preset.name, specs), runner)
         return tui_main(args.runs_dir, (preset.name, specs))
-    return run_specs(specs, args.runs_dir, args.json)
+    return run_specs(specs, args.runs_dir, args.json, runner=runner)
+
+
+def _launch_rules() -> dict[str, Any]:
+    from ftbench.distributed.launch import Launch
+
+    return field_rules(Launch)
+
+
+def _spread(args: argparse.Namespace) -> "tuple[str, Callable[..., Any]] | None":
+    """For --nproc-per-node: ("run", what runs one spec through torchrun); for --parallel /
+    --devices: ("queue", what runs all the specs at once); None for a plain run."""
+    torchrun = any(getattr(args, k) is not None for k in
+                   ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint"))
+    queue = args.parallel or args.devices is not None
+    if torchrun and queue:
+        raise FtbenchError("--parallel/--devices spread separate runs over devices; "
+                           "--nproc-per-node spreads one run over processes: pick one")
+    if args.parallel and args.devices is not None:
+        raise FtbenchError("--parallel uses every local GPU; --devices names them: give one")
+    if queue:
+        from ftbench.distributed.parallel import local_gpus, parse_devices, run_parallel
+
+        devices = parse_devices(args.devices) if args.devices is not None else local_gpus()
+        return "queue", lambda specs: run_parallel(specs, devices, args.runs_dir, args.json)
+    if not torchrun:
+        return None
+    import functools
+
+    from ftbench.distributed.launch import Launch, check_rendezvous_port, run_distributed
+
+    def given(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    launch = Launch(nproc_per_node=given(args.nproc_per_node, 1), nnodes=given(args.nnodes, 1),
+                    node_rank=given(args.node_rank, 0), rdzv_endpoint=args.rdzv_endpoint)
+    check_rendezvous_port(launch)
+    return "run", functools.partial(run_distributed, launch=launch)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from rich import box
 from rich.console import Console
@@ -219,6 +219,10 @@ def summary_table(records: list[Any]) -> Table:
         notes.append("peak MB: NVML (the whole GPU) where torch did not measure")
     if "RSS" in sources:
         notes.append("peak MB: process RSS where no GPU memory was measured")
+    worlds = sorted({r.timing.get("world_size") for r in records if r.timing.get("world_size")})
+    if worlds:
+        notes.append(f"torchrun runs ({', '.join(map(str, worlds))} processes): samp/s summed "
+                     "over the processes, peak MB is rank 0's")
     table.caption = "\n".join(notes)
     return table
 
@@ -247,15 +251,17 @@ def _fmt_metric(value: Any) -> str:
     return fixed(value, 4)
 
 
-def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream: TextIO | None = None) -> int:
-    """Run the specs in order; print progress; return the exit code."""
-    from ftbench.engine.runner import run
+def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream: TextIO | None = None,
+              runner: Callable[..., RunFinished] | None = None) -> int:
+    """Run the specs in order; print progress; return the exit code. ``runner`` replaces the
+    in-process `engine.runner.run` (a torchrun launch: `distributed.launch.run_distributed`)."""
+    from ftbench.engine.runner import run as run_here
 
+    run = runner or run_here
     out = stream or (sys.stderr if as_json else sys.stdout)
     tty = out.isatty()
     console = Console(file=out, highlight=False)
     cancel = threading.Event()
-    records: list[Any] = []
     events: list[RunFinished] = []
     interrupted = False
 
@@ -283,12 +289,19 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
                     interrupted = True
                     break
                 events.append(finished)
-                records.append(finished.record)
                 if finished.record.status == "cancelled":
                     interrupted = True
                     break
-    total = time.perf_counter() - started
-    unsaved = [e for e in events if e.path is None]
+    return report(events, time.perf_counter() - started, interrupted, console, out, as_json)
+
+
+def report(events: list[RunFinished], total: float, interrupted: bool, console: Console,
+           out: TextIO, as_json: bool) -> int:
+    """The end of a headless session: unsaved records printed, the summary table, the JSON
+    payload; returns the exit code."""
+    records = [e.record for e in events]
+    # a torchrun node other than 0 writes nothing by design (rank 0 on node 0 does)
+    unsaved = [e for e in events if e.path is None and not e.extra.get("written_by")]
     for e in unsaved:  # neither the runs folder nor the fallback took it: print it, lose nothing
         print(f"ftbench: run {e.record.run_id} could not be saved ({e.save_error}); its record:",
               file=out, flush=True)

@@ -46,8 +46,11 @@ def git_revision() -> str | None:
         return None
 
 
-def collect(device: str, torch: Any | None = None) -> dict[str, Any]:
-    """Environment block of a run record. ``torch`` is passed in so this module imports none."""
+def collect(device: str, torch: Any | None = None, *, cuda_index: int = 0,
+            nvml_index: int = 0) -> dict[str, Any]:
+    """Environment block of a run record. ``torch`` is passed in so this module imports none.
+    ``cuda_index`` / ``nvml_index``: this process's GPU as torch and as NVML number it (they
+    differ under CUDA_VISIBLE_DEVICES; see `ftbench.engine.world`)."""
     import os
 
     from ftbench import __version__
@@ -75,8 +78,8 @@ def collect(device: str, torch: Any | None = None) -> dict[str, Any]:
     }
     if device == "cuda" and torch is not None:
         env["cuda"] = torch.version.cuda
-        env["device_name"] = torch.cuda.get_device_name(0)
-        info = nvml_info()
+        env["device_name"] = torch.cuda.get_device_name(cuda_index)
+        info = nvml_info(nvml_index)
         if info.available:
             env["driver"] = info.driver
             env["gpu_memory_mb"] = info.total_mb

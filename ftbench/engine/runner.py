@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ftbench import __version__
+from ftbench.engine import world as worlds
 from ftbench.engine.events import Emit, GpuSample, Log, RunFinished, RunStarted, ignore
 from ftbench.errors import FtbenchError
 from ftbench.results.record import RunRecord
@@ -111,10 +112,21 @@ def run(
     runs_dir: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     hooks: Hooks | None = None,
+    world: worlds.World | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> RunFinished:
-    """Train and evaluate one method on one model/dataset/seed; save and return its record."""
+    """Train and evaluate one method on one model/dataset/seed; save and return its record.
+
+    Under torchrun (``world`` from the environment by default) every rank calls this; rank 0
+    alone emits and saves, the others return their record unsaved (``path`` None).
+    ``environment`` adds facts the caller knows to ``record.environment`` (the device a
+    parallel queue pinned the run to).
+    """
     cancel = cancel or threading.Event()
     hooks = hooks or Hooks()
+    world = world or worlds.from_env()
+    if not world.is_main:
+        emit = ignore
     if run_id is not None:
         check_run_id(run_id)  # refuse before training, not at save time
     record = RunRecord(
@@ -130,6 +142,8 @@ def run(
                          for r in spec.references]
     session = _Session(spec, record, emit, cancel, hooks)
     session.runs_dir = runs_dir
+    session.world = world
+    session.extra_environment = dict(environment or {})
     reraise: BaseException | None = None
     try:
         session.execute()
@@ -157,7 +171,17 @@ def run(
             message = f"measurements incomplete: {_one_line(exc)}"
             record.error = record.error or message
             _emit_quietly(emit, Log(record.run_id, "warning", message))
-    finished = _save(record, runs_dir, emit, hooks)
+    if world.is_main and not (world.distributed and record.status == "failed"):
+        finished = _save(record, runs_dir, emit, hooks)
+    elif world.is_main:
+        # Under torchrun a failure is saved by the parent, which knows which rank failed
+        # first (a peer's death reaches rank 0 as a collective error); it gets the record here.
+        _null_non_finite(record)
+        finished = RunFinished(record, None)
+        _emit_quietly(emit, finished)
+    else:
+        _null_non_finite(record)
+        finished = RunFinished(record, None)
     if reraise is not None:
         raise reraise
     return finished
@@ -170,23 +194,37 @@ def save_failed(
     runs_dir: str | os.PathLike[str] | None = None,
     emit: Emit = ignore,
     hooks: Hooks | None = None,
+    run_id: str | None = None,
+    measured: RunRecord | None = None,
+    environment: dict[str, Any] | None = None,
+    status: str = "failed",
 ) -> RunFinished:
     """Save a `failed` record for a run that could not start or whose front end failed around
-    it (outside `run()`): the same record writer, fallback folder and events as `run()`."""
+    it (outside `run()`): the same record writer, fallback folder and events as `run()`.
+
+    The parent of a torchrun job (or of a queue worker) saves with it too: ``run_id`` is the
+    id the workers were given, ``measured`` what rank 0 measured before the run failed (kept,
+    with ``status`` and ``error`` set here), ``environment`` facts only the parent knows (the
+    rank that failed first). ``status`` is ``failed``, or ``cancelled`` for a run stopped
+    before any process reported it.
+    """
     now = _now()
-    record = RunRecord(
-        run_id=new_run_id(spec.preset, spec.method.name, spec.seed),
+    record = measured or RunRecord(
+        run_id=run_id or new_run_id(spec.preset, spec.method.name, spec.seed),
         preset=spec.preset,
         method=spec.method.name,
-        status="failed",
+        status=status,
         created_at=now,
         finished_at=now,
         spec=spec.to_dict(),
         error=error,
         ftbench_version=__version__,
     )
-    record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
-                         for r in spec.references]
+    if measured is None:
+        record.references = [dict(method=r.method, metrics=dict(r.metrics), note=r.note)
+                             for r in spec.references]
+    record.status, record.error = status, error
+    record.environment.update(environment or {})
     return _save(record, runs_dir, emit, hooks or Hooks())
 
 
@@ -256,6 +294,10 @@ class _Session:
         self.workdir: str | None = None
         self.trust_remote_code = spec.trust_remote_code
         self.allow_pickle = spec.allow_pickle
+        self.world = worlds.World()
+        self.extra_environment: dict[str, Any] = {}
+        self.side_group: Any = None  # gloo group for host-side agreement (cancel, totals)
+        self.trained = False  # every rank left trainer.train() at the same step
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(Log(self.record.run_id, level, message))
@@ -277,7 +319,15 @@ class _Session:
         from ftbench.engine import environment
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.record.environment = environment.collect(self.device, torch)
+        if self.device == "cuda" and self.world.distributed:  # GPU only: before any CUDA use
+            torch.cuda.set_device(worlds.cuda_device(self.world))
+        self.record.environment = environment.collect(
+            self.device, torch, cuda_index=worlds.cuda_device(self.world),
+            nvml_index=worlds.nvml_index(self.world))
+        self.record.environment.update(self.extra_environment)
+        if self.world.distributed:
+            self.record.environment.update(world_size=self.world.size,
+                                           ddp_backend=worlds.backend(self.device))
         spec, sizing = spec.sized_for(self.device)
         if sizing is not None:
             self.spec = spec
@@ -314,6 +364,10 @@ class _Session:
         self.log(f"data: {prepared.data_info.get('source')}")
         self.check_cancel()
 
+        if self.world.distributed:
+            # After the model folder is resolved: transformers saves only on the main process
+            # once a process group exists, and a tiny model is built into the cache by every rank.
+            self._join_world()
         precision = _resolve_precision(spec.train.precision, self.device, torch)
         self.precision = precision
         self.record.environment["precision"] = precision
@@ -328,6 +382,20 @@ class _Session:
             self.hooks.before_train()
 
         self._train(model, tokenizer, prepared, precision)
+
+    def _join_world(self) -> None:
+        """Join torchrun's process group (nccl on GPUs, gloo on CPU) with a timeout, so a
+        collective whose peer died raises instead of hanging; plus a gloo group for the
+        host-side agreements (cancel, totals) that must not sync a GPU stream."""
+        from datetime import timedelta
+
+        import torch.distributed as dist
+
+        timeout = timedelta(seconds=worlds.DDP_TIMEOUT_S)
+        if not dist.is_initialized():
+            dist.init_process_group(worlds.backend(self.device), timeout=timeout)
+        self.side_group = dist.new_group(backend="gloo", timeout=timeout) \
+            if worlds.backend(self.device) != "gloo" else dist.group.WORLD
 
     def _build_model(self, path: str, prepared: Any, precision: str) -> Any:
         torch = self.torch
@@ -374,6 +442,8 @@ class _Session:
         batch_size = train.batch_size
         if batch_size == "auto":
             batch_size = self._auto_batch(model, prepared, tokenizer, precision)
+            if self.world.distributed:  # every rank probed its own device: all take the smallest
+                batch_size = self._agree_min(batch_size)
         steps = planned_steps(train, len(prepared.train_dataset), batch_size) or 0
         compiled, why = resolve_compile(train.torch_compile, self.device, steps, spec.method.name)
         self.compiled = compiled
@@ -387,12 +457,23 @@ class _Session:
         args = training_args(spec, device=self.device, precision=precision, output_dir=workdir,
                              run_name=self.record.run_id,
                              label_names=prepared.label_names_for_trainer,
-                             batch_size=batch_size, compile=compiled)
+                             batch_size=batch_size, compile=compiled,
+                             world_size=self.world.size)
         self.record.environment["train_sampling"] = args.train_sampling_strategy
-        self.record.environment["eval_sampling"] = "sequential (dataset order)"
+        self.record.environment["eval_sampling"] = "sequential (dataset order)" + (
+            f", batches split over {self.world.size} processes and gathered in order"
+            if self.world.distributed else "")
         self.record.environment["dataloader_workers"] = args.dataloader_num_workers
         self.record.environment["levers_off"] = sorted(levers_off())
-        samples_per_step = batch_size * train.grad_accum
+        samples_per_step = batch_size * train.grad_accum * self.world.size
+        if self.world.distributed:
+            self.record.timing["world_size"] = self.world.size
+            self.record.timing["global_batch_size"] = samples_per_step
+            self.log(f"data parallel: {self.world.size} processes "
+                     f"({worlds.backend(self.device)}), global batch {samples_per_step} = "
+                     f"{batch_size} per process x {self.world.size}"
+                     + (f" x {train.grad_accum} accumulation" if train.grad_accum > 1 else "")
+                     + "; rates are summed over the processes")
 
         def on_begin(total_steps: int) -> None:
             self.emit(RunStarted(self.record.run_id, spec.preset, spec.method.name, spec.model,
@@ -409,8 +490,9 @@ class _Session:
             collator = _HookedCollator(collator, self.hooks.on_batch)
         self.callback = EventCallback(self.record.run_id, self.emit, self.cancel, samples_per_step,
                                       on_begin, prepared.metric_transform, memory_probe,
-                                      self._tokens_so_far,
-                                      lambda: int(getattr(self.trainer, "ft_samples", 0)))
+                                      self._live_tokens,
+                                      lambda: int(getattr(self.trainer, "ft_samples", 0))
+                                      * self.world.size)
         trainer_cls = _measured_trainer_class(self.hooks.loss_override)
         self.trainer = trainer_cls(
             model=model,
@@ -419,7 +501,8 @@ class _Session:
             eval_dataset=prepared.eval_dataset,
             data_collator=collator,
             compute_metrics=prepared.compute_metrics,
-            callbacks=[self.callback, _FirstStepTimer(self)],
+            callbacks=([_CancelSync(self)] if self.world.distributed else [])
+            + [self.callback, _FirstStepTimer(self)],
         )
         self.trainer.ft_step_hook = self.hooks.on_step
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -429,11 +512,13 @@ class _Session:
 
         self.telemetry = Telemetry(use_nvml=self.device == "cuda" or self.hooks.gpu_sampler is not None,
                                    on_gpu_sample=self._on_gpu_sample,
+                                   gpu_index=worlds.nvml_index(self.world),
                                    fault=self.hooks.nvml_fault, sampler=self.hooks.gpu_sampler)
         reset_torch_peaks(torch, self.device)
         self.telemetry.start()
         self.check_cancel()
         self.trainer.train()
+        self.trained = True
         progress = self.callback.progress
         if progress.diverged_at is not None:
             self.record.status = "diverged"
@@ -550,6 +635,8 @@ class _Session:
         trainer = self.trainer
         samples = getattr(trainer, "ft_samples", 0) if trainer is not None else 0
         tokens = self._tokens_so_far() or 0
+        if self.world.distributed:
+            samples, tokens = self._world_totals(samples, tokens)
         record.timing.update({
             "train_s": _round(train_s, 3),
             "eval_s": _round(progress.eval_s + self.final_eval_s, 3),
@@ -578,6 +665,46 @@ class _Session:
         if progress.last_eval is not None:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
+
+    def _agree_min(self, value: int) -> int:
+        """The smallest of the ranks' values (host-side, over the gloo group)."""
+        import torch.distributed as dist
+
+        tensor = self.torch.tensor([int(value)])
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN, group=self.side_group)
+        return int(tensor.item())
+
+    def _live_tokens(self) -> int | None:
+        """Tokens for the live rate: this rank's count times the world size under torchrun
+        (ranks get equal sample counts; token counts differ slightly). The record's whole-run
+        totals are summed over the ranks exactly (`_world_totals`)."""
+        tokens = self._tokens_so_far()
+        return tokens * self.world.size if tokens is not None else None
+
+    def _world_totals(self, samples: int, tokens: int) -> tuple[int, int]:
+        """Samples and tokens summed over the ranks, and each rank's peak memory in
+        ``memory.per_rank``. Only when every rank finished training at the same step (a
+        collective with a dead peer would wait for the timeout); else this rank's figures
+        stay and ``per_rank`` stays null."""
+        if not self.trained or self.side_group is None:
+            return samples, tokens
+        import torch.distributed as dist
+
+        mine = {"rank": self.world.rank, "local_rank": self.world.local_rank,
+                "samples": samples, "tokens": tokens,
+                "nvml_index": worlds.nvml_index(self.world) if self.device == "cuda" else None,
+                **{k: self.record.memory.get(k) for k in (
+                    "torch_peak_allocated_mb", "torch_peak_reserved_mb", "nvml_peak_used_mb",
+                    "process_peak_rss_mb")}}
+        gathered: list[Any] = [None] * self.world.size
+        try:
+            dist.all_gather_object(gathered, mine, group=self.side_group)
+        except Exception as exc:  # a peer gone at the very end: keep this rank's figures
+            self.log(f"per-rank totals unavailable: {_one_line(exc)}", "warning")
+            return samples, tokens
+        self.record.memory["per_rank"] = [
+            {k: v for k, v in g.items() if k not in ("samples", "tokens")} for g in gathered]
+        return sum(g["samples"] for g in gathered), sum(g["tokens"] for g in gathered)
 
     def _tokens_so_far(self) -> int | None:
         """Real tokens trained on so far (None if the counter cannot be read). Read at logging
@@ -681,6 +808,27 @@ class _FirstStepTimer:
                 session.first_step_s = session.callback.progress.train_elapsed()
 
         return FirstStep()
+
+
+class _CancelSync:
+    """Under torchrun: after every optimizer step the ranks agree whether to stop (any rank's
+    cancel stops all), so no rank waits in a collective for a peer that already left. Runs
+    before `EventCallback`, which then sees the shared decision. One tiny gloo all-reduce on
+    the host per step; no GPU stream sync."""
+
+    def __new__(cls, session: "_Session") -> Any:
+        from transformers import TrainerCallback
+
+        class CancelSync(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                import torch.distributed as dist
+
+                flag = session.torch.tensor([1 if session.cancel.is_set() else 0])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=session.side_group)
+                if int(flag.item()) and not session.cancel.is_set():
+                    session.cancel.set()
+
+        return CancelSync()
 
 
 class _HookedCollator:

@@ -39,18 +39,33 @@ def planned_steps(train: Any, train_size: int | None, batch_size: int | None = N
 
 
 def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str = "",
-                    label_names: list[str] | None = None, batch_size: int | None = None, compile: bool | None = None) -> dict[str, Any]:
+                    label_names: list[str] | None = None, batch_size: int | None = None, compile: bool | None = None,
+                    world_size: int = 1) -> dict[str, Any]:
     """The keyword arguments of `TrainingArguments` for this spec on this device (no output_dir).
 
     ``batch_size`` and ``compile`` are what the engine resolved for `batch_size = "auto"` and
-    an unset `torch_compile`; without them the spec's values are used.
+    an unset `torch_compile`; without them the spec's values are used. ``world_size`` > 1
+    (under torchrun) adds the DDP backend and a collective timeout, so a dead peer raises
+    instead of hanging; ``batch_size`` stays per device (the global batch is times the world).
     """
     train = spec.train
     batch = batch_size or train.batch_size
     if not isinstance(batch, int):
         raise ValueError(f"batch_size {batch!r} must be resolved to a number first")
     eval_bs = train.eval_batch_size or batch * 2
+    ddp: dict[str, Any] = {}
+    if world_size > 1:
+        from ftbench.engine.world import DDP_TIMEOUT_S, backend
+
+        # average_tokens_across_devices off: transformers 5 would multiply the loss by the
+        # world size for every model whose forward takes **kwargs, including classification
+        # heads that average over their own batch (logged and eval loss x2 with 2 ranks). Off,
+        # each rank's loss is its batch mean and DDP averages the gradients: with equal batches
+        # per rank (DistributedSampler pads) that is the global batch mean, as on one process.
+        ddp = dict(ddp_backend=backend(device), ddp_timeout=DDP_TIMEOUT_S,
+                   average_tokens_across_devices=False)
     return dict(
+        **ddp,
         per_device_train_batch_size=batch,
         per_device_eval_batch_size=eval_bs,
         gradient_accumulation_steps=train.grad_accum,

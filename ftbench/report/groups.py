@@ -321,7 +321,9 @@ def _differing_settings(runs: Sequence[RunRecord]) -> tuple[str, ...]:
     Grouping is by preset/method/model/dataset only; a group that mixes, say, two max_steps
     would average unlike things, so the report says so instead of hiding it.
     """
-    flats = [_flatten_spec(r.spec) for r in runs]
+    # the process count is not in the spec but changes the global batch and the rates
+    flats = [{**_flatten_spec(r.spec), "world_size": json.dumps(r.timing.get("world_size") or 1)}
+             for r in runs]
     keys = sorted({k for f in flats for k in f} - {"seed"})
     return tuple(k for k in keys if len({f.get(k) for f in flats}) > 1)
 

@@ -48,12 +48,21 @@ def _empty_timing() -> dict[str, Any]:
             # steady state: after `warmup_steps` (and any compile); older records read as null
             "warmup_steps": None, "steady_steps": None, "steady_s": None,
             "steady_samples_per_s": None, "steady_tokens_per_s": None, "steady_tflops": None,
-            "steady_mfu": None, "first_step_s": None, "compile_s": None, "batch_size": None}
+            "steady_mfu": None, "first_step_s": None, "compile_s": None, "batch_size": None,
+            # torchrun runs: processes, and samples per optimizer step over all of them
+            # (batch_size stays per device); samples_per_s / tokens_per_s are then summed over
+            # the ranks. Null in one-process runs and in records written before them.
+            "world_size": None, "global_batch_size": None}
 
 
 def _empty_memory() -> dict[str, Any]:
     return {"torch_peak_allocated_mb": None, "torch_peak_reserved_mb": None,
-            "nvml_peak_used_mb": None, "process_peak_rss_mb": None}
+            "nvml_peak_used_mb": None, "process_peak_rss_mb": None,
+            # torchrun runs: one object per rank {rank, local_rank, nvml_index (the GPU NVML
+            # read, null on CPU), torch_peak_allocated_mb, torch_peak_reserved_mb,
+            # nvml_peak_used_mb, process_peak_rss_mb}; the figures above are rank 0's.
+            # Null in one-process runs and older records.
+            "per_rank": None}
 
 
 def _empty_series() -> dict[str, list[dict[str, Any]]]:
@@ -221,11 +230,15 @@ def parse_record(doc: Any) -> RunRecord:
     measured = {
         "params": ("trainable", "total", "trainable_without_head"),
         "timing": tuple(_empty_timing()),
-        "memory": tuple(_empty_memory()),
+        "memory": tuple(k for k in _empty_memory() if k != "per_rank"),
         "metrics": (),
     }
     for section, keys in measured.items():
         _check_numbers(section, doc[section], keys)
+    per_rank = doc["memory"].get("per_rank")
+    if per_rank is not None and not (isinstance(per_rank, list)
+                                     and all(isinstance(r, dict) for r in per_rank)):
+        raise RecordError("memory.per_rank should be a list of objects or null")
     series = doc["series"]
     for name, points in series.items():
         if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from ftbench.spec import RunSpec
 
 
-def main(runs_dir: str | None = None, start: "tuple[str, list[RunSpec]] | None" = None) -> int:
+def main(runs_dir: str | None = None, start: "tuple[str, list[RunSpec]] | None" = None,
+         runner: "Callable[..., Any] | None" = None) -> int:
     """Open the TUI on ``runs_dir`` (default: $FTBENCH_RUNS_DIR or ./runs); with ``start``
     (a preset name and its runs) those runs start at once on the live screen."""
     from ftbench.tui.app import run_app
 
-    return run_app(runs_dir, start)
+    return run_app(runs_dir, start, runner)

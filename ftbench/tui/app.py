@@ -82,9 +82,13 @@ class FtbenchApp(App[None]):
         hooks: "Hooks | None" = None,
         cursor_blink: bool = True,
         start: "tuple[str, list[RunSpec]] | None" = None,
+        runner: "Callable[..., Any] | None" = None,
     ) -> None:
         super().__init__()
         self._start = start
+        # what runs one queued spec: None is the engine in this process; `ftbench run
+        # --nproc-per-node N` on a terminal passes a torchrun launch (same events, same record)
+        self.runner = runner
         from ftbench.results.store import runs_dir as resolve_runs_dir
 
         self.runs_dir = resolve_runs_dir(runs_dir)
@@ -442,14 +446,15 @@ class FtbenchApp(App[None]):
 
 
 def run_app(runs_dir: str | None = None,
-            start: "tuple[str, list[RunSpec]] | None" = None) -> int:
+            start: "tuple[str, list[RunSpec]] | None" = None,
+            runner: "Callable[..., Any] | None" = None) -> int:
     """Entry point for ``ftbench`` / ``ftbench tui`` and, with ``start`` (a preset name and
     its expanded runs), for ``ftbench run`` on a terminal: the runs start at once, live.
 
     Exit code: 0, or with ``start`` the headless codes: 1 if a run did not complete,
     130 if the queue was stopped before every run had started.
     """
-    app = FtbenchApp(runs_dir, start=start)
+    app = FtbenchApp(runs_dir, start=start, runner=runner)
     app.run()
     queue = app.queue
     if start is not None and queue is not None and queue.records():

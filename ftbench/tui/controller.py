@@ -74,8 +74,12 @@ class TrainingController:
         while (taken := queue.take_next()) is not None:
             item, cancel = taken
             self.post(ItemStarted(queue, item))
-            finished = run(item.spec, self.emitter(item), cancel, runs_dir=self.app.runs_dir,
-                           hooks=self.app.hooks)
+            if self.app.runner is not None:  # e.g. a torchrun launch (ftbench.distributed)
+                finished = self.app.runner(item.spec, self.emitter(item), cancel,
+                                           runs_dir=self.app.runs_dir)
+            else:
+                finished = run(item.spec, self.emitter(item), cancel, runs_dir=self.app.runs_dir,
+                               hooks=self.app.hooks)
             queue.finish(item, finished.record, finished.path)
             self.post(RunEnded(item, finished))
         self.post(QueueDone(queue))
