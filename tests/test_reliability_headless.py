@@ -77,12 +77,13 @@ def with_hooks(monkeypatch: pytest.MonkeyPatch, make: Callable[[], Hooks]) -> No
 
 def headless(tally: Any, preset: Path, runs: Path, *extra: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest was started in the background
     with tally.case(CATEGORY):
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["run", "--preset", str(preset), "--headless", "--runs-dir", str(runs), *extra])
     text = out.getvalue() + err.getvalue()
     tally.check_output(CATEGORY, text)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
     return code, out.getvalue(), err.getvalue()
 
 
