@@ -688,6 +688,51 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
         assert "preparing the run" in text
 
 
+@pytest.mark.parametrize("gpus", [(0, 1), ()], ids=["two-gpus", "one-gpu"])
+@run_async
+async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
+        tmp_path: Path, gpus: tuple[int, ...]) -> None:
+    """Issue 15: with the GPUs of a multi-process run (its launch), the app reads each through
+    NVML (the sampler hook here) and the panel shows a row per GPU; a one-GPU run keeps the
+    single "used" line, from its own samples."""
+    from ftbench.engine.events import GpuSample
+    from ftbench.engine.runner import Hooks
+    from ftbench.presets import expand
+    from ftbench.tui.messages import ItemStarted
+    from ftbench.tui.session import RunQueue
+    from tui_helpers import TWO_GPUS, fake_gpus
+
+    h100 = Machine(True, "NVIDIA H100", 81559.0)
+    app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h100, gpus=gpus,
+                     cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpus(TWO_GPUS)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        queue = RunQueue("tiny", expand(tiny_preset()))
+        app.queue = queue
+        item, _ = queue.take_next()
+        app.post_message(ItemStarted(queue, item))
+        await pilot.pause()
+        app._emitter(item)(GpuSample("r", 0.5, 61440.0, 81559.0, 91.0))  # rank 0's own sample
+        app.poll_gpus()  # (the app also polls every 0.5 s on its own)
+        panel = app.screen.query_one(MemoryPanel)
+
+        def shown() -> str:
+            return str(panel.query_one("#memory-text").render())
+
+        if gpus:
+            await wait_until(pilot, lambda: "GPU 1" in shown(), 10, "the rows per GPU")
+            assert shown().splitlines()[:3] == [
+                "2 GPUs · NVIDIA H100",
+                "GPU 0 ████████░░ 61,440 / 81,559 MB (75%) · util 91%",
+                "GPU 1 █░░░░░░░░░ 10,240 / 143,771 MB (7%) · util 34%"]
+        else:
+            await wait_until(pilot, lambda: "used" in shown(), 10, "rank 0's sample")
+            await pilot.pause(0.6)
+            assert shown().splitlines()[:2] == ["NVIDIA H100 · util 91%",
+                                                "used 61,440 / 81,559 MB (75%)"]
+            assert "GPU 0" not in shown() and panel.gpus == ()
+
+
 @run_async
 async def test_help_opens_with_question_mark_f1_and_the_palette(tmp_path: Path) -> None:
     from textual.command import CommandPalette
