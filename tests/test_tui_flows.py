@@ -419,6 +419,32 @@ def test_ftbench_run_on_a_terminal_uses_the_tui_and_its_exit_code(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_ftbench_run_nproc_on_a_terminal_gives_the_tui_every_local_gpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: the launch's local GPUs (through CUDA_VISIBLE_DEVICES) reach the TUI."""
+    import sys
+
+    import ftbench.tui
+    from ftbench.cli import main
+
+    seen: dict[str, Any] = {}
+
+    def fake_tui(runs_dir: str | None, start: Any = None, runner: Any = None,
+                 gpus: tuple[int, ...] = ()) -> int:
+        seen["runner"], seen["gpus"] = runner, gpus
+        return 0
+
+    monkeypatch.setattr(ftbench.tui, "main", fake_tui)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    preset_file = tmp_path / "tiny.toml"
+    preset_file.write_text(TINY_PRESET)
+    assert main(["run", "--preset", str(preset_file), "--method", "full", "--nproc-per-node",
+                 "2", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert seen["runner"] is not None and seen["gpus"] == (2, 3)
+
+
 @run_async
 async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path: Path) -> None:
     import json

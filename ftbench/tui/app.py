@@ -167,6 +167,8 @@ class FtbenchApp(App[None]):
         item = queue.current if queue is not None else None
         if not self.machine.gpu or item is None or item.done:
             return
+        if item.feed.started is not None and item.feed.started.device != "cuda":
+            return  # the run trains on the CPU: no GPU rows to show
         if any(w.group == "gpus-now" and w.is_running for w in self.workers):
             return
         self.read_gpus()
