@@ -14,7 +14,7 @@ uses from NVML itself (`set_gpus`) and the panel shows one row per GPU in place 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -23,6 +23,9 @@ from textual.widgets import Sparkline, Static
 
 from ftbench.tui.format import mb, number
 from ftbench.tui.session import LiveFeed
+
+if TYPE_CHECKING:
+    from ftbench.engine.telemetry import TelemetrySample
 
 HISTORY = 240  # samples kept in the sparkline (two minutes of NVML at 0.5 s)
 BAR = 10  # cells in a per-GPU row's memory bar
@@ -53,7 +56,7 @@ class MemoryPanel(Vertical):
         self.mode = "idle"  # idle | waiting | gpu | cpu | finished
         self.gpu_now: Any = None  # a TelemetrySample read by the app while a run prepares
         self._waiting: tuple[LiveFeed, str | None] | None = None
-        self.gpus: tuple[Any, ...] = ()  # one TelemetrySample per GPU of the run (`gpus_now`)
+        self.gpus: tuple[TelemetrySample, ...] = ()  # one per GPU of the run (`gpus_now`)
 
     def compose(self) -> ComposeResult:
         yield Static(id="memory-text")
@@ -78,7 +81,7 @@ class MemoryPanel(Vertical):
         if self.mode == "waiting" and self._waiting is not None:
             self._show_gpu_waiting(*self._waiting)
 
-    def set_gpus(self, samples: tuple[Any, ...]) -> None:
+    def set_gpus(self, samples: tuple[TelemetrySample, ...]) -> None:
         """Every GPU of a multi-process run as NVML read it just now (the app polls)."""
         self.gpus = tuple(samples)
         if self.mode in ("waiting", "gpu") and self._waiting is not None:
@@ -209,19 +212,18 @@ class MemoryPanel(Vertical):
         util_spark.display = spark_util
 
 
-def gpu_rows(samples: tuple[Any, ...]) -> list[Text]:
+def gpu_rows(samples: tuple[TelemetrySample, ...]) -> list[Text]:
     """One line per GPU: NVML index, a memory bar, used / total MB and utilisation."""
-    rows = []
+    rows: list[Text] = []
     for sample in samples:
         index = sample.gpu_index
-        used = number(getattr(sample, "gpu_used_mb", None))
-        total = number(getattr(sample, "gpu_total_mb", None))
+        used, total = number(sample.gpu_used_mb), number(sample.gpu_total_mb)
         if used is None:
             rows.append(_line((f"GPU {index} ", "bold"), ("not readable", "dim")))
             continue
         share = min(max(used / total, 0.0), 1.0) if total else 0.0
         filled = round(share * BAR)
-        util = number(getattr(sample, "gpu_util", None))
+        util = number(sample.gpu_util)
         rows.append(_line((f"GPU {index} ", "bold"), ("█" * filled, "green"),
                           ("░" * (BAR - filled), "dim"),
                           (f" {used:,.0f} / {total or 0:,.0f} MB", ""),
