@@ -256,7 +256,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from ftbench.tui import main as tui_main  # watch it live; the same engine and files
 
         if runner is not None:  # torchrun: rank 0's events on the live screen
-            return tui_main(args.runs_dir, (preset.name, specs), runner)
+            launch = getattr(runner, "keywords", {}).get("launch")  # every local GPU's row
+            gpus = launch.local_gpus() if launch is not None else ()
+            return tui_main(args.runs_dir, (preset.name, specs), runner, gpus)
         return tui_main(args.runs_dir, (preset.name, specs))
     return run_specs(specs, args.runs_dir, args.json, runner=runner)
 

@@ -419,6 +419,32 @@ def test_ftbench_run_on_a_terminal_uses_the_tui_and_its_exit_code(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_ftbench_run_nproc_on_a_terminal_gives_the_tui_every_local_gpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: the launch's local GPUs (through CUDA_VISIBLE_DEVICES) reach the TUI."""
+    import sys
+
+    import ftbench.tui
+    from ftbench.cli import main
+
+    seen: dict[str, Any] = {}
+
+    def fake_tui(runs_dir: str | None, start: Any = None, runner: Any = None,
+                 gpus: tuple[int, ...] = ()) -> int:
+        seen["runner"], seen["gpus"] = runner, gpus
+        return 0
+
+    monkeypatch.setattr(ftbench.tui, "main", fake_tui)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    preset_file = tmp_path / "tiny.toml"
+    preset_file.write_text(TINY_PRESET)
+    assert main(["run", "--preset", str(preset_file), "--method", "full", "--nproc-per-node",
+                 "2", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert seen["runner"] is not None and seen["gpus"] == (2, 3)
+
+
 @run_async
 async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path: Path) -> None:
     import json
@@ -686,6 +712,51 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
         text = shown()
         assert reads and "used 1,234 / 143,771 MB (1%) · util 7%" in text
         assert "preparing the run" in text
+
+
+@pytest.mark.parametrize("gpus", [(0, 1), ()], ids=["two-gpus", "one-gpu"])
+@run_async
+async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
+        tmp_path: Path, gpus: tuple[int, ...]) -> None:
+    """Issue 15: with the GPUs of a multi-process run (its launch), the app reads each through
+    NVML (the sampler hook here) and the panel shows a row per GPU; a one-GPU run keeps the
+    single "used" line, from its own samples."""
+    from ftbench.engine.events import GpuSample
+    from ftbench.engine.runner import Hooks
+    from ftbench.presets import expand
+    from ftbench.tui.messages import ItemStarted
+    from ftbench.tui.session import RunQueue
+    from tui_helpers import TWO_GPUS, fake_gpus
+
+    h100 = Machine(True, "NVIDIA H100", 81559.0)
+    app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h100, gpus=gpus,
+                     cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpus(TWO_GPUS)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        queue = RunQueue("tiny", expand(tiny_preset()))
+        app.queue = queue
+        item, _ = queue.take_next()
+        app.post_message(ItemStarted(queue, item))
+        await pilot.pause()
+        app._emitter(item)(GpuSample("r", 0.5, 61440.0, 81559.0, 91.0))  # rank 0's own sample
+        app.poll_gpus()  # (the app also polls every 0.5 s on its own)
+        panel = app.screen.query_one(MemoryPanel)
+
+        def shown() -> str:
+            return str(panel.query_one("#memory-text").render())
+
+        if gpus:
+            await wait_until(pilot, lambda: "GPU 1" in shown(), 10, "the rows per GPU")
+            assert shown().splitlines()[:3] == [
+                "2 GPUs · NVIDIA H100",
+                "GPU 0 ████████░░ 61,440 / 81,559 MB (75%) · util 91%",
+                "GPU 1 █░░░░░░░░░ 10,240 / 143,771 MB (7%) · util 34%"]
+        else:
+            await wait_until(pilot, lambda: "used" in shown(), 10, "rank 0's sample")
+            await pilot.pause(0.6)
+            assert shown().splitlines()[:2] == ["NVIDIA H100 · util 91%",
+                                                "used 61,440 / 81,559 MB (75%)"]
+            assert "GPU 0" not in shown() and panel.gpus == ()
 
 
 @run_async

@@ -171,6 +171,26 @@ def test_gpu_samples_carry_the_torch_allocator_peaks() -> None:
     assert seen[-1].torch_peak_allocated_mb is None and seen[-1].used_mb == 2200.0
 
 
+def test_memory_panel_has_one_row_per_gpu_read_through_the_sampler_hook() -> None:
+    """Issue 15: a multi-process run's GPUs, read by the TUI through the sampler hook, become
+    one row each: NVML index, bar, used / total MB, share and utilisation."""
+    from ftbench.distributed.launch import Launch
+    from ftbench.tui.gpu_probe import gpus_now
+    from ftbench.tui.widgets.memory_panel import gpu_rows
+    from tui_helpers import TWO_GPUS, fake_gpus
+
+    samples = gpus_now(fake_gpus(TWO_GPUS), (0, 1, 7))
+    assert [(s.gpu_index, s.gpu_used_mb) for s in samples] == [(0, 61440.0), (1, 10240.0),
+                                                               (7, None)]  # 7: not readable
+    rows = [str(row) for row in gpu_rows(samples)]
+    assert rows == ["GPU 0 ████████░░ 61,440 / 81,559 MB (75%) · util 91%",
+                    "GPU 1 █░░░░░░░░░ 10,240 / 143,771 MB (7%) · util 34%",
+                    "GPU 7 not readable"]
+    # which GPUs a launch uses: local rank i drives CUDA device i, through CUDA_VISIBLE_DEVICES
+    assert Launch(nproc_per_node=2).local_gpus({}) == (0, 1)
+    assert Launch(nproc_per_node=2).local_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == (2, 3)
+
+
 def test_a_queue_run_from_ftbench_run_exits_with_the_headless_codes() -> None:
     from ftbench.tui.app import queue_exit_code
 

@@ -196,6 +196,21 @@ def step_events(run_id: str, upto: int, total: int = 50, *, gpu: bool = False,
     return events
 
 
+# two GPUs of different sizes (NVML index -> used MB, total MB, utilisation %)
+TWO_GPUS = {0: (61440.0, 81559.0, 91.0), 1: (10240.0, 143771.0, 34.0)}
+
+
+def fake_gpus(gpus: dict[int, tuple[float, float, float]]) -> Any:
+    """The engine's sampler hook simulating several GPUs: it reads the sample's NVML index
+    (an index not in ``gpus`` fails, as NVML would)."""
+
+    def sampler(sample: Any) -> None:
+        used, total, util = gpus[sample.gpu_index]
+        sample.gpu_used_mb, sample.gpu_total_mb, sample.gpu_util = used, total, util
+
+    return sampler
+
+
 async def show_scene(pilot: Any, scene: str) -> None:
     """Put the app in one of the live states through its real message path."""
     from dataclasses import replace

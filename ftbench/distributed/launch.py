@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ftbench.engine.events import Emit, Log, RunFinished
 from ftbench.errors import FtbenchError
@@ -63,6 +63,13 @@ class Launch:
     @property
     def world_size(self) -> int:
         return self.nproc_per_node * self.nnodes
+
+    def local_gpus(self, env: Mapping[str, str] | None = None) -> tuple[int, ...]:
+        """The NVML indices of the GPUs this node's ranks drive (local rank i uses CUDA device
+        i, mapped through the ``CUDA_VISIBLE_DEVICES`` torchrun passes on), for the TUI."""
+        from ftbench.engine.world import World, nvml_index
+
+        return tuple(nvml_index(World(local_rank=i), env) for i in range(self.nproc_per_node))
 
 
 def endpoint_port(endpoint: str) -> tuple[str, int]:

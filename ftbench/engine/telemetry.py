@@ -57,6 +57,7 @@ class TelemetrySample:
     gpu_used_mb: float | None = None
     gpu_total_mb: float | None = None
     gpu_util: float | None = None
+    gpu_index: int = 0  # the NVML index read (a test sampler may simulate several GPUs by it)
 
 
 @dataclass
@@ -95,7 +96,7 @@ class Telemetry:
 
     def _sample(self) -> None:
         t = round(time.perf_counter() - self._t0, 3)
-        sample = TelemetrySample(t=t, rss_mb=_rss_mb())
+        sample = TelemetrySample(t=t, rss_mb=_rss_mb(), gpu_index=self.gpu_index)
         if sample.rss_mb is not None:
             self.peak_rss_mb = max(self.peak_rss_mb or 0.0, sample.rss_mb)
         if self.use_nvml and self.nvml_error is None:

@@ -10,9 +10,10 @@ if TYPE_CHECKING:
 
 
 def main(runs_dir: str | None = None, start: "tuple[str, list[RunSpec]] | None" = None,
-         runner: "Callable[..., Any] | None" = None) -> int:
+         runner: "Callable[..., Any] | None" = None, gpus: tuple[int, ...] = ()) -> int:
     """Open the TUI on ``runs_dir`` (default: $FTBENCH_RUNS_DIR or ./runs); with ``start``
-    (a preset name and its runs) those runs start at once on the live screen."""
+    (a preset name and its runs) those runs start at once on the live screen; ``gpus``: the
+    local GPUs (NVML indices) a multi-process ``runner`` uses, one Memory panel row each."""
     from ftbench.tui.app import run_app
 
-    return run_app(runs_dir, start, runner)
+    return run_app(runs_dir, start, runner, gpus)

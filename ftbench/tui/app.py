@@ -83,12 +83,16 @@ class FtbenchApp(App[None]):
         cursor_blink: bool = True,
         start: "tuple[str, list[RunSpec]] | None" = None,
         runner: "Callable[..., Any] | None" = None,
+        gpus: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         self._start = start
         # what runs one queued spec: None is the engine in this process; `ftbench run
         # --nproc-per-node N` on a terminal passes a torchrun launch (same events, same record)
         self.runner = runner
+        # the NVML indices of the local GPUs a multi-process run uses (its launch): the Memory
+        # panel reads each of them, since only rank 0's own GPU arrives as events
+        self.gpus = gpus
         from ftbench.results.store import runs_dir as resolve_runs_dir
 
         self.runs_dir = resolve_runs_dir(runs_dir)
@@ -115,6 +119,10 @@ class FtbenchApp(App[None]):
         if self._probe:
             self.probe_machine()
         self.set_interval(1.0, self.poll_gpu)
+        if len(self.gpus) > 1:
+            from ftbench.engine.telemetry import INTERVAL_S
+
+            self.set_interval(INTERVAL_S, self.poll_gpus)
         if self._start is not None:  # `ftbench run --preset X` on a terminal: train at once
             preset, specs = self._start
             self._start = None
@@ -151,6 +159,25 @@ class FtbenchApp(App[None]):
         from ftbench.tui.gpu_probe import gpu_now
 
         return gpu_now(self.hooks.gpu_sampler if self.hooks is not None else None)
+
+    def poll_gpus(self) -> None:
+        """While a multi-process run is in progress on a GPU machine, read every GPU it uses
+        (every 0.5 s, as the engine samples its own) for the Memory panel's rows."""
+        queue = self.queue
+        item = queue.current if queue is not None else None
+        if not self.machine.gpu or item is None or item.done:
+            return
+        if item.feed.started is not None and item.feed.started.device != "cuda":
+            return  # the run trains on the CPU: no GPU rows to show
+        if any(w.group == "gpus-now" and w.is_running for w in self.workers):
+            return
+        self.read_gpus()
+
+    @work(thread=True, exit_on_error=False, group="gpus-now", description="reading the GPUs")
+    def read_gpus(self) -> Any:
+        from ftbench.tui.gpu_probe import gpus_now
+
+        return gpus_now(self.hooks.gpu_sampler if self.hooks is not None else None, self.gpus)
 
     # --- screens -----------------------------------------------------------------------
     @property
@@ -356,6 +383,10 @@ class FtbenchApp(App[None]):
                     and self.live is not None:
                 self.live.query_one(MemoryPanel).set_gpu_now(worker.result)
             return
+        if worker.group == "gpus-now":
+            if event.state == WorkerState.SUCCESS and self.live is not None:
+                self.live.query_one(MemoryPanel).set_gpus(worker.result)
+            return
         if worker.group != TRAINING:
             return
         if event.state == WorkerState.ERROR:
@@ -447,14 +478,14 @@ class FtbenchApp(App[None]):
 
 def run_app(runs_dir: str | None = None,
             start: "tuple[str, list[RunSpec]] | None" = None,
-            runner: "Callable[..., Any] | None" = None) -> int:
+            runner: "Callable[..., Any] | None" = None, gpus: tuple[int, ...] = ()) -> int:
     """Entry point for ``ftbench`` / ``ftbench tui`` and, with ``start`` (a preset name and
     its expanded runs), for ``ftbench run`` on a terminal: the runs start at once, live.
 
     Exit code: 0, or with ``start`` the headless codes: 1 if a run did not complete,
     130 if the queue was stopped before every run had started.
     """
-    app = FtbenchApp(runs_dir, start=start, runner=runner)
+    app = FtbenchApp(runs_dir, start=start, runner=runner, gpus=gpus)
     app.run()
     queue = app.queue
     if start is not None and queue is not None and queue.records():

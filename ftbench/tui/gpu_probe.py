@@ -4,7 +4,8 @@ A queued run spends tens of seconds importing torch and loading the model before
 telemetry thread samples NVML; the panel shows the device in the meantime (name, total, used)
 from here. NVML only, never torch, and called from a worker thread, never the UI thread.
 ``sampler`` is the engine's test hook (`Hooks.gpu_sampler`): it fills a `TelemetrySample`
-in place of the NVML query, so a GPU can be simulated on a CPU machine.
+in place of the NVML query, so a GPU can be simulated on a CPU machine; the sample's
+``gpu_index`` says which GPU is read, so a sampler can simulate several (`gpus_now`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def gpu_now(sampler: Callable[[TelemetrySample], None] | None = None,
             index: int = 0) -> TelemetrySample | None:
     """One reading of GPU ``index`` (used, total MB, utilisation), or None when there is
     none to read. Never raises."""
-    sample = TelemetrySample(t=0.0, rss_mb=None)
+    sample = TelemetrySample(t=0.0, rss_mb=None, gpu_index=index)
     try:
         if sampler is not None:
             sampler(sample)
@@ -27,6 +28,14 @@ def gpu_now(sampler: Callable[[TelemetrySample], None] | None = None,
     except Exception:
         return None
     return sample if sample.gpu_used_mb is not None else None
+
+
+def gpus_now(sampler: Callable[[TelemetrySample], None] | None,
+             indices: tuple[int, ...]) -> tuple[TelemetrySample, ...]:
+    """One reading of each GPU in ``indices`` (NVML indices); one that cannot be read has no
+    ``gpu_used_mb``. Never raises."""
+    return tuple(gpu_now(sampler, index) or TelemetrySample(t=0.0, rss_mb=None, gpu_index=index)
+                 for index in indices)
 
 
 def _nvml(sample: TelemetrySample, index: int) -> None:

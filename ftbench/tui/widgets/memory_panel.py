@@ -6,12 +6,15 @@ queued, or loading libraries, model and data) a machine with a GPU shows that GP
 reads it now (`set_gpu_now`), never "no NVIDIA GPU". CPU runs (no NVIDIA GPU, or NVML not
 usable): a plain "CPU run" state with the process RSS peak and its history at logging steps.
 When a run ends the panel shows the peaks its record saved, which are the figures that count.
+A multi-process run (torchrun) sends events from rank 0 only; the app reads every GPU the run
+uses from NVML itself (`set_gpus`) and the panel shows one row per GPU in place of the single
+"used" line. A single-GPU run looks as it always has.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,7 +24,11 @@ from textual.widgets import Sparkline, Static
 from ftbench.tui.format import mb, number
 from ftbench.tui.session import LiveFeed
 
+if TYPE_CHECKING:
+    from ftbench.engine.telemetry import TelemetrySample
+
 HISTORY = 240  # samples kept in the sparkline (two minutes of NVML at 0.5 s)
+BAR = 10  # cells in a per-GPU row's memory bar
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class MemoryPanel(Vertical):
         self.mode = "idle"  # idle | waiting | gpu | cpu | finished
         self.gpu_now: Any = None  # a TelemetrySample read by the app while a run prepares
         self._waiting: tuple[LiveFeed, str | None] | None = None
+        self.gpus: tuple[TelemetrySample, ...] = ()  # one per GPU of the run (`gpus_now`)
 
     def compose(self) -> ComposeResult:
         yield Static(id="memory-text")
@@ -72,6 +80,12 @@ class MemoryPanel(Vertical):
         self.gpu_now = sample
         if self.mode == "waiting" and self._waiting is not None:
             self._show_gpu_waiting(*self._waiting)
+
+    def set_gpus(self, samples: tuple[TelemetrySample, ...]) -> None:
+        """Every GPU of a multi-process run as NVML read it just now (the app polls)."""
+        self.gpus = tuple(samples)
+        if self.mode in ("waiting", "gpu") and self._waiting is not None:
+            self.show_feed(*self._waiting)
 
     # --- states --------------------------------------------------------------------------
     def show_idle(self) -> None:
@@ -108,7 +122,11 @@ class MemoryPanel(Vertical):
         lines = [_line((m.name or "NVIDIA GPU", "bold"),
                        (f" · {total / 1024:,.0f} GiB" if total else "", ""))]
         used = number(getattr(now, "gpu_used_mb", None))
-        if used is not None:
+        if len(self.gpus) > 1:
+            lines[0] = _line((f"{len(self.gpus)} GPUs", "bold"),
+                             (f" · {m.name or 'NVIDIA GPU'}", ""))
+            lines.extend(gpu_rows(self.gpus))
+        elif used is not None:
             util = number(getattr(now, "gpu_util", None))
             lines.append(_line(("used ", "dim"), (f"{used:,.0f} / {total or 0:,.0f} MB", ""),
                                (f" ({100 * used / total:.0f}%)" if total else "", "dim"),
@@ -124,10 +142,15 @@ class MemoryPanel(Vertical):
         last = samples[-1]
         used, total = number(last.used_mb) or 0.0, number(last.total_mb) or 0.0
         util = number(last.util)
-        lines = [_line((self.machine.name or "GPU", "bold"),
-                       (f" · util {util:.0f}%" if util is not None else "", "")),
-                 _line(("used ", "dim"), (f"{used:,.0f} / {total:,.0f} MB", ""),
-                       (f" ({100 * used / total:.0f}%)" if total else "", "dim"))]
+        if len(self.gpus) > 1:  # a multi-process run: one row per GPU, read by the app
+            lines = [_line((f"{len(self.gpus)} GPUs", "bold"),
+                           (f" · {self.machine.name or 'NVIDIA GPU'}", "")),
+                     *gpu_rows(self.gpus)]
+        else:
+            lines = [_line((self.machine.name or "GPU", "bold"),
+                           (f" · util {util:.0f}%" if util is not None else "", "")),
+                     _line(("used ", "dim"), (f"{used:,.0f} / {total:,.0f} MB", ""),
+                           (f" ({100 * used / total:.0f}%)" if total else "", "dim"))]
         peak_alloc = number(last.torch_peak_allocated_mb)
         peak_res = number(last.torch_peak_reserved_mb)
         step = feed.last_step
@@ -187,6 +210,26 @@ class MemoryPanel(Vertical):
         util_spark = self.query_one("#util-history", Sparkline)
         util_spark.data = util
         util_spark.display = spark_util
+
+
+def gpu_rows(samples: tuple[TelemetrySample, ...]) -> list[Text]:
+    """One line per GPU: NVML index, a memory bar, used / total MB and utilisation."""
+    rows: list[Text] = []
+    for sample in samples:
+        index = sample.gpu_index
+        used, total = number(sample.gpu_used_mb), number(sample.gpu_total_mb)
+        if used is None:
+            rows.append(_line((f"GPU {index} ", "bold"), ("not readable", "dim")))
+            continue
+        share = min(max(used / total, 0.0), 1.0) if total else 0.0
+        filled = round(share * BAR)
+        util = number(sample.gpu_util)
+        rows.append(_line((f"GPU {index} ", "bold"), ("█" * filled, "green"),
+                          ("░" * (BAR - filled), "dim"),
+                          (f" {used:,.0f} / {total or 0:,.0f} MB", ""),
+                          (f" ({100 * share:.0f}%)" if total else "", "dim"),
+                          (f" · util {util:.0f}%" if util is not None else "", "")))
+    return rows
 
 
 def _line(*parts: tuple[str, str]) -> Text:
