@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -145,6 +146,22 @@ def test_wire_round_trip_and_first_failure() -> None:
     sup.on_message(None, "rank_failed", {"rank": 0, "error": "RuntimeError: Connection closed", "t": 20.0})
     sup.on_message(None, "rank_failed", {"rank": 1, "error": "out of memory: ...", "t": 10.0})
     assert sup.first_failure() == (1, "out of memory: ...")
+
+
+def test_a_dead_rank_is_blamed_even_when_its_peer_reports_first() -> None:
+    """Under load the peer's collective error can reach the parent before the dead rank's
+    closed socket is noticed: the dead rank is still the one named."""
+    sup = Supervisor(Collector())
+    sup.on_message(None, "rank_failed", {"rank": 0, "error": "DistBackendError: [../gloo] "
+                                         "Connection closed by peer [127.0.0.1]:1234", "t": 5.0})
+    sup.on_close(SimpleNamespace(said_bye=False, closed_at=5.0, rank=0))
+    sup.on_close(SimpleNamespace(said_bye=False, closed_at=9.0, rank=1))  # killed: no word
+    assert sup.first_failure() == (1, "")
+    # two ranks failing on their own account: the earlier one
+    sup = Supervisor(Collector())
+    sup.on_message(None, "rank_failed", {"rank": 1, "error": "ValueError: bad batch", "t": 3.0})
+    sup.on_message(None, "rank_failed", {"rank": 0, "error": "out of memory: ...", "t": 2.0})
+    assert sup.first_failure() == (0, "out of memory: ...")
 
 
 def test_old_records_load_with_the_new_fields_null() -> None:

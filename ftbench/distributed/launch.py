@@ -146,14 +146,32 @@ class Supervisor:
                 self.failures.append((link.closed_at or time.time(), link.rank, ""))
 
     def first_failure(self) -> tuple[int | None, str] | None:
+        """The rank that caused the failure, with what it said.
+
+        A dead rank takes its peers down with it, and they report a collective error
+        ("Connection closed by peer") that can reach this parent before the dead rank's closed
+        socket does. So a rank's own failure (an error of its own, or dying without a word)
+        comes before a peer's collective error, and time decides within each kind.
+        """
         with self.lock:
             if not self.failures:
                 return None
-            t, rank, error = min(self.failures, key=lambda f: f[0])
-            if not error:  # the connection dropped: prefer what that rank said, if anything
-                said = [f for f in self.failures if f[1] == rank and f[2]]
-                error = said[0][2] if said else ""
+            per_rank: dict[int | None, tuple[float, str]] = {}
+            for t, rank, error in sorted(self.failures, key=lambda f: f[0]):
+                held = per_rank.get(rank)
+                per_rank[rank] = (held[0] if held else t, (held[1] if held else "") or error)
+            rank, (_, error) = min(per_rank.items(),
+                                   key=lambda item: (is_peer_error(item[1][1]), item[1][0]))
             return rank, error
+
+
+PEER_ERROR = re.compile(r"connection (closed|reset)|closed by peer|broken pipe|gloo|nccl|"
+                        r"DistBackendError|ProcessGroup|collective|timed out", re.IGNORECASE)
+
+
+def is_peer_error(error: str) -> bool:
+    """An error a rank reports because another rank went away (a failed collective)."""
+    return bool(PEER_ERROR.search(error))
 
 
 def run_distributed(spec: RunSpec, emit: Emit, cancel: threading.Event, *, runs_dir: Any = None,
