@@ -336,6 +336,8 @@ async def test_step_bursts_are_coalesced_and_charts_throttled(tmp_path: Path) ->
     hook = Messages()
     async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
         await pilot.press("2")
+        await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10,
+                         "the live screen")  # composed later on a busy machine
         queue = RunQueue("tiny", expand(tiny_preset()))
         item, _ = queue.take_next()
         app.queue = queue
@@ -695,6 +697,8 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
                      cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpu))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
+        await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10,
+                         "the live screen")  # composed later on a busy machine
         queue = RunQueue("tiny", expand(tiny_preset()))
         app.queue = queue
         item, _ = queue.take_next()
@@ -733,6 +737,8 @@ async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
                      cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpus(TWO_GPUS)))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
+        await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10,
+                         "the live screen")  # composed later on a busy machine
         queue = RunQueue("tiny", expand(tiny_preset()))
         app.queue = queue
         item, _ = queue.take_next()
