@@ -58,7 +58,8 @@ REDUCED = "reduced for a 2-core CPU (full size predicts over 25 min)"
 
 PLAN: tuple[Entry, ...] = (
     Entry("bert-synthetic", cpu_seeds=3),
-    Entry("peft-synthetic", cpu_seeds=3),
+    Entry("peft-synthetic", ("--train-size", "1500", "--eval-size", "500"), REDUCED,
+          cpu_seeds=3),
     Entry("imdb-strategies", ("--train-size", "320", "--eval-size", "200"), REDUCED,
           cpu_seeds=3),
     Entry("roberta-imdb-peft", ("--train-size", "800", "--eval-size", "400"), REDUCED),
