@@ -121,6 +121,7 @@ def run_plan(entries: list[Entry], runs_dir: Path, *, gpu: bool, tiny: bool,
 # --- the table ------------------------------------------------------------------------------
 
 SYNTHETIC = ("synthetic-sentiment",)
+CHANCE = 0.5  # every classification preset is binary and balanced
 
 
 def _metric_name(key: str | None) -> str:
@@ -145,6 +146,8 @@ def verdict(*, metric: str | None, reported: float | None, measured: float | Non
     because = f" ({'; '.join(why)})" if why else ""
     if measured is None:
         return "not measured"
+    if metric == "metrics.accuracy" and measured < CHANCE + 0.05:
+        because += " - at chance level: too little training at this size to judge the method"
     name = _metric_name(metric)
     if reported is None:
         rep_pct, meas_pct = trainable_pct

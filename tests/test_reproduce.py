@@ -97,3 +97,5 @@ def test_verdicts_in_plain_words() -> None:
     assert re.search(r"0\.33 % measured vs ~1\.5 % reported",
                      _verdict(reported=None, trainable_pct=(1.5, 0.33)))
     assert _verdict(measured=None) == "not measured"
+    assert _verdict(reported=None, measured=0.52).endswith(
+        "measured only - at chance level: too little training at this size to judge the method")
