@@ -182,7 +182,10 @@ class FtbenchApp(App[None]):
     # --- screens -----------------------------------------------------------------------
     @property
     def live(self) -> LiveScreen | None:
-        screen = self.get_screen("live")
+        try:
+            screen = self.get_screen("live")
+        except KeyError:  # uninstalled while the app quits; a late GPU reading may still come
+            return None
         return screen if isinstance(screen, LiveScreen) and screen.is_mounted else None
 
     @property
