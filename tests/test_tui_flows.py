@@ -676,15 +676,31 @@ async def test_a_new_run_starts_with_clear_panels(tmp_path: Path) -> None:
         assert "head-only" in str(screen.query_one(ProgressPanel).query_one(
             "#progress-title").render())
 
+async def start_first_item_on_live_screen(app: FtbenchApp, pilot: Any) -> Any:
+    """Open the live screen and announce the tiny preset's first run as started, as the
+    controller does, with no engine behind it; waits for the panels (composed later on a busy
+    machine, and again when a run starts) so the caller can query them."""
+    from ftbench.presets import expand
+    from ftbench.tui.messages import ItemStarted
+    from ftbench.tui.session import RunQueue
+
+    await pilot.press("2")
+    await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10, "the live screen")
+    queue = RunQueue("tiny", expand(tiny_preset()))
+    app.queue = queue
+    item, _ = queue.take_next()
+    app.post_message(ItemStarted(queue, item))
+    await pilot.pause()  # the live screen clears its panels for the new run: wait for them
+    await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10, "the new run's panels")
+    return item
+
+
 
 @run_async
 async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -> None:
     """Issue 11: a queued GPU run shows the device from NVML at once, not "no NVIDIA GPU".
     The GPU is simulated through the engine's sampler hook."""
     from ftbench.engine.runner import Hooks
-    from ftbench.presets import expand
-    from ftbench.tui.messages import ItemStarted
-    from ftbench.tui.session import RunQueue
 
     reads: list[int] = []
 
@@ -696,13 +712,7 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
     app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h200,
                      cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpu))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("2")
-        await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10,
-                         "the live screen")  # composed later on a busy machine
-        queue = RunQueue("tiny", expand(tiny_preset()))
-        app.queue = queue
-        item, _ = queue.take_next()
-        app.post_message(ItemStarted(queue, item))  # the engine is still loading: no events
+        item = await start_first_item_on_live_screen(app, pilot)  # the engine is still loading: no events
         await pilot.pause()
         panel = app.screen.query_one(MemoryPanel)
         text = str(panel.query_one("#memory-text").render())
@@ -727,22 +737,13 @@ async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
     single "used" line, from its own samples."""
     from ftbench.engine.events import GpuSample
     from ftbench.engine.runner import Hooks
-    from ftbench.presets import expand
-    from ftbench.tui.messages import ItemStarted
-    from ftbench.tui.session import RunQueue
     from tui_helpers import TWO_GPUS, fake_gpus
 
     h100 = Machine(True, "NVIDIA H100", 81559.0)
     app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h100, gpus=gpus,
                      cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpus(TWO_GPUS)))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("2")
-        await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10,
-                         "the live screen")  # composed later on a busy machine
-        queue = RunQueue("tiny", expand(tiny_preset()))
-        app.queue = queue
-        item, _ = queue.take_next()
-        app.post_message(ItemStarted(queue, item))
+        item = await start_first_item_on_live_screen(app, pilot)
         await pilot.pause()
         app._emitter(item)(GpuSample("r", 0.5, 61440.0, 81559.0, 91.0))  # rank 0's own sample
         app.poll_gpus()  # (the app also polls every 0.5 s on its own)
