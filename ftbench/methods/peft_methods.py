@@ -3,7 +3,7 @@
 Every method passes the task head explicitly as ``modules_to_save`` (peft's per-task
 defaults miss DistilBERT's ``pre_classifier``), so the fresh head always trains.
 
-Version notes (peft 0.21.2, transformers 5.24, bitsandbytes 0.50.2), checked by running:
+Version notes (peft 0.21.2 and 0.22.0, transformers 5.24 and 5.25, bitsandbytes 0.50.2), checked by running:
 
 * prefix: transformers 5 renamed the attention-cache argument ``past_key_values`` to
   ``cache`` (with a deprecation alias until 5.40). peft 0.21.2 decides whether a model can
@@ -11,6 +11,8 @@ Version notes (peft 0.21.2, transformers 5.24, bitsandbytes 0.50.2), checked by 
   finds none, and raises "Model does not support past key values" for BERT and RoBERTa,
   although their attention does accept a cache. We give the task model an instance-level
   ``forward`` whose signature adds ``past_key_values`` and which forwards it as ``cache``;
+  peft 0.22 looks for ``cache`` instead and, finding it, skips peft's own check, so the
+  signature names both and the wrapper takes the prefix under either name;
   it also passes explicit ``position_ids`` so the real tokens keep their pretrained
   positions (transformers would otherwise shift them by the prefix length, which also
   overflows the position table at ``max_length == max_position_embeddings``).
@@ -210,7 +212,14 @@ def _refuse_checkpointing(self: Any, *args: Any, **kwargs: Any) -> None:
     raise MethodUnsupported(_NO_CHECKPOINTING)
 
 
-def _forward_with_prefix(self: Any, *args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+# peft hands the prefix over under the name it believes transformers uses: ``past_key_values``
+# (peft <= 0.21) or ``cache`` (peft >= 0.22 with transformers >= 5.24). The wrapper takes both.
+_PREFIX_KWARGS = ("past_key_values", "cache")
+
+
+def _forward_with_prefix(self: Any, *args: Any, **kwargs: Any) -> Any:
+    given = [kwargs.pop(name) for name in _PREFIX_KWARGS if name in kwargs]
+    past_key_values = next((v for v in given if v is not None), None)
     if past_key_values is not None:
         if self.training and any(getattr(m, "gradient_checkpointing", False) for m in self.modules()):
             raise MethodUnsupported(_NO_CHECKPOINTING)
@@ -227,15 +236,15 @@ def _install_prefix_forward(model: Any) -> None:
     # the Trainer enables checkpointing in its constructor: refuse there, before any step
     model.activation_checkpointing_enable = types.MethodType(_refuse_checkpointing, model)
     model.gradient_checkpointing_enable = types.MethodType(_refuse_checkpointing, model)
-    if _accepts(model.forward, "past_key_values") or hasattr(model, "_ftbench_inner_forward"):
+    if hasattr(model, "_ftbench_inner_forward"):
         return
     bb = backbone(model)
     cache_kw = "cache" if _accepts(bb.forward, "cache") else "past_key_values"
     sig = inspect.signature(type(model).forward)
-    params = list(sig.parameters.values())
-    extra = inspect.Parameter("past_key_values", inspect.Parameter.KEYWORD_ONLY, default=None)
+    params = [p for p in sig.parameters.values() if p.name not in _PREFIX_KWARGS]
     at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
-    params.insert(at, extra)
+    params[at:at] = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+                     for name in _PREFIX_KWARGS]
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
         return _forward_with_prefix(self, *args, **kwargs)
