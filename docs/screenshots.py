@@ -1,4 +1,4 @@
-"""Regenerate the README's TUI screenshots: docs/tui-live.svg and docs/tui-compare.svg.
+"""Redraw the TUI screenshots: docs/tui-live.svg and docs/tui-compare.svg (README, docs/tui.md).
 
 Both come from a real quickstart run on a CPU, replayed through the TUI's own message path:
 

@@ -7,7 +7,7 @@ to the record the engine returned (corrupt) is counted against its category *and
 test. At the end of the session the table is printed, and a non-zero count of tracebacks, lost
 or corrupt records fails the session even if a test swallowed the assertion.
 
-Set ``FTBENCH_TALLY_JSON=path`` to also write the figures as JSON (the README quotes them).
+Set ``FTBENCH_TALLY_JSON=path`` to also write the figures as JSON (docs/reliability.md quotes them).
 """
 
 from __future__ import annotations

@@ -107,11 +107,11 @@ def test_reproduce_tiny(tmp_path: Path) -> None:
     run("benchmarks/reproduce.py", "--report-only", "--tiny", "--runs-dir", str(runs),
         "--out", str(again))
     assert again.read_text() == text
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- REPRODUCTION-START -->\nold\n<!-- REPRODUCTION-END -->\nend\n")
+    seeds = tmp_path / "seeds.md"  # docs/seeds.md's short rows
+    seeds.write_text("intro\n<!-- REPRODUCTION-START -->\nold\n<!-- REPRODUCTION-END -->\nend\n")
     run("benchmarks/reproduce.py", "--report-only", "--tiny", "--runs-dir", str(runs),
-        "--out", str(again), "--readme", str(readme))
-    block = readme.read_text()
+        "--out", str(again), "--headline", str(seeds))
+    block = seeds.read_text()
     assert "old" not in block and block.startswith("intro\n") and block.endswith("end\n")
     assert "| bert-synthetic | full | accuracy 1.000 |" in block and "peft-synthetic" not in block
 

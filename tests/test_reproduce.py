@@ -1,7 +1,7 @@
 """benchmarks/reproduce.py: its verdict rules, its plan, and the reported figures it shows.
 
-The write-ups' figures live in one place, each preset's ``[[references]]``; these tests pin
-them to SEEDS.md (copied below; checked against the file itself where it is present).
+The write-ups' figures live in each preset's ``[[references]]``; these tests pin them to the
+table of reported figures in docs/seeds.md, in both directions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from ftbench.presets import builtin_presets, load_preset
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS_MD = ROOT.parent / "shared" / "SEEDS.md"
+SEEDS_DOC = ROOT / "docs" / "seeds.md"
 
 
 def _load_script():
@@ -29,37 +29,73 @@ def _load_script():
 
 reproduce = _load_script()
 
-# SEEDS.md, "reported" column: preset -> method -> figures (accuracy as a fraction, seconds).
-SEEDS = {
-    "bert-synthetic": {"full": {"accuracy": 1.0, "train_s": 2.96 * 60}},
-    "lora-qa": {"lora": {"exact_match": 0.387, "train_s": 4.34 * 60, "trainable_pct": 0.4}},
-    "bert-sentiment": {"full": {"accuracy": 0.9015, "f1": 0.9015, "train_s": 12.78 * 60}},
-    "distilbert-sentiment140": {"full": {"accuracy": 0.8386, "f1": 0.84, "train_s": 2688,
-                                         "samples_per_s": 156}},
-    "roberta-imdb-peft": {
-        "full": {"accuracy": 1.0, "train_s": 593, "peak_mb": 2423},
-        "lora": {"accuracy": 1.0, "train_s": 500, "peak_mb": 926},
-        "qlora": {"accuracy": 1.0, "train_s": 233, "peak_mb": 892},
-        "ia3": {"accuracy": 1.0, "train_s": 517, "peak_mb": 1239},
-    },
-}
+# docs/seeds.md's figure names -> the reference key a preset holds them under
+FIGURES = {"accuracy": "accuracy", "exact match": "exact_match", "F1": "f1",
+           "precision": "precision", "recall": "recall", "train time": "train_s",
+           "throughput": "samples_per_s", "peak memory": "peak_mb", "trainable": "trainable",
+           "trainable share": "trainable_pct"}
+UNITS = {"%": 1.0, "min": 60.0, "s": 1.0, "MB": 1.0, "samples/s": 1.0, "M": 1e6, "K": 1e3, "": 1.0}
 
 
-@pytest.mark.parametrize("preset", sorted(SEEDS))
-def test_preset_references_hold_the_figures_seeds_md_reports(preset: str) -> None:
-    refs = {r.method: dict(r.metrics) for r in load_preset(preset).references}
-    for method, figures in SEEDS[preset].items():
-        for key, value in figures.items():
-            assert refs[method][key] == pytest.approx(value, rel=1e-3), (preset, method, key)
+def reported_value(figure: str, text: str) -> float:
+    """A figure as docs/seeds.md writes it ('2.96 min', '1-2 %', '~0.3M', '2,423 MB') in the
+    unit its preset holds: seconds, counts, accuracy-like percentages as fractions, trainable
+    shares as percentages, a range as its middle."""
+    match = re.fullmatch(r"~?([\d.,]+)(?:-([\d.,]+))? ?(%|min|s|MB|samples/s|M|K|)", text.strip())
+    assert match, f"cannot read {text!r}"
+    low, high, unit = match.groups()
+    value = float(low.replace(",", ""))
+    if high:
+        value = (value + float(high.replace(",", ""))) / 2
+    value *= UNITS[unit]
+    if unit == "%" and figure != "trainable share":
+        value /= 100
+    return value
 
 
-@pytest.mark.skipif(not SEEDS_MD.is_file(), reason="SEEDS.md is not beside this checkout")
-def test_the_copied_figures_appear_in_seeds_md() -> None:
-    text = SEEDS_MD.read_text()
-    for figure in ("2.96 min", "100 %", "38.7 %", "4.34 min", "12.78 min", "90.15 %",
-                   "83.86 %", "2,688 s", "156 samples/s", "2,423 MB", "926 MB", "892 MB",
-                   "1,239 MB", "593 s", "500 s", "233 s", "517 s"):
-        assert figure in text, figure
+def seeds_doc_figures() -> dict[tuple[str, str, str], float]:
+    """(preset, method, reference key) -> value, from the table under 'The reported figures'."""
+    text = SEEDS_DOC.read_text(encoding="utf-8")
+    section = text.split("## The reported figures", 1)[1].split("\n## ", 1)[0]
+    figures = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("preset", "") or set(cells[0]) <= set("-"):
+            continue
+        preset, method, figure, value = cells
+        key = (preset.strip("`"), method, FIGURES[figure])
+        assert key not in figures, key
+        figures[key] = reported_value(figure, value)
+    return figures
+
+
+def test_reported_values_are_read_in_the_presets_units() -> None:
+    assert reported_value("train time", "2.96 min") == pytest.approx(177.6)
+    assert reported_value("accuracy", "90.15 %") == pytest.approx(0.9015)
+    assert reported_value("trainable share", "10-15 %") == pytest.approx(12.5)
+    assert reported_value("trainable", "~0.3M") == pytest.approx(300_000)
+    assert reported_value("peak memory", "2,423 MB") == 2423
+    with pytest.raises(AssertionError):
+        reported_value("accuracy", "about ninety")
+
+
+def test_the_presets_hold_exactly_the_figures_docs_seeds_md_reports() -> None:
+    documented = seeds_doc_figures()
+    held = {(name, ref.method, key): value for name in builtin_presets()
+            for ref in load_preset(name).references for key, value in ref.metrics.items()}
+    assert len(documented) >= 30
+    assert sorted(set(held) - set(documented)) == []   # a reference the page does not report
+    assert sorted(set(documented) - set(held)) == []   # a reported figure no preset holds
+    for key, value in documented.items():
+        assert held[key] == pytest.approx(value, rel=1e-3), key
+
+
+def test_the_short_rows_in_docs_seeds_md_are_generated_from_the_kept_records() -> None:
+    rows, _ = reproduce.build_table(reproduce.load_records(reproduce.DEFAULT_RUNS), mode="cpu")
+    text = SEEDS_DOC.read_text(encoding="utf-8")
+    block = text.split(reproduce.MARK_START, 1)[1].split(reproduce.MARK_END, 1)[0]
+    assert block.strip() == reproduce.headline(rows)
+    assert len(rows) >= 16
 
 
 def test_the_plan_covers_every_preset_but_the_quickstart() -> None:

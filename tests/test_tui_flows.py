@@ -506,7 +506,7 @@ async def test_runs_screen_newest_first_with_steps_and_escape_leaves_the_filters
         screen = app.screen
         assert isinstance(screen, RunsScreen)
         created = [r.created_at for r in screen.shown]
-        assert created == sorted(created, reverse=True)  # newest first, as the README says
+        assert created == sorted(created, reverse=True)  # newest first, as docs/tui.md says
         table = screen.query_one(DataTable)
         labels = [str(c.label) for c in table.columns.values()]
         assert labels[:8] == [" ", "created ▼", "preset", "method", "seed", "status", "steps",

@@ -1,7 +1,7 @@
 """Speed levers the engine pulls on a GPU, and one switch to turn each off for measuring.
 
 Each lever is on by default where it applies; ``FTBENCH_LEVERS_OFF=name,name`` turns levers off
-for one process, so benchmarks/gpu.py can measure what each one gives (README, "GPU speed").
+for one process, so benchmarks/gpu.py can measure what each one gives (docs/gpu.md).
 Runs record which levers were off (``environment.levers_off``).
 
 - ``pad_collator``: `engine.collate.PadCollator` instead of transformers' `DataCollatorWithPadding`;

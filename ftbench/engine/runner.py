@@ -6,7 +6,7 @@ an exception, out-of-memory, NaN loss, cancellation, Ctrl+C — a `RunRecord` is
 what was measured and saved atomically; if the runs folder cannot be written the record goes
 to a fallback folder and the `RunFinished` event says where.
 
-Measurement rules (DESIGN.md): train time excludes evaluation; torch peak counters are reset
+Measurement rules (docs/design.md): train time excludes evaluation; torch peak counters are reset
 at the start of the run; NVML is sampled by a thread every 0.5 s; parameter counts say whether
 the head is included; every record carries its environment.
 """
@@ -875,7 +875,7 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
         def _get_eval_sampler(self, eval_dataset: Any) -> Any:
             # transformers 5 gives evaluation a LengthGroupedSampler whenever training groups
             # by length; QA post-processing maps predictions to windows and questions by
-            # position, so evaluation always runs in dataset order (DESIGN.md).
+            # position, so evaluation always runs in dataset order (docs/design.md).
             from torch.utils.data import SequentialSampler
 
             if eval_dataset is None or not hasattr(eval_dataset, "__len__"):

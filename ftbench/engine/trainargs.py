@@ -99,7 +99,7 @@ def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str
         torch_compile_backend=os.environ.get("FTBENCH_COMPILE_BACKEND") or None,
         # Batches are built in the training process: with `PadCollator` a 64 x 128 batch takes
         # 0.4 ms, and loader worker processes measured no clear gain on an H200 while printing
-        # tracebacks when torn down or signalled (README, "GPU speed"). Pinned memory on a GPU.
+        # tracebacks when torn down or signalled (docs/gpu.md, speed levers). Pinned memory on a GPU.
         dataloader_num_workers=0,
         dataloader_pin_memory=device == "cuda",
         disable_tqdm=True,

@@ -31,7 +31,7 @@ class World:
 
     @property
     def is_main(self) -> bool:
-        """Rank 0 alone emits events and writes the record (DESIGN.md)."""
+        """Rank 0 alone emits events and writes the record (docs/design.md)."""
         return self.rank == 0
 
 

@@ -9,11 +9,11 @@ from a worker thread) and the figure is cleared before every chart. plotext 6 re
 5.x API (``plt.bar`` ... ``plt.build()``) with ``plt.figure.bar(...)`` signals that are drawn
 explicitly; `_Plot` speaks both, so either installed version works.
 
-What the charts show (SEEDS.md): the primary metric per method with error bars when seeds > 1,
+What the charts show (docs/seeds.md): each method's primary metric with error bars when seeds > 1,
 the metric over steps per run, trainable parameters on a log scale, train time, peak memory,
 and the two Pareto fronts (metric vs trainable parameters, metric vs peak memory) with the
 front connected and its members named. Reference figures never enter a chart: they are not
-measured here, and a chart mixing them would invite the comparison SEEDS.md warns against.
+measured here, and a chart mixing them would invite the comparison docs/seeds.md warns against.
 """
 
 from __future__ import annotations

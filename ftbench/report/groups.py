@@ -3,7 +3,7 @@
 Everything a report shows is computed here once, so the Rich tables, the plotext charts, the
 Markdown/JSON exports and the TUI cannot disagree about a mean or about who is on a front.
 
-Rules (SEEDS.md: "single seed, no spread" is what ftbench must do better):
+Rules (docs/seeds.md: one seed and no spread is what ftbench must do better):
 - Runs that share (preset, method, model, dataset, task) and differ only in seed form a group.
 - Only ``completed`` runs enter means; failed, cancelled and diverged runs are counted and
   named, never averaged (their metrics are partial or meaningless).
@@ -32,7 +32,7 @@ PRIMARY_METRICS: dict[str, tuple[str, ...]] = {name: info.primary for name, info
 TASK_METRICS: dict[str, tuple[str, ...]] = {name: info.metrics for name, info in TASK_INFO.items()}
 # Metrics where neither direction is "better" (a rate of predicted no-answers is descriptive).
 NEUTRAL_METRICS: frozenset[str] = frozenset({"no_answer_rate", "has_answer_rate"})
-# Peak-memory sources, most specific first (DESIGN.md: torch allocator, NVML device, process RSS).
+# Peak-memory sources, most specific first (docs/design.md: torch allocator, NVML, process RSS).
 MEMORY_KEYS: tuple[str, ...] = (
     "memory.torch_peak_allocated_mb", "memory.nvml_peak_used_mb", "memory.process_peak_rss_mb",
 )
@@ -51,7 +51,7 @@ REFERENCE_KEYS: dict[str, str] = {
     "trainable_pct": "params.trainable_pct",
     "peak_mb": "memory.torch_peak_allocated_mb",
 }
-# Throughput figures a comparison shows (DESIGN.md: comparisons use steady state and say so):
+# Throughput figures a comparison shows (docs/design.md: comparisons use steady state and say so):
 # the shown key, then the steady-state source and the whole-run fallback (runs too short for
 # a steady window, and records written before the engine measured one).
 RATE_KEYS: dict[str, tuple[str, str]] = {
@@ -332,7 +332,7 @@ def _differing_settings(runs: Sequence[RunRecord]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ReferenceRow:
-    """A figure a write-up reported for one method of a preset (SEEDS.md). Shown, never mixed."""
+    """A figure a write-up reported for one method of a preset (docs/seeds.md); never mixed."""
 
     preset: str
     method: str

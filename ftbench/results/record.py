@@ -1,6 +1,6 @@
 """The run record: one JSON document per run, versioned.
 
-Schema version 1 (DESIGN.md). Every key below is always present; values that could not be
+Schema version 1 (docs/run-format.md). Every key below is always present; values that could not be
 measured are ``None`` (JSON ``null``), never invented. ``parse_record`` validates a document
 read from disk and raises `RecordError` with one line on anything it does not understand;
 records with a newer ``schema_version`` are refused rather than guessed at, and older versions

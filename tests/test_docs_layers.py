@@ -1,4 +1,4 @@
-"""The README's Architecture diagram names only modules that exist, in the layers that the
+"""The layers diagram in docs/design.md names only modules that exist, in the layers that the
 import-linter contract in pyproject.toml enforces."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _diagram() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("## Architecture")
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    start = text.index("## Layers")
     section = text[start:text.index("\n## ", start + 1)]
     return section.split("```")[1]
 
