@@ -694,7 +694,7 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
     app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h200,
                      cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpu))
     async with app.run_test(size=(120, 40)) as pilot:
-        item = await start_first_item_on_live_screen(app, pilot)  # the engine is still loading: no events
+        await start_first_item_on_live_screen(app, pilot)  # the engine is still loading: no events
         await pilot.pause()
         panel = app.screen.query_one(MemoryPanel)
         text = str(panel.query_one("#memory-text").render())
