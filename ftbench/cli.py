@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a preset (live in the TUI on a terminal, else headless)")
     run.add_argument("--preset", required=True, help="built-in preset name or path to a .toml file")
-    run.add_argument("--headless", action="store_true", help="no TUI even on a terminal: Rich progress there, plain lines when piped")
+    run.add_argument("--headless", action="store_true",
+                     help="no TUI even on a terminal: Rich progress there, plain lines when piped")
     run.add_argument("--method", action="append", default=[], metavar="NAME",
                      help="run only these methods (repeat or comma-separate)")
     run.add_argument("--model", help="override the model (hub id, local folder, minilm-l6, tiny-bert ...)")

@@ -47,7 +47,8 @@ def test_gpu_benchmark_tiny(tmp_path: Path) -> None:
         "(none: all on)", "pad_collator", "pad_multiple", "fused_adamw"]
     ftbench_rows = [r for r in rows if r["section"] in ("throughput", "per_method", "auto_batch", "qa",
                                                         "qa_speed", "levers")]
-    assert all(r.get("status") == "completed" for r in ftbench_rows if not (r.get("error") or "").startswith("qlora unavailable")), \
+    assert all(r.get("status") == "completed" for r in ftbench_rows
+               if not (r.get("error") or "").startswith("qlora unavailable")), \
         [r.get("error") for r in ftbench_rows]
     through = [r for r in rows if r["section"] == "throughput" and r.get("status") == "completed"]
     assert through and all(r["trainer_samples_per_s"] and r["loop_samples_per_s"] for r in through)

@@ -610,7 +610,7 @@ def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
         by_section.setdefault((group.key.preset, group.key.task, key[5]), []).append(group)
     references = references_of(records)
     sections = []
-    for (preset, task, budget), groups in by_section.items():
+    for (preset, task, _budget), groups in by_section.items():
         _labels(groups, per_run)
         section = Section(preset, task, groups,
                           references=[ref for ref in references if ref.preset == preset],
