@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
     run.add_argument("--force", action="store_true",
                      help="run even if the predicted peak exceeds the GPU's free memory")
+    from ftbench.tune.cli import add_tune_arguments
+
+    add_tune_arguments(run)
     spread = run.add_argument_group(
         "across processes", "one run over several processes through torchrun (data parallel), "
         "or several runs at once, one per device")
@@ -233,6 +236,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.engine.levers import levers_off
 
     levers_off()  # a misspelt FTBENCH_LEVERS_OFF is one line here, not a failed run later
+    from ftbench.tune.cli import check_compatible, tune_command, wants_tuning
+
+    tuning = wants_tuning(args)
+    if tuning:
+        check_compatible(args)
     spread = _spread(args)  # bad placement flags: one line before any work
     preset = _load_preset(args.preset)
     overrides = _overrides(args)
@@ -248,6 +256,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from ftbench.plan.preflight import check_fit
 
         check_fit(specs)
+    if tuning:  # trials on a validation carve, then the finals (docs/tuning.md)
+        return tune_command(args, preset, specs)
     runner: Callable[..., Any] | None = None
     if spread is not None:
         kind, runner = spread
