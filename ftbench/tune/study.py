@@ -27,6 +27,7 @@ import fcntl
 import json
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -56,12 +57,17 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats and fail_stale_trials are marked experimental, and optuna expects heartbeats
+    # with Study.optimize; ftbench beats for its ask/tell trials itself (`Heartbeat`)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     path = sqlite_path(url)
     if path is not None and not path.parent.is_dir():
         raise TuneError(f"cannot open the study storage {url}: no folder {path.parent}")
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
-                                          engine_kwargs=_engine_kwargs(url))
+        with claim_lock(url):  # two workers creating one SQLite file's tables at once would clash
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+                                              engine_kwargs=_engine_kwargs(url))
     except Exception as exc:  # any driver error is the same one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TuneError(f"cannot open the study storage {url}: {first[:200]}") from None
@@ -76,9 +82,16 @@ def open_study(storage: Any, name: str, document: Mapping[str, Any], config: Tun
                space: Mapping[str, tuple[Any, ...]]) -> Any:
     """Create the study, or load it when it exists with the same search space; a study of that
     name with another space is one line (nothing of it is changed)."""
-    import optuna
 
     wanted = json.dumps(document, sort_keys=True, default=str)
+    with claim_lock(getattr(storage, "url", "")):
+        return _open_study(storage, name, wanted, config, space)
+
+
+def _open_study(storage: Any, name: str, wanted: str, config: TuneConfig,
+                space: Mapping[str, tuple[Any, ...]]) -> Any:
+    import optuna
+
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                 sampler=_sampler(config, space), pruner=_pruner(config),
                                 load_if_exists=True)
