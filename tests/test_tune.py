@@ -211,12 +211,13 @@ def test_sweep_runs_trials_then_finals_linked_by_study(tmp_path: Path, capsys: p
         assert tag["validation"]["value"] == pytest.approx(best["metrics"]["accuracy"])
         assert tag["sweep"]["trials"] == 2 and tag["sweep"]["seconds"] > 0
         assert r["data_info"]["eval_size"] == 32  # the test set, whole
-    # the same command again resumes the study: no trial runs twice
+    assert "validation acc vs learning rate" in out and "tuned acc" in out  # the summary
+    # the same command again resumes the study: no trial and no final run twice
     capsys.readouterr()
     assert main(["run", "--preset", preset_file(tmp_path), "--tune", "--tune-grid", "1e-4,1e-2",
-                 "--method", "lora", "--seeds", "1", "--trials-only", "--headless",
-                 "--runs-dir", str(runs)]) == 0
-    assert len([r for r in records(runs) if r["spec"]["tune"]["role"] == "trial"]) == 2
+                 "--method", "lora", "--seeds", "2", "--headless", "--runs-dir", str(runs)]) == 0
+    assert len(records(runs)) == 4
+    assert "already in the runs folder" in capsys.readouterr().out
 
 
 def test_a_diverged_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:

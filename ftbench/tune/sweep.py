@@ -216,7 +216,7 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
     """Run this worker's share of the trials, then the final runs; the exit code."""
     from ftbench.engine.runner import run as run_here
     from ftbench.headless import Interrupts, PlainPrinter
-    from ftbench.tune.study import claim, wait_for_others
+    from ftbench.tune.study import claim, point_key, wait_for_others
 
     run = run or run_here
     out = stream or (sys.stderr if as_json else sys.stdout)
@@ -264,6 +264,7 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
             return EXIT_OK
         finals: list[RunSpec] = []
         missing: list[str] = []
+        done = finished_finals(runs_dir)
         for m in plan.methods:
             study = studies[m.method]
             wait_for_others(study, say=say)
@@ -278,6 +279,9 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
                 + f" (validation {chosen.user_attrs.get('metric', 'score')} {chosen.value:.4f}, "
                 f"trial #{chosen.number})")
             for seed in m.seeds:
+                if (m.study_name, seed, point_key(chosen.params)) in done:
+                    say(f"{m.method} seed {seed}: its final run is already in the runs folder")
+                    continue
                 spec = sp.apply_params(replace(m.base, seed=seed), chosen.params)
                 finals.append(replace(spec, tune={
                     "study": m.study_name, "storage": redact(plan.storage_url), "role": "final",
@@ -286,11 +290,44 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
                     "sweep": spent, "sampler": plan.config.sampler,
                     "validation_fraction": plan.config.validation_fraction}))
     if not finals:
-        return EXIT_FAILED
+        summarise(plan, runs_dir, out)
+        return EXIT_FAILED if missing else EXIT_OK
     from ftbench.headless import run_specs
 
     code = run_specs(finals, runs_dir, as_json, stream=stream, runner=run)
+    summarise(plan, runs_dir, out)
     return EXIT_FAILED if (missing and code == EXIT_OK) else code
+
+
+def summarise(plan: SweepPlan, runs_dir: str | None, out: TextIO) -> None:
+    """The tuning table and the sensitivity chart of this sweep's studies (report.tuning)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from ftbench.report.tuning import tuning_lines
+    from ftbench.results.store import load_runs
+
+    studies = {m.study_name for m in plan.methods}
+    records = [r for r in load_runs(runs_dir).records
+               if isinstance(r.spec.get("tune"), dict) and r.spec["tune"].get("study") in studies]
+    console = Console(file=out, highlight=False)
+    colorless = console.no_color or console.color_system is None
+    for item in tuning_lines(records, max(console.width, 80), 18, colorless):
+        console.print(Text.from_ansi(item) if isinstance(item, str) else item)
+
+
+def finished_finals(runs_dir: str | None) -> set[tuple[str, int, str]]:
+    """(study, seed, values) of every completed final run in the runs folder: a sweep run again
+    does not train them twice."""
+    from ftbench.results.store import load_runs
+    from ftbench.tune.study import point_key
+
+    out = set()
+    for r in load_runs(runs_dir).records:
+        tag = r.spec.get("tune")
+        if isinstance(tag, dict) and tag.get("role") == "final" and r.status == "completed" and r.seed is not None:
+            out.add((str(tag.get("study")), r.seed, point_key(tag.get("params") or {})))
+    return out
 
 
 def _index(m: MethodSweep, params: dict[str, Any], trial: Any) -> int:
