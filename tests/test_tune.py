@@ -352,3 +352,26 @@ def test_help_lists_the_tune_flags(capsys: pytest.CaptureFixture) -> None:
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert "--tune" in out and "--tune-storage" in out and "--trials-only" in out
+
+
+def test_the_tui_queue_runs_each_trial_then_appends_the_finals(tmp_path: Path) -> None:
+    """ftbench.tune.bridge: the start dialog's Tune box queues one run per free grid point and
+    appends the finals when the last trial is done."""
+    import threading
+
+    from ftbench.presets import expand, parse_preset_text
+    from ftbench.tune.bridge import queued_sweep
+
+    preset = parse_preset_text(PRESET.format(steps=2, extra="[tune]\ngrid = { learning_rate = [1e-4, 1e-2] }\n"))
+    specs = [s for s in expand(preset) if s.method.name == "lora"]
+    added: list = []
+    sweep = queued_sweep(preset, specs, tmp_path, add_runs=added.extend)
+    queue = sweep.queue()
+    assert [(s.tune["index"], s.tune["of"]) for s in queue] == [(1, 2), (2, 2)]
+    for spec in queue:
+        assert sweep(spec, lambda e: None, threading.Event(), runs_dir=tmp_path).record.status == "completed"
+    assert [s.seed for s in added] == [7, 8] and all(s.tune["role"] == "final" for s in added)
+    for spec in added:
+        sweep(spec, lambda e: None, threading.Event(), runs_dir=tmp_path)
+    roles = sorted(r["spec"]["tune"]["role"] for r in records(tmp_path))
+    assert roles == ["final", "final", "trial", "trial"]

@@ -632,9 +632,11 @@ def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
         section.memory_front = front(groups, section.primary_metric, section.memory_key)
         section.notes = _section_notes(section, per_run)
         if ties:
-            from ftbench.report.stats import RULE
+            from ftbench.report.stats import tie_note
 
-            section.notes.append(RULE)
+            best = max((g for g in groups if g.mean(section.primary_metric or "") is not None),
+                       key=lambda g: g.mean(section.primary_metric or "") or 0.0)
+            section.notes.append(tie_note(best.label, any(g.tied for g in groups)))
         sections.append(section)
     if by_budget:
         _budget_labels(sections)

@@ -20,6 +20,14 @@ RULE = (f"≈ tied with the best: the {LEVEL:.0%} bootstrap interval of the diff
         f"seed means ({RESAMPLES:,} resamples) holds 0")
 
 
+def tie_note(best: str, any_tied: bool) -> str:
+    """The caption line: what ≈ means, or that the seeds tell every judged method apart."""
+    if any_tied:
+        return f"{RULE} ({best} is the best)"
+    return (f"the seeds tell every other method from the best ({best}): the {LEVEL:.0%} bootstrap "
+            f"interval of the difference of seed means ({RESAMPLES:,} resamples) excludes 0")
+
+
 def difference_interval(best: Sequence[float], other: Sequence[float], resamples: int = RESAMPLES,
                         level: float = LEVEL, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of mean(best) - mean(other)."""

@@ -144,12 +144,13 @@ def tuning_table(methods: Sequence[TunedMethod]) -> Any:
         table.add_row(Text(m.label), Text(default), Text(_fmt_params(m.params)),
                       Text(f"{m.validation:.4f}" if isinstance(m.validation, (int, float)) else "-"),
                       Text(_fmt_stat(m.tuned)), Text(spent_text(m.spent)))
-    from ftbench.report.stats import RULE
+    from ftbench.report.stats import tie_note
 
     notes = ["tuned: mean ± sample std over the final runs' seeds, each on the whole training set",
              "default-rate: untuned runs of the method in the same folder (absent: none were run)"]
     if any(m.tied is not None for m in methods):
-        notes.append(RULE)
+        best = next(m.method for m in methods if m.best)
+        notes.append(tie_note(best, any(m.tied for m in methods)))
     if any(m.tied is None and not m.best for m in methods):
         notes.append("no mark: fewer than 2 seeds on one side, not judged")
     table.caption = Text("\n".join(notes))

@@ -159,8 +159,8 @@ def trial_spec(m: MethodSweep, plan: SweepPlan, number: int, index: int, params:
 
 def run_trial(m: MethodSweep, plan: SweepPlan, study: Any, storage: Any, trial: Any, params: dict[str, Any],
               index: int, emit: Callable[[Any], None], cancel: threading.Event, runs_dir: str | None,
-              run: Callable[..., Any], hooks: Any = None) -> str:
-    """Train one trial, record it in its run file and the study; its status."""
+              run: Callable[..., Any], hooks: Any = None) -> tuple[str, Any]:
+    """Train one trial, record it in its run file and the study; its status and `RunFinished`."""
     from optuna.trial import TrialState
 
     from ftbench.results.store import save_record
@@ -206,7 +206,7 @@ def run_trial(m: MethodSweep, plan: SweepPlan, study: Any, storage: Any, trial: 
             status = "failed"  # no score to rank it by
         trial.set_user_attr("status", status)
         study.tell(trial, state=TrialState.FAIL)
-    return status
+    return status, finished
 
 
 def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stream: TextIO | None = None,
@@ -216,7 +216,7 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
     """Run this worker's share of the trials, then the final runs; the exit code."""
     from ftbench.engine.runner import run as run_here
     from ftbench.headless import Interrupts, PlainPrinter
-    from ftbench.tune.study import claim, point_key, wait_for_others
+    from ftbench.tune.study import claim
 
     run = run or run_here
     out = stream or (sys.stderr if as_json else sys.stdout)
@@ -247,7 +247,7 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
                 if on_trial is not None:
                     on_trial(TrialStart(m.method, index, total, dict(params), m.study_name, trial.number))
                 try:
-                    status = run_trial(m, plan, study, storage, trial, params, index, printer, cancel,
+                    status, _ = run_trial(m, plan, study, storage, trial, params, index, printer, cancel,
                                        runs_dir, run, hooks)
                 except KeyboardInterrupt:
                     cancel.set()
@@ -262,33 +262,7 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
         if trials_only:
             say("trials done (--trials-only): run without it to train the final runs")
             return EXIT_OK
-        finals: list[RunSpec] = []
-        missing: list[str] = []
-        done = finished_finals(runs_dir)
-        for m in plan.methods:
-            study = studies[m.method]
-            wait_for_others(study, say=say)
-            chosen = best(study)
-            if chosen is None:
-                missing.append(m.method)
-                say(f"{m.method}: no trial completed; no final runs")
-                continue
-            spent = sweep_cost(study)
-            say(f"{m.method}: chose " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                                  for k, v in chosen.params.items())
-                + f" (validation {chosen.user_attrs.get('metric', 'score')} {chosen.value:.4f}, "
-                f"trial #{chosen.number})")
-            for seed in m.seeds:
-                if (m.study_name, seed, point_key(chosen.params)) in done:
-                    say(f"{m.method} seed {seed}: its final run is already in the runs folder")
-                    continue
-                spec = sp.apply_params(replace(m.base, seed=seed), chosen.params)
-                finals.append(replace(spec, tune={
-                    "study": m.study_name, "storage": redact(plan.storage_url), "role": "final",
-                    "trial": chosen.number, "params": dict(chosen.params),
-                    "validation": {"metric": chosen.user_attrs.get("metric"), "value": chosen.value},
-                    "sweep": spent, "sampler": plan.config.sampler,
-                    "validation_fraction": plan.config.validation_fraction}))
+        finals, missing = final_specs(plan, studies, runs_dir, say)
     if not finals:
         summarise(plan, runs_dir, out)
         return EXIT_FAILED if missing else EXIT_OK
@@ -314,6 +288,42 @@ def summarise(plan: SweepPlan, runs_dir: str | None, out: TextIO) -> None:
     colorless = console.no_color or console.color_system is None
     for item in tuning_lines(records, max(console.width, 80), 18, colorless):
         console.print(Text.from_ansi(item) if isinstance(item, str) else item)
+
+
+def final_specs(plan: SweepPlan, studies: dict[str, Any], runs_dir: str | None,
+                say: Callable[[str], None]) -> tuple[list[RunSpec], list[str]]:
+    """Once no trial runs anywhere: per method, the best value's runs on the whole training set
+    (those already in the runs folder left out), and the methods no trial completed for."""
+    from ftbench.tune.study import point_key, wait_for_others
+
+    finals: list[RunSpec] = []
+    missing: list[str] = []
+    done = finished_finals(runs_dir)
+    for m in plan.methods:
+        study = studies[m.method]
+        wait_for_others(study, say=say)
+        chosen = best(study)
+        if chosen is None:
+            missing.append(m.method)
+            say(f"{m.method}: no trial completed; no final runs")
+            continue
+        spent = sweep_cost(study)
+        say(f"{m.method}: chose " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                              for k, v in chosen.params.items())
+            + f" (validation {chosen.user_attrs.get('metric', 'score')} {chosen.value:.4f}, "
+            f"trial #{chosen.number})")
+        for seed in m.seeds:
+            if (m.study_name, seed, point_key(chosen.params)) in done:
+                say(f"{m.method} seed {seed}: its final run is already in the runs folder")
+                continue
+            spec = sp.apply_params(replace(m.base, seed=seed), chosen.params)
+            finals.append(replace(spec, tune={
+                "study": m.study_name, "storage": redact(plan.storage_url), "role": "final",
+                "trial": chosen.number, "params": dict(chosen.params),
+                "validation": {"metric": chosen.user_attrs.get("metric"), "value": chosen.value},
+                "sweep": spent, "sampler": plan.config.sampler,
+                "validation_fraction": plan.config.validation_fraction}))
+    return finals, missing
 
 
 def finished_finals(runs_dir: str | None) -> set[tuple[str, int, str]]:
