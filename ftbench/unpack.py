@@ -241,8 +241,13 @@ def install(folder: Path, pip_args: Sequence[str] = (), check_only: bool = False
                                 f"(command: {' '.join(cmd)})")
         if pack.entries("bundle"):
             say("taking the data bundles out of the pack (ftbench data fetch --from)")
+            # Run away from the current folder: a checkout's ftbench/ there would shadow the
+            # installed one. A relative FTBENCH_CACHE keeps meaning the same folder.
+            env = dict(os.environ)
+            if env.get("FTBENCH_CACHE"):
+                env["FTBENCH_CACHE"] = str(Path(env["FTBENCH_CACHE"]).expanduser().absolute())
             rc = subprocess.call([sys.executable, "-m", "ftbench", "data", "fetch", "--from",
-                                  str(pack.root)])
+                                  str(pack.root)], cwd=scratch, env=env)
             if rc != 0:
                 raise PackError(f"`ftbench data fetch --from {pack.root}` failed (exit {rc}); "
                                 "its message is above")
@@ -265,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only check that every file arrived intact")
     parser.add_argument("--pack", metavar="DIR", help=argparse.SUPPRESS)
     opts = parser.parse_args(args)
-    here = Path(opts.pack) if opts.pack else Path(__file__).resolve().parent
+    here = Path(opts.pack).resolve() if opts.pack else Path(__file__).resolve().parent
     try:
         install(here, pip_args, check_only=opts.check)
     except PackError as exc:
