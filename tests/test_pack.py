@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftbench import bundles, pack, unpack
+from ftbench import bundles, closure, pack, unpack
 from ftbench.cli import main
 
 BUNDLE_PKG, BUNDLE_VER = "fake-bundle", "2.0"
@@ -39,7 +39,7 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
     folder.mkdir(parents=True, exist_ok=True)
     stem = name.replace("-", "_")
     dist = f"{stem}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Provides-Extra: {e}" for e in extras] + [f"Requires-Dist: {r}" for r in requires]
     files: dict[str, bytes | str] = {
         f"{stem}/__init__.py": "VALUE = 42\n",
@@ -190,13 +190,13 @@ def test_volumes_never_exceed_the_limit(sizes: list[int], reserve: int) -> None:
 
 
 def test_manylinux_platforms_include_older_glibc_tags() -> None:
-    tags = pack.expand_platforms(["manylinux_2_28_x86_64", "win_amd64"])
+    tags = closure.expand_platforms(["manylinux_2_28_x86_64", "win_amd64"])
     assert tags[0] == "manylinux_2_28_x86_64"
     for tag in ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_5_x86_64",
                 "manylinux1_x86_64", "win_amd64"):
         assert tag in tags
     assert "manylinux_2_29_x86_64" not in tags
-    assert pack.expand_platforms(["manylinux2014_aarch64"])[:2] == [
+    assert closure.expand_platforms(["manylinux2014_aarch64"])[:2] == [
         "manylinux_2_17_aarch64", "manylinux_2_16_aarch64"]
 
 
@@ -208,9 +208,8 @@ def test_manylinux_platforms_include_older_glibc_tags() -> None:
 ])
 def test_marker_environment_is_the_targets(platform: str, expected: dict[str, str],
                                            tmp_path: Path) -> None:
-    req = pack.PackRequest(dest=tmp_path, bundles=(), lock={}, lock_path=tmp_path,
-                           python_version="3.12", platforms=(platform,))
-    env = pack.target_environment(req)
+    env = closure.target_environment(closure.Target(python_version="3.12",
+                                                    platforms=(platform,)))
     assert env["python_version"] == "3.12" and env["python_full_version"] == "3.12.0"
     assert expected.items() <= env.items()
 
@@ -322,7 +321,7 @@ def test_a_damaged_transfer_is_named(split_pack: Path, tmp_path: Path, how: str,
 
 def test_a_missing_folder_is_named(split_pack: Path, tmp_path: Path) -> None:
     copy = copy_of(split_pack, tmp_path)
-    last = sorted(p.name for p in copy.iterdir())[-1]
+    last = max(p.name for p in copy.iterdir())
     shutil.rmtree(copy / last)
     with pytest.raises(unpack.PackError) as err:
         unpack.Pack.open(copy / "01").check()
