@@ -31,7 +31,8 @@ def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> st
 def test_every_script_has_a_tiny_run_below() -> None:
     covered = {"benchmarks/gpu.py", "benchmarks/baselines.py", "benchmarks/overhead.py",
                "benchmarks/plain_trainer.py", "benchmarks/monitoring.py", "benchmarks/scaling.py",
-               "benchmarks/startup.py", "benchmarks/reproduce.py", "docs/screenshots.py"}
+               "benchmarks/startup.py", "benchmarks/reproduce.py", "docs/screenshots.py",
+               "benchmarks/airgap.py"}
     extra = {s for s in SCRIPTS if s.startswith("benchmarks/plan")}   # tested beside `ftbench plan`
     assert set(SCRIPTS) - extra == covered, "a new script needs a tiny run in this file"
 
@@ -115,6 +116,16 @@ def test_reproduce_tiny(tmp_path: Path) -> None:
     block = seeds.read_text()
     assert "old" not in block and block.startswith("intro\n") and block.endswith("end\n")
     assert "| bert-synthetic | full | accuracy 1.000 |" in block and "peft-synthetic" not in block
+
+
+def test_airgap_round_trip_tiny(tmp_path: Path) -> None:
+    """pack -> fresh venv, no index -> install.py -> quickstart (tests/test_pack.py has the rest)."""
+    out = tmp_path / "airgap.json"
+    run("benchmarks/airgap.py", "--tiny", "--work", str(tmp_path / "work"), "--out", str(out))
+    figures = json.loads(out.read_text())
+    assert figures["status"] == "completed" and figures["model"] == "tiny-bert"
+    assert figures["wheels"] == 2 and figures["split_files"] == 1 and figures["volumes"] == 2
+    assert figures["largest_volume_mib"] <= 1.0
 
 
 @pytest.mark.skipif(not (ROOT / "docs" / "screenshot-data").is_dir(), reason="no recorded data")
