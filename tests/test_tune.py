@@ -375,3 +375,14 @@ def test_the_tui_queue_runs_each_trial_then_appends_the_finals(tmp_path: Path) -
         sweep(spec, lambda e: None, threading.Event(), runs_dir=tmp_path)
     roles = sorted(r["spec"]["tune"]["role"] for r in records(tmp_path))
     assert roles == ["final", "final", "trial", "trial"]
+
+
+def test_tpe_from_the_preset_table_runs_its_trial_budget_within_the_range(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    extra = '[tune]\nsampler = "tpe"\ntrials = 2\ngrid = { learning_rate = [1e-4, 1e-2] }\n'
+    code = main(["run", "--preset", preset_file(tmp_path, extra=extra), "--tune", "--method", "full",
+                 "--trials-only", "--headless", "--runs-dir", str(runs)])
+    assert code == 0
+    rates = [r["spec"]["learning_rate"] for r in records(runs)]
+    assert len(rates) == 2 and all(1e-4 <= lr <= 1e-2 for lr in rates)
+    assert {r["spec"]["tune"]["sampler"] for r in records(runs)} == {"tpe"}

@@ -59,18 +59,6 @@ class SweepPlan:
     methods: list[MethodSweep] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class TrialStart:
-    """What the front ends show while a trial runs: ``index`` of ``total`` for ``method``."""
-
-    method: str
-    index: int
-    total: int
-    params: dict[str, Any]
-    study: str
-    number: int
-
-
 def redact(url: str) -> str:
     """A storage URL with its password hidden, for records and output."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
@@ -211,7 +199,7 @@ def run_trial(m: MethodSweep, plan: SweepPlan, study: Any, storage: Any, trial: 
 
 def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stream: TextIO | None = None,
               trials_only: bool = False, run: Callable[..., Any] | None = None, hooks: Any = None,
-              on_trial: Callable[[TrialStart], None] | None = None, cancel: threading.Event | None = None,
+              cancel: threading.Event | None = None,
               emit: Callable[[Any], None] | None = None) -> int:
     """Run this worker's share of the trials, then the final runs; the exit code."""
     from ftbench.engine.runner import run as run_here
@@ -229,7 +217,6 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
     storage, studies = open_studies(plan)
     say(f"studies in {redact(plan.storage_url)}; trials score the {plan.config.validation_fraction:g} "
         "validation carve of the training set, never the eval set")
-    statuses: list[str] = []
     with Interrupts(cancel, say):
         for m in plan.methods:
             study = studies[m.method]
@@ -244,15 +231,12 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
                 total = m.size if plan.config.sampler == "grid" else (plan.config.trials or m.size)
                 shown = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
                 say(f"trial {index}/{total} {m.method} {shown} (study trial #{trial.number})")
-                if on_trial is not None:
-                    on_trial(TrialStart(m.method, index, total, dict(params), m.study_name, trial.number))
                 try:
                     status, _ = run_trial(m, plan, study, storage, trial, params, index, printer, cancel,
                                        runs_dir, run, hooks)
                 except KeyboardInterrupt:
                     cancel.set()
                     break
-                statuses.append(status)
                 say(f"trial {index}/{total} {m.method}: {status}")
                 if status == "cancelled":
                     cancel.set()
