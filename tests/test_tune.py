@@ -123,6 +123,14 @@ def test_bad_tune_flags_exit_2_with_one_line_and_write_nothing(tmp_path: Path, c
     assert not (runs / "tune.db").exists()
 
 
+def test_tuning_a_qa_preset_is_refused_before_training(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["run", "--preset", "lora-qa", "--offline", "--tune", "--headless", "--runs-dir",
+                 str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "supports classification presets" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
 def test_tune_flags_without_tune_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(["run", "--preset", preset_file(tmp_path), "--study", "x", "--runs-dir", str(tmp_path)])
     assert code == 2 and "need --tune" in capsys.readouterr().err

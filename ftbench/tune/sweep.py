@@ -80,6 +80,11 @@ def plan_sweep(specs: list[RunSpec], config: TuneConfig, runs_folder: Path,
     url = config.storage or default_storage(runs_folder)
     plan = SweepPlan(preset=preset, config=config, storage_url=url)
     for name, base in firsts.items():
+        if base.task != "classification":
+            # the validation carve (data.holdout) is built for classification data only: a QA
+            # trial would be scored on the eval set, which a sweep must never see
+            raise TuneError(f"--tune supports classification presets so far; {preset} is a "
+                            f"{base.task} preset (its trials would be scored on the eval set)")
         sp.check_fraction(config, base)
         space = sp.method_space(config, base.method, base.learning_rate)
         points = sp.grid_points(space)
