@@ -394,3 +394,28 @@ def test_tpe_from_the_preset_table_runs_its_trial_budget_within_the_range(tmp_pa
     rates = [r["spec"]["learning_rate"] for r in records(runs)]
     assert len(rates) == 2 and all(1e-4 <= lr <= 1e-2 for lr in rates)
     assert {r["spec"]["tune"]["sampler"] for r in records(runs)} == {"tpe"}
+
+
+def test_the_median_pruner_stops_a_trial_behind_the_others() -> None:
+    """Watch reports each eval's primary metric to the trial and cancels it when the pruner
+    says so (two finished trials scored 0.8 at step 2; this one has 0.5 there)."""
+    import threading
+
+    import optuna
+
+    from ftbench.engine.events import Eval
+    from ftbench.tune.study import _pruner
+    from ftbench.tune.sweep import Watch
+
+    study = optuna.create_study(direction="maximize", pruner=_pruner(TuneConfig(pruner="median")))
+    for value in (0.8, 0.82):
+        study.add_trial(optuna.trial.create_trial(value=value, intermediate_values={2: value}))
+    trial = study.ask()
+    cancel = threading.Event()
+    watch = Watch(trial, "classification", cancel, forward=lambda e: None)
+    watch(Eval("r", 2, 0.5, {"accuracy": 0.5}, 0.1))
+    assert watch.pruned_at == 2 and cancel.is_set()
+    kept = study.ask()
+    calm = threading.Event()
+    Watch(kept, "classification", calm, forward=lambda e: None)(Eval("r", 2, 0.5, {"accuracy": 0.9}, 0.1))
+    assert not calm.is_set()
