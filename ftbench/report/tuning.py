@@ -18,6 +18,9 @@ from ftbench.results.record import RunRecord
 from ftbench.tasks.info import primary_value, short_name
 
 
+MARKERS = ("●", "■", "▲", "◆", "✚", "✖")
+
+
 @dataclass
 class TunedMethod:
     preset: str
@@ -176,10 +179,16 @@ def sensitivity_chart(methods: Sequence[TunedMethod], width: int = 80, height: i
     metric = short_name(methods[0].metric)
     title = f"{methods[0].preset}: validation {metric} vs learning rate"
 
+    marks = dict(zip((m.method for m, _ in lines), MARKERS * (len(lines) // len(MARKERS) + 1)))
+
     def draw(plot: Any) -> None:
+        # no legend box (it would hide the low rates' points): each method's points carry its
+        # own marker, named under the chart, and a line joins them
+        for _, pts in lines:
+            if len(pts) > 1:
+                plot.series([x for x, _ in pts], [y for _, y in pts], marker="braille", lines=True)
         for m, pts in lines:
-            plot.series([x for x, _ in pts], [y for _, y in pts], label=m.method,
-                        marker="braille" if len(pts) > 1 else "●", lines=len(pts) > 1)
+            plot.series([x for x, _ in pts], [y for _, y in pts], marker=marks[m.method])
         plot.lim("x", x_lo, x_hi)
         plot.lim("y", y_lo, y_hi)
         powers = list(range(math.ceil(x_lo), math.floor(x_hi) + 1))
@@ -191,6 +200,7 @@ def sensitivity_chart(methods: Sequence[TunedMethod], width: int = 80, height: i
         plot.labels("learning rate (log)", f"validation {metric}")
 
     text = _build(width, height, title, _colorless(colorless), draw)
+    text += "\n" + "   ".join(f"{marks[m.method]} {m.method}" for m, _ in lines)
     failed = [f"{m.method} {lr:.3g}: {status}" for m in methods for lr, s, status in m.curve if s is None]
     if failed:
         text += "\nnot drawn (no validation score): " + "; ".join(failed)
