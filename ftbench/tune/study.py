@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import re
 import threading
 import time
 import warnings
@@ -38,6 +39,11 @@ GRACE_S = 120
 SPACE_ATTR = "ftbench_space"
 # a finished trial with one of these statuses holds its point; others (cancelled, stale) free it
 HOLDING = ("completed", "diverged", "failed", "pruned")
+
+
+def redact(url: str) -> str:
+    """A storage URL with its password hidden, for records, output and errors."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def default_storage(runs_folder: Path) -> str:
@@ -63,14 +69,14 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     path = sqlite_path(url)
     if path is not None and not path.parent.is_dir():
-        raise TuneError(f"cannot open the study storage {url}: no folder {path.parent}")
+        raise TuneError(f"cannot open the study storage {redact(url)}: no folder {path.parent}")
     try:
         with claim_lock(url):  # two workers creating one SQLite file's tables at once would clash
             return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
                                               engine_kwargs=_engine_kwargs(url))
     except Exception as exc:  # any driver error is the same one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TuneError(f"cannot open the study storage {url}: {first[:200]}") from None
+        raise TuneError(f"cannot open the study storage {redact(url)}: {redact(first)[:200]}") from None
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

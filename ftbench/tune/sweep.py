@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import math
-import re
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ from ftbench.tasks.info import primary_value
 from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ftbench.tune import space as sp
 from ftbench.tune.space import TuneConfig, TuneError
+from ftbench.tune.study import redact
 
 EXPLODE = 10.0  # a logged loss this many times the first one counts as diverged
 
@@ -57,11 +57,6 @@ class SweepPlan:
     config: TuneConfig
     storage_url: str
     methods: list[MethodSweep] = field(default_factory=list)
-
-
-def redact(url: str) -> str:
-    """A storage URL with its password hidden, for records and output."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def plan_sweep(specs: list[RunSpec], config: TuneConfig, runs_folder: Path,
