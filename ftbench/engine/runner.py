@@ -368,9 +368,13 @@ class _Session:
             # After the model folder is resolved: transformers saves only on the main process
             # once a process group exists, and a tiny model is built into the cache by every rank.
             self._join_world()
-        precision = _resolve_precision(spec.train.precision, self.device, torch)
-        self.precision = precision
+        from ftbench.engine import precision as precisions
+
+        choice = precisions.resolve(spec.train.precision, self.device, torch)
+        precision = self.precision = choice.precision
         self.record.environment["precision"] = precision
+        self.record.environment["precision_reason"] = choice.reason
+        self.log(f"precision {choice.reason}")
         from ftbench.plan.record import prediction_for_record  # never raises; before the model loads
 
         self.record.prediction = prediction_for_record(spec, self.device, prepared.model_kwargs, self.log)
@@ -779,17 +783,6 @@ def _load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-
-
-def _resolve_precision(asked: str, device: str, torch: Any) -> str:
-    """auto: bf16 where the GPU supports it, fp16 on older CUDA GPUs, fp32 on CPU."""
-    if asked == "auto":
-        if device == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if asked == "fp16" and device != "cuda":
-        raise FtbenchError("precision fp16 needs a CUDA GPU; use precision auto, fp32 or bf16 here")
-    return asked
 
 
 class _FirstStepTimer:
