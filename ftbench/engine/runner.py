@@ -464,9 +464,7 @@ class _Session:
                              batch_size=batch_size, compile=compiled,
                              world_size=self.world.size)
         self.record.environment["train_sampling"] = args.train_sampling_strategy
-        self.record.environment["eval_sampling"] = "sequential (dataset order)" + (
-            f", batches split over {self.world.size} processes and gathered in order"
-            if self.world.distributed else "")
+        self.record.environment["eval_sampling"] = _eval_sampling(self.world)
         self.record.environment["dataloader_workers"] = args.dataloader_num_workers
         self.record.environment["levers_off"] = sorted(levers_off())
         samples_per_step = batch_size * train.grad_accum * self.world.size
@@ -777,6 +775,18 @@ def _refuse_pickle_only(path: str) -> None:
                                "(pickle files can run code)")
 
 
+def _eval_sampling(world: worlds.World) -> str:
+    """How evaluation batches are drawn, in words (see `MeasuredTrainer._get_eval_sampler`)."""
+    from ftbench.engine import levers
+
+    if world.distributed:
+        return (f"sequential (dataset order), batches split over {world.size} processes "
+                "and gathered in order")
+    if not levers.on("eval_sort"):
+        return "sequential (dataset order)"
+    return "sorted by length, longest first; predictions restored to dataset order before metrics"
+
+
 def _load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
@@ -865,15 +875,53 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
                 self.ft_tokens = self.ft_tokens + (mask.sum() if mask is not None else ids.numel())
             return super().training_step(model, inputs, num_items_in_batch)
 
+        ft_eval_order: Any = None
+
         def _get_eval_sampler(self, eval_dataset: Any) -> Any:
             # transformers 5 gives evaluation a LengthGroupedSampler whenever training groups
-            # by length; QA post-processing maps predictions to windows and questions by
-            # position, so evaluation always runs in dataset order (DESIGN.md).
+            # by length, and hands its predictions to the metrics in that shuffled order; QA
+            # post-processing maps predictions to windows and questions by position (DESIGN.md).
+            # Here evaluation runs longest first and `evaluation_loop` restores dataset order
+            # before any metric sees a prediction (engine/evalorder.py); under torchrun,
+            # sequential shards gathered in order.
             from torch.utils.data import SequentialSampler
 
+            from ftbench.engine import levers
+            from ftbench.engine.evalorder import LengthSortedOrder, lengths_of
+
+            self.ft_eval_order = None
             if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
                 return None
-            return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+            if self.args.world_size > 1:
+                return None
+            if not levers.on("eval_sort"):
+                return SequentialSampler(eval_dataset)
+            self.ft_eval_order = LengthSortedOrder(lengths_of(eval_dataset))
+            return self.ft_eval_order.sampler()
+
+        def evaluation_loop(self, dataloader: Any, *args: Any, **kwargs: Any) -> Any:
+            # the order of the loader built just before (`_get_eval_sampler`), used once
+            order, self.ft_eval_order = self.ft_eval_order, None
+            if order is None or len(order) != len(getattr(dataloader, "dataset", ())):
+                return super().evaluation_loop(dataloader, *args, **kwargs)
+            from transformers.trainer_utils import EvalLoopOutput, EvalPrediction
+
+            metrics_fn = self.compute_metrics
+            if metrics_fn is not None:
+                def in_dataset_order(p: Any) -> Any:
+                    return metrics_fn(EvalPrediction(
+                        predictions=order.restore(p.predictions), label_ids=order.restore(p.label_ids),
+                        inputs=order.restore(p.inputs),
+                        losses=p.losses))  # one batch mean per example slot: no per-example order
+
+                self.compute_metrics = in_dataset_order
+            try:
+                out = super().evaluation_loop(dataloader, *args, **kwargs)
+            finally:
+                self.compute_metrics = metrics_fn
+            return EvalLoopOutput(predictions=order.restore(out.predictions),
+                                  label_ids=order.restore(out.label_ids), metrics=out.metrics,
+                                  num_samples=out.num_samples)
 
         if loss_override is not None:
             def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
