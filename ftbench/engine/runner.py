@@ -357,7 +357,11 @@ class _Session:
 
         task = get_task(spec.task)
         tokenizer = _load_tokenizer(ref.path, self.trust_remote_code)
-        prepared = task.prepare(spec, tokenizer, self.log)
+        from ftbench.engine import levers
+        from ftbench.tasks import reuse
+
+        prepared = task.prepare(spec, tokenizer, self.log,
+                                reuse.SHARED if levers.on("prepared_cache") else None)
         self.record.data_info = prepared.data_info
         if sizing is not None:
             self.record.data_info["sizing"] = sizing
