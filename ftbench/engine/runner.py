@@ -906,8 +906,11 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
         def evaluation_loop(self, dataloader: Any, *args: Any, **kwargs: Any) -> Any:
             # the order of the loader built just before (`_get_eval_sampler`), used once
             order, self.ft_eval_order = self.ft_eval_order, None
-            if order is None or len(order) != len(getattr(dataloader, "dataset", ())):
+            if order is None:
                 return super().evaluation_loop(dataloader, *args, **kwargs)
+            dataset = getattr(dataloader, "dataset", None)
+            if dataset is not None and len(dataset) != len(order):  # never metrics out of order
+                raise RuntimeError(f"evaluation order for {len(order)} examples, loader of {len(dataset)}")
             from transformers.trainer_utils import EvalLoopOutput, EvalPrediction
 
             metrics_fn = self.compute_metrics
