@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,14 +71,17 @@ def run_arm(arm: str, preset: str, extra: list[str], folder: Path) -> dict[str, 
     with tempfile.TemporaryDirectory() as runs:
         cmd = [sys.executable, "-m", "ftbench.cli", "run", "--preset", target, "--headless", "--json",
                "--runs-dir", runs, *extra]
-        t = time.perf_counter()
+        t, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-        wall = time.perf_counter() - t
+        wall, after = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{arm} failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     runs_ = json.loads(proc.stdout)["runs"]
     return {
         "arm": arm, "wall_s": round(wall, 2),
+        # CPU seconds of the whole command (user + system): steadier than wall time on a shared
+        # machine, though idle-spinning threads count in it
+        "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
         "train_eval_s": round(sum((r["timing"]["train_s"] or 0) + (r["timing"]["eval_s"] or 0)
                                   for r in runs_), 2),
         "runs": [{"method": r["method"], "seed": r["spec"]["seed"],
@@ -128,7 +132,7 @@ def main() -> None:
                 (Path(tmp) / arm).mkdir(exist_ok=True)
                 row[arm] = run_arm(arm, args.preset, extra, Path(tmp))
                 print(f"rep {rep + 1} {arm}: train+eval {row[arm]['train_eval_s']:.1f} s, "
-                      f"command {row[arm]['wall_s']:.1f} s", flush=True)
+                      f"command {row[arm]['wall_s']:.1f} s ({row[arm]['cpu_s']:.1f} CPU s)", flush=True)
             reps.append(row)
     if args.out:
         Path(args.out).write_text(json.dumps(reps, indent=2))
@@ -142,6 +146,7 @@ def main() -> None:
         summary["arms"][arm] = {
             "median_train_eval_s": statistics.median(row[arm]["train_eval_s"] for row in reps),
             "median_wall_s": statistics.median(row[arm]["wall_s"] for row in reps),
+            "median_cpu_s": statistics.median(row[arm]["cpu_s"] for row in reps),
             "precision": sorted({r["precision"] for row in reps for r in row[arm]["runs"]}),
             "metric_per_method": {m: _spread(v) for m, v in per_method.items()},
         }
@@ -150,6 +155,8 @@ def main() -> None:
                 row[arm]["train_eval_s"] / row[first]["train_eval_s"] for row in reps), 3)
             summary["arms"][arm]["wall_ratio_to_" + first] = round(statistics.median(
                 row[arm]["wall_s"] / row[first]["wall_s"] for row in reps), 3)
+            summary["arms"][arm]["cpu_ratio_to_" + first] = round(statistics.median(
+                row[arm]["cpu_s"] / row[first]["cpu_s"] for row in reps), 3)
     print(json.dumps(summary, indent=2))
 
 
