@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_methods_on_the_same_data_share_one_tokenised_copy(tmp_path: Path) -> No
 
 
 def test_seeds_share_a_copy_when_their_data_is_the_same(tmp_path: Path) -> None:
-    bundled = dict(name="rotten_tomatoes", source="bundled", options={"split_seed": 7})
+    bundled = {"name": "rotten_tomatoes", "source": "bundled", "options": {"split_seed": 7}}
     assert not reused(spec("full", seed=1, **bundled), tmp_path)
     assert reused(spec("full", seed=2, **bundled), tmp_path)   # one split for every seed
 

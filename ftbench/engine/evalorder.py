@@ -12,7 +12,8 @@ and prediction alike; training batches are untouched.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class LengthSortedOrder:
     def __len__(self) -> int:
         return len(self.order)
 
-    def sampler(self) -> "OrderSampler":
+    def sampler(self) -> OrderSampler:
         return OrderSampler(self.order.tolist())
 
     def restore(self, value: Any) -> Any:

@@ -68,7 +68,8 @@ def _nvml_free(index: int) -> DeviceInfo | None:
 
 
 def _cpu_bf16() -> str | None:
-    from ftbench.engine.precision import cpu_bf16_feature  # asks torch, as the runner does
+    """The CPU's native bf16 feature, asked of torch as the runner asks it."""
+    from ftbench.engine.precision import cpu_bf16_feature
 
     return cpu_bf16_feature()
 

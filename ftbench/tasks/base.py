@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ftbench.spec import RunSpec
 
@@ -28,7 +29,7 @@ class Task(Protocol):
     name: str
 
     def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
-                cache: "TokenCache | None" = None) -> Prepared:
+                cache: TokenCache | None = None) -> Prepared:
         """Load the data and tokenise it; ``cache`` holds tokenised copies earlier runs of
         this process made (`ftbench.tasks.reuse`), None to tokenise afresh."""
         ...

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ftbench.spec import RunSpec
 from ftbench.tasks.base import Prepared
-from ftbench.tasks.classification import TokenizedDataset, classification_metrics, tokenize
+from ftbench.tasks.classification import (
+    TokenizedDataset,
+    classification_metrics,
+    tokenize,
+)
 from ftbench.tasks.reuse import TokenCache, cached, fingerprint, tokenizer_key
 
 

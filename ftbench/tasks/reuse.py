@@ -20,7 +20,8 @@ import hashlib
 import pickle
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
