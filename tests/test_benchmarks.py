@@ -30,6 +30,7 @@ def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> st
 
 def test_every_script_has_a_tiny_run_below() -> None:
     covered = {"benchmarks/gpu.py", "benchmarks/baselines.py", "benchmarks/overhead.py",
+               "benchmarks/cpu_speed.py",
                "benchmarks/plain_trainer.py", "benchmarks/monitoring.py", "benchmarks/scaling.py",
                "benchmarks/startup.py", "benchmarks/reproduce.py", "docs/screenshots.py",
                "benchmarks/airgap.py"}
@@ -70,6 +71,20 @@ def test_overhead_and_plain_trainer_tiny() -> None:
     text = run("benchmarks/overhead.py", "--tiny", "--max-steps", "3", "--reps", "1")
     result = json.loads(text[text.index("{"):])
     assert result["train_ratio"] > 0 and result["command_ratio"] > 0
+
+
+def test_cpu_speed_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "reps.json"
+    text = run("benchmarks/cpu_speed.py", "--tiny", "--arms", "before,fp32,after", "--method", "full",
+               "--out", str(out))
+    summary = json.loads(text[text.index("{"):])
+    arms = summary["arms"]
+    assert arms["before"]["precision"] == arms["fp32"]["precision"] == ["fp32"]
+    assert arms["after"]["train_eval_ratio_to_before"] > 0
+    (rep,) = json.loads(out.read_text())
+    (before,), (after,) = rep["before"]["runs"], rep["after"]["runs"]
+    assert before["eval_sampling"] == "sequential (dataset order)"
+    assert after["eval_sampling"].startswith("sorted by length")
 
 
 def test_monitoring_tiny() -> None:
