@@ -395,11 +395,13 @@ def test_run_refuses_before_loading_anything_unless_forced(capsys, monkeypatch) 
     """`ftbench run` on a GPU whose free memory is below the predicted peak: one line, exit 2,
     nothing trained; --force skips the check."""
     import ftbench.headless
+    import ftbench.prepare
     from ftbench.cli import main
     from ftbench.plan import device as device_module
 
     small = DeviceInfo("cuda", "NVIDIA H100", 81559.0, 700.0, "test")
     monkeypatch.setattr(device_module, "probe_device", lambda index=0: small)
+    monkeypatch.setattr(ftbench.prepare, "_torch_uses_cuda", lambda: True)  # a GPU torch can use
     started = []
     monkeypatch.setattr(ftbench.headless, "run_specs", lambda *a, **k: started.append(a) or 0)
     code = main(["run", "--preset", "quickstart", "--headless", "--method", "full"])

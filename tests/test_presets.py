@@ -82,7 +82,7 @@ def test_find_preset_by_path_and_unknown(tmp_path: Path) -> None:
         (("[train]", "[train]\nlearning_rate = 1e9"), r"train.learning_rate: 1000000000.0 is out of range"),
         (("[train]", "[train]\nmax_length = 1000000"), r"train.max_length: 1000000 is out of range"),
         (("[train]", "[train]\nlearning_rate = nan"), r"train.learning_rate: expected a finite number"),
-        (('name = "lora"', 'name = "lorra"'), r"methods\[0\].name: unknown method 'lorra' \(known: full, head-only"),
+        (('name = "lora"', 'name = "lorra"'), r"methods\[0\].name: unknown method 'lorra' \(did you mean 'lora'\?\) \(known: full, head-only"),
         (("r = 4", "r = 0"), r"methods\[0\].args: .*'r'"),
         (("r = 4", "rank = 4"), r"methods\[0\].args: .*unknown.*'rank'"),
         (('task = "classification"', 'task = "generation"'), r"task: 'generation' is not allowed; expected one of 'classification', 'qa'"),
