@@ -74,9 +74,9 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
         "checkpointing; memory in MB, weights fp32 unless named; train = trainable parameters. "
         + ("PEAK predicts torch.cuda.max_memory_allocated (other = cuBLAS workspaces); needs adds "
            "the CUDA context and the allocator's reserve slack, and is what must be free (fits). "
-           if cuda else "PEAK predicts the process RSS growth from before the model loads "
-           "(other = the training runtime); needs adds the heap glibc keeps after freeing, and is "
-           "what must be free (fits). ")
+           if cuda else "PEAK is what the run holds at its peak (other = the training runtime); "
+           "needs adds the heap glibc keeps after freeing: it predicts the process RSS growth "
+           "from before the model loads, and is what must be free (fits). ")
         + f"time: {basis}"
         + (". reported: the peak the preset's write-up measured (its model, GPU and tooling)"
            if references else ""))
