@@ -7,9 +7,10 @@ On a CPU the measurement is the RSS growth from just before the model loaded: th
 `ftbench.engine.hostmem`) minus the ``baseline_rss_mb`` stored with the prediction. That growth
 includes the freed heap glibc keeps resident (its dynamic mmap threshold), which the plan counts
 in "needs" (``memory.device_total_mb``: PEAK plus that heap), not in PEAK; so a CPU run is judged
-against needs. Measured on this project's 2-core CPU, quickstart in one process (full, LoRA,
-head-only; docs/plan-vs-measured.md): needs was within 2 % and 10 % of the growth for full and
-LoRA, and far below it for head-only, whose RSS is mostly runtime and retained heap.
+against needs. Measured on this project's 2-core CPU, the quickstart in one process (full, LoRA,
+head-only; docs/plan-vs-measured.md): needs was 6 % and 18 % below the growth for full and
+LoRA, and 67 % below it for head-only, whose growth is mostly transient forward tensors and
+retained heap the plan does not model.
 
 A CPU run is "not measurable", with the reason, when its growth cannot be trusted: it was
 recorded before ftbench measured from a trimmed baseline (an earlier run's freed heap, reused
