@@ -220,7 +220,9 @@ class Bench:
         runs = tempfile.mkdtemp(prefix="ftbench-gpu-tui-")
 
         async def main() -> None:
-            app = FtbenchApp(runs, start=(spec.preset, [spec]))
+            from ftbench.prepare import Prepared
+
+            app = FtbenchApp(runs, start=Prepared.given(spec.preset, [spec]))
             async with app.run_test(size=(120, 40)) as pilot:
                 while app.queue is None or app.training:
                     await pilot.pause(0.2)
@@ -232,33 +234,38 @@ class Bench:
 
     # --- part 2 --------------------------------------------------------------------------
     def qa(self) -> None:
-        from ftbench.presets import Overrides, expand, load_preset
+        from ftbench.prepare import device_for, resolve
+        from ftbench.presets import Overrides, load_preset
 
+        device = device_for()  # the [offline] sizes of this machine's device, as `ftbench run`
         if self.tiny:
             from ftbench.spec import DataSpec
 
-            (spec,) = expand(load_preset("lora-qa"), Overrides(offline=True, max_steps=self.steps))
-            spec = replace(spec, model="tiny-bert", device_settings={},
+            (spec,) = resolve(load_preset("lora-qa"), Overrides(offline=True, max_steps=self.steps),
+                              device).specs
+            spec = replace(spec, model="tiny-bert",
                            data=DataSpec(name="synthetic-qa", train_size=32, eval_size=12,
                                          options={"doc_stride": 16}),
                            train=replace(spec.train, max_length=48, batch_size=8, logging_steps=2))
         else:
-            (spec,) = expand(load_preset("lora-qa"), Overrides(offline=True))
+            (spec,) = resolve(load_preset("lora-qa"), Overrides(offline=True), device).specs
         r = self.ftbench(spec)
         self.add("qa", preset="lora-qa --offline", model=spec.model, method=spec.method.name, **r)
 
     def qa_speed(self) -> None:
-        from ftbench.presets import Overrides, expand, load_preset
+        from ftbench.prepare import device_for, resolve
+        from ftbench.presets import Overrides, load_preset
         from ftbench.spec import DataSpec
 
         for method in ("full", "lora"):
-            (s,) = expand(load_preset("lora-qa"), Overrides(offline=True, methods=(method,),
-                                                             max_steps=self.steps, batch_size=32,
-                                                             train_size=2000, eval_size=50))
+            (s,) = resolve(load_preset("lora-qa"), Overrides(offline=True, methods=(method,),
+                                                              max_steps=self.steps, batch_size=32,
+                                                              train_size=2000, eval_size=50),
+                           device_for()).specs
             if method == "full":  # the preset's rate is LoRA's; full FT needs a smaller one
-                s = replace(s, method=replace(s.method, learning_rate=5e-5))
+                s = replace(s, train=replace(s.train, learning_rate=5e-5))
             if self.tiny:
-                s = replace(s, model="tiny-bert", device_settings={},
+                s = replace(s, model="tiny-bert",
                             data=DataSpec(name="synthetic-qa", train_size=32, eval_size=12,
                                           options={"doc_stride": 16}),
                             train=replace(s.train, max_length=48, batch_size=8, logging_steps=2))

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 TUI_SCRIPT = """
 import asyncio, json, sys
+from ftbench.prepare import Prepared
 from ftbench.presets import Overrides, expand, load_preset
 from ftbench.results.store import load_runs
 from ftbench.tui.app import FtbenchApp
@@ -38,7 +39,7 @@ extra = dict(model="tiny-bert", dataset="synthetic-sentiment", train_size=64, ev
 specs = expand(preset, Overrides(methods=(method,), max_steps=steps, **extra))
 
 async def main():
-    app = FtbenchApp(runs, start=(preset.name, specs))
+    app = FtbenchApp(runs, start=Prepared.given(preset.name, specs))
     async with app.run_test(size=(120, 40)) as pilot:
         while app.queue is None or app.training:
             await pilot.pause(0.2)

@@ -2,7 +2,19 @@
 
 
 class FtbenchError(Exception):
-    """Base class: str(error) is the whole message a user sees."""
+    """Base class: str(error) is the whole message a user sees.
+
+    An error about one field of a spec dataclass also names it: ``field`` (the field's name)
+    and ``problem`` (what is wrong, without the name), so a front end can say it in its own
+    words (a preset names the file and its key).
+    """
+
+    field: str | None = None
+    problem: str | None = None
+
+    def about(self, field: str, problem: str) -> "FtbenchError":
+        self.field, self.problem = field, problem
+        return self
 
 
 class DataUnavailable(FtbenchError):

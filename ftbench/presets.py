@@ -11,15 +11,16 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from ftbench.errors import FtbenchError, PresetError
 from ftbench.rules import Rule, field_rules, printable_key, typename
 from ftbench.spec import (LEARNING_RATE, SEED, SEEDS, SIZE, STEPS, TASKS, DataSpec, MethodSpec, Preset,
-                          Reference, RunSpec, TrainParams)
+                          Reference, RunSpec, TrainParams, amend)
 
 MAX_PRESET_BYTES = 1024 * 1024
 BUILTIN_DIR = Path(__file__).parent / "presets"
+T = TypeVar("T")
 
 
 # --- field rules (the spec dataclasses carry them; see ftbench.rules) ----------------------
@@ -87,7 +88,11 @@ class _Checker:
         where = f"{self.source}: {key}: " if key else f"{self.source}: "
         return PresetError(where + message)
 
-    def table(self, value: Any, rules: dict[str, Rule], prefix: str) -> dict[str, Any]:
+    def table(self, value: Any, rules: dict[str, Rule], prefix: str,
+              built_by: type | None = None) -> dict[str, Any]:
+        """Check a table's keys (unknown, missing) and the values no dataclass checks: the
+        values of ``built_by``'s ruled fields are checked once, when it is built (`build`)."""
+        own = field_rules(built_by) if built_by is not None else {}
         if not isinstance(value, dict):
             raise self.fail(prefix.rstrip("."), f"expected a table, got {typename(value)}")
         for key in value:
@@ -101,8 +106,19 @@ class _Checker:
                 continue
             if key == "methods" and prefix == "" or key == "references" and prefix == "":
                 continue
+            if own.get(key) is rule:
+                continue
             self.value(value[key], rule, f"{prefix}{key}")
         return value
+
+    def build(self, cls: type[T], prefix: str, **kwargs: Any) -> T:
+        """``cls(**kwargs)``, its one validation, said as this file's key."""
+        try:
+            return cls(**kwargs)
+        except FtbenchError as exc:
+            if exc.field is None or exc.problem is None:
+                raise self.fail(prefix.rstrip("."), str(exc)) from None
+            raise self.fail(f"{prefix}{exc.field}", exc.problem) from None
 
     def value(self, v: Any, rule: Rule, key: str) -> None:
         message = rule.problem(v)
@@ -162,9 +178,9 @@ def parse_preset_text(text: str, source: str = "<preset>", default_name: str = "
 
 
 def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
-    c.table(doc, TOP, "")
-    data = c.table(doc["data"], DATA, "data.")
-    train = c.table(doc["train"], TRAIN, "train.")
+    c.table(doc, TOP, "", built_by=Preset)
+    data = c.table(doc["data"], DATA, "data.", built_by=DataSpec)
+    train = c.table(doc["train"], TRAIN, "train.", built_by=TrainParams)
     _check_dataset(data, c)
     if "epochs" not in train and "max_steps" not in train:
         raise c.fail("train", "set epochs or max_steps")
@@ -175,28 +191,30 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
     seen: set[str] = set()
     for i, entry in enumerate(methods_raw):
         key = f"methods[{i}]"
-        m = c.table(entry, METHOD, f"{key}.")
-        name = m["name"]
-        _check_method(name, m.get("args", {}), c, key)
-        if name in seen:
-            raise c.fail(f"{key}.name", f"method '{name}' appears twice")
-        seen.add(name)
-        methods.append(MethodSpec(name=name, args=dict(m.get("args", {})),
-                                  learning_rate=float(m["learning_rate"]) if "learning_rate" in m else None))
+        m = c.table(entry, METHOD, f"{key}.", built_by=MethodSpec)
+        lr = m.get("learning_rate")
+        method = c.build(MethodSpec, f"{key}.", name=m["name"], args=m.get("args", {}),
+                         learning_rate=float(lr) if _is_number(lr) else lr)
+        if method.name in seen:
+            raise c.fail(f"{key}.name", f"method '{method.name}' appears twice")
+        seen.add(method.name)
+        methods.append(method)
     references = _references(doc.get("references", []), c)
     offline = c.table(doc.get("offline", {}), OFFLINE, "offline.")
     name = doc.get("name", default_name)
     if not _is_slug(name):
         raise c.fail("name", f"{name!r} is not a valid preset name (letters, digits, '-', '_')")
-    train_params = TrainParams(**{k: (float(v) if TRAIN[k].kind == "float" else v) for k, v in train.items()})
-    return Preset(
+    train_params = c.build(TrainParams, "train.", **{
+        k: (float(v) if TRAIN[k].kind == "float" and _is_number(v) else v) for k, v in train.items()})
+    return c.build(
+        Preset, "",
         name=name,
         title=doc["title"],
         description=doc["description"].strip(),
         reproduces=doc["reproduces"],
         model=doc["model"],
         task=doc["task"],
-        data=DataSpec(**{k: v for k, v in data.items()}),
+        data=c.build(DataSpec, "data.", **data),
         train=train_params,
         methods=tuple(methods),
         seeds=doc.get("seeds", 1),
@@ -211,20 +229,12 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
     )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _is_slug(name: str) -> bool:
     return bool(name) and len(name) <= 64 and all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in name)
-
-
-def _check_method(name: str, args: dict[str, Any], c: _Checker, key: str) -> None:
-    from ftbench.errors import MethodError
-    from ftbench.methods.registry import METHOD_NAMES, validate_method_args
-
-    if name not in METHOD_NAMES:
-        raise c.fail(f"{key}.name", f"unknown method {name!r} (known: {', '.join(METHOD_NAMES)})")
-    try:
-        validate_method_args(name, args)
-    except MethodError as exc:
-        raise c.fail(f"{key}.args", str(exc)) from None
 
 
 def _check_dataset(data: dict[str, Any], c: _Checker) -> None:
@@ -259,6 +269,12 @@ def _references(raw: Any, c: _Checker) -> list[Reference]:
 
 @dataclass(frozen=True)
 class Overrides:
+    """What a person changed for one start: the CLI's flags or the TUI's start dialog.
+
+    Checked once, when built (the front ends build it from what was typed); `expand` and
+    `ftbench.prepare` trust it. Errors name the CLI flag.
+    """
+
     methods: tuple[str, ...] = ()
     model: str | None = None
     dataset: str | None = None
@@ -273,65 +289,71 @@ class Overrides:
     trust_remote_code: bool = False
     allow_pickle: bool = False
 
+    def __post_init__(self) -> None:
+        from ftbench.methods.registry import METHOD_NAMES, unknown_method
+
+        for name in self.methods:
+            if name not in METHOD_NAMES:
+                raise PresetError(unknown_method(name))
+        if self.dataset:
+            from ftbench.data import KNOWN_DATASETS
+
+            if self.dataset not in KNOWN_DATASETS:
+                raise PresetError(f"unknown dataset {self.dataset!r} (known: {', '.join(KNOWN_DATASETS)})")
+        for flag, rule, value in (("--train-size", SIZE, self.train_size),
+                                  ("--eval-size", SIZE, self.eval_size),
+                                  ("--max-steps", STEPS, self.max_steps),
+                                  ("--seeds", SEEDS, self.seeds)):
+            if value is not None:
+                rule.check(value, flag, PresetError)
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", _batch_size(self.batch_size))
+
 
 def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
-    """One RunSpec per method x seed, in preset order, with overrides and offline swaps."""
-    from dataclasses import replace
+    """One RunSpec per method x seed, in preset order, with overrides and offline swaps.
 
-    from ftbench.methods.registry import METHOD_NAMES
-
+    Nothing is checked again here: the preset was checked when it was parsed, the overrides
+    when they were built. Per-device settings are `ftbench.prepare`'s (`resolve`).
+    """
     methods = list(preset.methods)
     if overrides.methods:
-        unknown = [m for m in overrides.methods if m not in METHOD_NAMES]
-        if unknown:
-            raise PresetError(f"unknown method {unknown[0]!r} (known: {', '.join(METHOD_NAMES)})")
         by_name = {m.name: m for m in methods}
-        methods = [by_name.get(name, MethodSpec(name=name)) for name in overrides.methods]
+        methods = [by_name.get(name) or MethodSpec(name=name) for name in overrides.methods]
     model = overrides.model or preset.model
-    data = preset.data
+    data_changes: dict[str, Any] = {}
     if overrides.dataset:
-        from ftbench.data import KNOWN_DATASETS
-
-        if overrides.dataset not in KNOWN_DATASETS:
-            raise PresetError(f"unknown dataset {overrides.dataset!r} (known: {', '.join(KNOWN_DATASETS)})")
-        data = replace(data, name=overrides.dataset, source="auto")
-    for flag, value in (("--train-size", overrides.train_size), ("--eval-size", overrides.eval_size)):
-        if value is not None:
-            SIZE.check(value, flag, PresetError)
+        data_changes.update(name=overrides.dataset, source="auto")
     if overrides.train_size is not None:
-        data = replace(data, train_size=overrides.train_size)
+        data_changes["train_size"] = overrides.train_size
     if overrides.eval_size is not None:
-        data = replace(data, eval_size=overrides.eval_size)
-    train = preset.train
+        data_changes["eval_size"] = overrides.eval_size
+    data = amend(preset.data, **data_changes)
+    train_changes: dict[str, Any] = {}
     if overrides.compile is not None:
-        train = replace(train, torch_compile=overrides.compile)
+        train_changes["torch_compile"] = overrides.compile
     if overrides.batch_size is not None:
-        train = replace(train, batch_size=_batch_size(overrides.batch_size))
+        train_changes["batch_size"] = overrides.batch_size
     if overrides.max_steps is not None:
-        STEPS.check(overrides.max_steps, "--max-steps", PresetError)
-        eval_steps = train.eval_steps if train.eval_steps and train.eval_steps < overrides.max_steps else None
-        train = replace(train, max_steps=overrides.max_steps, eval_steps=eval_steps,
-                        logging_steps=min(train.logging_steps, overrides.max_steps))
+        train = preset.train
+        train_changes.update(
+            max_steps=overrides.max_steps,
+            eval_steps=train.eval_steps if train.eval_steps and train.eval_steps < overrides.max_steps else None,
+            logging_steps=min(train.logging_steps, overrides.max_steps))
+    train = amend(preset.train, **train_changes)
     substitutions: list[str] = []
-    device_settings: dict[str, dict[str, Any]] = {}
     if overrides.offline:
         model, data, substitutions = offline_swaps(preset, model, data)
-        # the engine applies the [offline] settings of its device once it knows it; sizes given
-        # on the command line win over both
-        device_settings = {device: {k: v for k, v in chosen.items() if getattr(overrides, k, None) is None}
-                           for device, chosen in preset.offline_device.items()}
     seeds = overrides.seeds if overrides.seeds is not None else preset.seeds
-    SEEDS.check(seeds, "--seeds", PresetError)
     specs = []
     for method in methods:
-        for i in range(seeds):
+        for i in range(seeds):  # RunSpec folds a method's own rate into train.learning_rate
             specs.append(RunSpec(
                 preset=preset.name, model=model, task=preset.task, data=data, train=train,
                 method=method, seed=preset.seed + i, offline=overrides.offline,
                 substitutions=tuple(substitutions), report_to=overrides.report_to,
                 references=tuple(r for r in preset.references if r.method == method.name),
                 trust_remote_code=overrides.trust_remote_code, allow_pickle=overrides.allow_pickle,
-                device_settings={k: dict(v) for k, v in device_settings.items()},
             ))
     return specs
 
@@ -349,8 +371,6 @@ def _batch_size(value: int | str) -> int | str:
 
 def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, DataSpec, list[str]]:
     """Swap hub models for the bundled one and hub datasets for bundled copies; say so."""
-    from dataclasses import replace
-
     from ftbench.data import KNOWN_DATASETS
     from ftbench.models import is_hub_id
 
@@ -364,9 +384,9 @@ def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, Data
         target = info.substitute
     if target and target != data.name:
         notes.append(f"dataset {data.name} (hub) replaced by {target}")
-        data = replace(data, name=target, source="bundled")
+        data = amend(data, name=target, source="bundled")
     elif data.name != "file":
-        data = replace(data, source="bundled")
+        data = amend(data, source="bundled")
     return model, data, notes
 
 

@@ -156,7 +156,9 @@ def validate_fields(obj: Any, error: type[FtbenchError]) -> None:
         value = getattr(obj, f.name)
         if value is None and not rule.required:
             continue
-        rule.check(value, f"{type(obj).__name__}.{f.name}", error)
+        message = rule.problem(value)
+        if message is not None:
+            raise error(f"{type(obj).__name__}.{printable_key(f.name)}: {message}").about(f.name, message)
 
 
 def _rule_of(f: Field[Any]) -> Rule | None:

@@ -1,14 +1,21 @@
 """Plain dataclasses describing what to run. No heavy imports here.
 
 A `Preset` (parsed from TOML by `ftbench.presets`) expands into one `RunSpec` per
-method x seed. A `RunSpec` is fully resolved: the engine needs nothing else, and its
-`to_dict()` is what every run record stores under `spec`.
+method x seed, and `ftbench.prepare` resolves those for the device they will train on. A
+`RunSpec` is then final: one learning rate, no per-device settings left, nothing for the
+engine to apply; its `to_dict()` is what every run record stores under `spec`.
+
+Values are checked where a spec is built from outside input (a preset's TOML, the CLI's
+`Overrides`, a record or job file through `from_dict`): each dataclass validates its fields
+in ``__post_init__``. Code that derives a spec from checked parts uses `amend`, which does not
+check them again.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, TypeVar
 
 from ftbench.errors import SpecError
 from ftbench.rules import Rule, ruled, validate_fields
@@ -26,6 +33,25 @@ TRAIN_LEARNING_RATE = Rule("float", min=0, max=1)
 STEPS = Rule("int", min=1, max=10_000_000)
 SEEDS = Rule("int", min=1, max=50)                # seeds per method
 SEED = Rule("int", min=0, max=2**31 - 1)
+
+T = TypeVar("T")
+
+
+def amend(obj: T, **changes: Any) -> T:
+    """``obj`` (a spec dataclass) with ``changes``, without validating it again.
+
+    Each changed value was checked where it came in (a preset key, a CLI flag, a dialog field,
+    the `Overrides` it travels in) and every other field when ``obj`` was built;
+    `dataclasses.replace` would check them all anew on every step of the way.
+    """
+    names = {f.name for f in fields(obj)}  # type: ignore[arg-type]
+    unknown = set(changes) - names
+    if unknown:
+        raise TypeError(f"{type(obj).__name__} has no field {sorted(unknown)[0]!r}")
+    new = copy.copy(obj)
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
 
 
 @dataclass(frozen=True)
@@ -88,14 +114,19 @@ class MethodSpec:
     learning_rate: float | None = ruled(LEARNING_RATE, default=None)
 
     def __post_init__(self) -> None:
+        """The one check of a method's name and arguments (presets, the CLI and the TUI build
+        a MethodSpec; the method code trusts it)."""
         from ftbench.errors import MethodError
-        from ftbench.methods.registry import validate_method_args
+        from ftbench.methods.registry import METHOD_NAMES, unknown_method, validate_method_args
 
         validate_fields(self, SpecError)
+        if self.name not in METHOD_NAMES:
+            problem = unknown_method(self.name)
+            raise SpecError(f"MethodSpec.name: {problem}").about("name", problem)
         try:
             validate_method_args(self.name, self.args)
         except MethodError as exc:
-            raise SpecError(f"MethodSpec: {exc}") from None
+            raise SpecError(f"MethodSpec: {exc}").about("args", str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -148,12 +179,15 @@ class RunSpec:
     references: tuple[Reference, ...] = field(default=(), compare=False)
     trust_remote_code: bool = False  # --trust-remote-code: run the model folder's own Python code
     allow_pickle: bool = False       # --allow-pickle: load .bin/.pt weights (pickle can run code)
-    # --offline: the preset's [offline] settings per device, {"cpu": {...}, "cuda": {...}} with
-    # train_size / eval_size / learning_rate; the engine applies the one for its device
-    device_settings: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     # --tune (ftbench.tune): {"study", "role": "trial" | "final", "trial", "params", ...}, linking
     # a sweep's trials and final runs in their records; empty for a plain run
     tune: dict[str, Any] = field(default_factory=dict, compare=False)
+    # the device kind ("cpu" or "cuda") `ftbench.prepare` resolved this run for (None: built by
+    # hand); the engine trains the spec as it is and warns when it runs on the other kind
+    resolved_for: str | None = ruled(Rule("str", choices=("cpu", "cuda")), default=None)
+    # --offline: which of the preset's [offline] settings per device were applied, in words
+    # (stored as the record's data_info.sizing)
+    sizing: str | None = None
 
     def __post_init__(self) -> None:
         validate_fields(self, SpecError)
@@ -161,37 +195,15 @@ class RunSpec:
             if not isinstance(getattr(self, name), kind):
                 raise SpecError(f"RunSpec.{name}: expected a {kind.__name__}, "
                                 f"got {type(getattr(self, name)).__name__}")
-
-    def sized_for(self, device: str) -> tuple["RunSpec", str | None]:
-        """This spec with the [offline] settings for ``device`` applied, and a note saying what
-        was used (None when the preset has no per-device settings)."""
-        from dataclasses import replace
-
-        if not self.device_settings:
-            return self, None
-        key = "cuda" if device == "cuda" else "cpu"
-        chosen = dict(self.device_settings.get(key, {}))
-        where = "a CUDA GPU" if key == "cuda" else "a machine without a CUDA GPU"
-        spec = replace(self, device_settings={})
-        changes = []
-        sizes = {k: v for k, v in chosen.items() if k in ("train_size", "eval_size")}
-        if sizes:
-            changes += [f"{k} {getattr(self.data, k) or 'all'} -> {v}" for k, v in sizes.items()]
-            spec = replace(spec, data=replace(self.data, **sizes))
-        if "learning_rate" in chosen:
-            changes.append(f"learning_rate {self.learning_rate:g} -> {chosen['learning_rate']:g}")
-            if self.method.learning_rate:
-                spec = replace(spec, method=replace(self.method, learning_rate=chosen["learning_rate"]))
-            else:
-                spec = replace(spec, train=replace(self.train, learning_rate=chosen["learning_rate"]))
-        if not changes:
-            return spec, f"--offline on {where}: the preset's own sizes and settings"
-        note = f"--offline on {where}: " + ", ".join(changes) + " (the preset's [offline] settings)"
-        return replace(spec, substitutions=self.substitutions + (note,)), note
+        if self.method.learning_rate is not None:
+            # One rate per run, train.learning_rate: a method's own rate (a preset's
+            # per-method override, validated by MethodSpec) is folded in here, once.
+            object.__setattr__(self, "train", amend(self.train, learning_rate=self.method.learning_rate))
+            object.__setattr__(self, "method", amend(self.method, learning_rate=None))
 
     @property
     def learning_rate(self) -> float:
-        return self.method.learning_rate or self.train.learning_rate
+        return self.train.learning_rate
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -199,11 +211,10 @@ class RunSpec:
         d["learning_rate"] = self.learning_rate
         d["substitutions"] = list(self.substitutions)
         d["report_to"] = list(self.report_to)
-        d["device_settings"] = {k: dict(v) for k, v in self.device_settings.items()}
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
         return cls(
             preset=d["preset"],
             model=d["model"],
@@ -217,6 +228,7 @@ class RunSpec:
             report_to=tuple(d.get("report_to", ())),
             trust_remote_code=d.get("trust_remote_code", False),
             allow_pickle=d.get("allow_pickle", False),
-            device_settings={k: dict(v) for k, v in d.get("device_settings", {}).items()},
             tune=dict(d.get("tune") or {}),
+            resolved_for=d.get("resolved_for"),
+            sizing=d.get("sizing"),
         )

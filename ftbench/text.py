@@ -7,6 +7,11 @@ Pure Python, no imports beyond the standard library.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
 
 def printable(text: object, replacement: str | None = None) -> str:
     """``text`` with every non-printable character escaped (``\\x1b``), or replaced by
@@ -25,3 +30,12 @@ def one_line(text: object, limit: int = 200) -> str:
 def error_line(exc: BaseException, limit: int = 200) -> str:
     """An exception's message as `one_line`, or its class name when the message is empty."""
     return one_line(str(exc), limit) or exc.__class__.__name__
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'quickstart'?)`` for a near miss, else ""."""
+    import difflib
+
+    lowered = {c.casefold(): c for c in choices}
+    close = difflib.get_close_matches(word.casefold(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""

@@ -350,6 +350,7 @@ async def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
     through the same queue, and the record is the torchrun one."""
     from functools import partial
 
+    from ftbench.prepare import Prepared
     from ftbench.presets import Overrides, expand
     from ftbench.tui.app import FtbenchApp
     from ftbench.tui.messages import RunBegan, StepMetrics
@@ -360,7 +361,7 @@ async def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
     preset_ = tiny_preset()
     specs = expand(preset_, Overrides(methods=("head-only",), max_steps=2))
     app = FtbenchApp(tmp_path, presets=[preset_], machine=Machine(False, reason="tests"),
-                     cursor_blink=False, start=(preset_.name, specs),
+                     cursor_blink=False, start=Prepared.given(preset_.name, specs),
                      runner=partial(run_distributed, launch=Launch(2)))
     seen: list[object] = []
 

@@ -450,5 +450,7 @@ def test_validate_method_args_messages():
             validate_method_args(method, {key: value})
         assert str(err.value) == message
         assert "\n" not in str(err.value)
-    with pytest.raises(MethodError, match=r"^unknown method 'lorra' \(allowed: full, head-only"):
+    # one wording for an unknown method everywhere (presets, CLI, TUI, registry)
+    with pytest.raises(MethodError,
+                       match=r"^unknown method 'lorra' \(did you mean 'lora'\?\) \(known: full, head-only"):
         validate_method_args("lorra", {})

@@ -292,7 +292,8 @@ def test_a_run_stores_its_prediction_next_to_what_it_measured(tmp_path) -> None:
     assert finished.record.status == "completed"
     [saved] = load_runs(tmp_path).records
     assert saved.prediction["params"]["trainable"] == saved.params["trainable"]
-    assert saved.prediction["compares_with"] == "process RSS growth from before the model is loaded"
+    assert saved.prediction["compares_with"].startswith("process RSS growth from before the model is loaded")
+    assert saved.prediction["rss_window"]["how"] == "kernel high-water mark"
     assert saved.prediction["memory"]["peak_mb"] > 0
     from ftbench.plan.judge import prediction_error
 
@@ -395,11 +396,13 @@ def test_run_refuses_before_loading_anything_unless_forced(capsys, monkeypatch) 
     """`ftbench run` on a GPU whose free memory is below the predicted peak: one line, exit 2,
     nothing trained; --force skips the check."""
     import ftbench.headless
+    import ftbench.prepare
     from ftbench.cli import main
     from ftbench.plan import device as device_module
 
     small = DeviceInfo("cuda", "NVIDIA H100", 81559.0, 700.0, "test")
     monkeypatch.setattr(device_module, "probe_device", lambda index=0: small)
+    monkeypatch.setattr(ftbench.prepare, "_torch_uses_cuda", lambda: True)  # a GPU torch can use
     started = []
     monkeypatch.setattr(ftbench.headless, "run_specs", lambda *a, **k: started.append(a) or 0)
     code = main(["run", "--preset", "quickstart", "--headless", "--method", "full"])

@@ -237,3 +237,48 @@ def test_save_charts_as_svg_and_png_refused(runs_dir, tmp_path, capsys):
                 "--save-charts", str(tmp_path / "charts.png")]) == 2
     assert "PNG is not supported; save as .svg" in capsys.readouterr().err
     assert not (tmp_path / "charts.png").exists()
+
+
+def _predicted(source: Path, target: Path, run_id: str, prediction: dict, memory: dict) -> None:
+    doc = json.loads(source.read_text())
+    doc.update(run_id=run_id, prediction=prediction)
+    doc["memory"].update(memory)
+    (target / f"{run_id}.json").write_text(json.dumps(doc))
+
+
+def test_compare_shows_plan_vs_measured_memory_per_run(tmp_path, capsys):
+    """Issue 22: compare holds each run's stored prediction against what it measured, or says
+    why it cannot (the fixture runs predate predictions: they get no row)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    src = FIXTURES / "runs"
+    window = {"how": "kernel high-water mark", "problem": None, "runs_before": 1}
+    cpu = {"device": {"kind": "cpu"}, "params": {"trainable": 22_713_602},
+           "memory": {"peak_mb": 755.3, "device_total_mb": 1057.4}, "baseline_rss_mb": 500.0,
+           "rss_window": window}
+    _predicted(src / "20261128T080200-quickstart-full-s0-000001.json", runs,
+               "20261201T000000-quickstart-full-s0-aaaaaa", cpu, {"process_peak_rss_mb": 1581.0})
+    old = {**cpu, "memory": {"peak_mb": 511.6, "device_total_mb": 716.2}}
+    old.pop("rss_window")  # stored before ftbench measured from a trimmed baseline
+    _predicted(src / "20261128T080800-quickstart-lora-s0-000004.json", runs,
+               "20261201T000100-quickstart-lora-s0-bbbbbb", old, {"process_peak_rss_mb": 527.0})
+    _predicted(src / "20261128T081400-quickstart-head-only-s0-000007.json", runs,
+               "20261201T000200-quickstart-head-only-s0-cccccc",
+               {**cpu, "memory": {"peak_mb": 116.8, "device_total_mb": 163.5}},
+               {"process_peak_rss_mb": 1033.0})
+    assert run(["compare", "--runs-dir", str(runs), "--no-charts", "--width", "100"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("plan vs measured memory · quickstart (classification)"):]
+    row = {line.split()[0]: line for line in table.splitlines() if line.split()[:1] in
+           (["full"], ["lora"], ["head-only"])}
+    assert "1,057 needs" in row["full"] and "1,081" in row["full"] and "-2%" in row["full"]
+    words = " ".join(table.split())
+    assert "RSS growth" in row["full"] and "the kernel's high-water mark" in words
+    assert "not measurable" in row["lora"] and "recorded before ftbench measured RSS" in words
+    assert "-69%" in row["head-only"]  # a miss is shown as one, not hidden
+    assert run(["compare", "--runs-dir", str(runs), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)["sections"][0]["plan_vs_measured"]
+    assert [(p["method"], p["predicted"], p["measured_mb"]) for p in plan] == [
+        ("full", "needs", 1081.0), ("lora", "needs", 27.0), ("head-only", "needs", 533.0)]
+    assert plan[0]["error"] == pytest.approx((1057.4 - 1081) / 1081)
+    assert plan[1]["error"] is None and plan[1]["unmeasurable"].startswith("recorded before")

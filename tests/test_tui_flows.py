@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ftbench.prepare import Prepared
 from ftbench.presets import parse_preset_text
 from ftbench.results.store import load_runs
 from ftbench.tui.app import FtbenchApp
@@ -92,7 +93,8 @@ async def test_start_a_preset_and_watch_it_complete(tmp_path: Path) -> None:
         queue = app.queue
         assert queue is not None
         assert [(i.spec.method.name, i.status) for i in queue] == [
-            ("full", "completed"), ("head-only", "completed")]
+            ("full", "completed"), ("head-only", "completed")], [
+            i.record and i.record.error for i in queue]
         # every run saved, where the app said
         saved = load_runs(runs).records
         assert sorted(r.method for r in saved) == ["full", "head-only"]
@@ -372,7 +374,7 @@ async def test_ftbench_run_on_a_terminal_opens_live_and_trains_at_once(tmp_path:
     preset = tiny_preset()
     specs = expand(preset, Overrides(methods=("head-only",), max_steps=2))
     app = FtbenchApp(runs, presets=[preset], machine=CPU, cursor_blink=False,
-                     start=(preset.name, specs))
+                     start=Prepared.given(preset.name, specs))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "live screen")
         await wait_until(pilot, lambda: app.queue is not None and not app.training, 120,
@@ -405,8 +407,9 @@ def test_ftbench_run_on_a_terminal_uses_the_tui_and_its_exit_code(
     code = main(["run", "--preset", str(preset_file), "--method", "full",
                  "--runs-dir", str(tmp_path / "runs")])
     assert code == 130
-    name, specs = seen["start"]
-    assert name == "tiny" and [s.method.name for s in specs] == ["full"]
+    start = seen["start"]  # prepared and gated by the CLI, as a headless run is
+    assert start.preset == "tiny" and [s.method.name for s in start.specs] == ["full"]
+    assert start.gated and start.specs[0].resolved_for == "cpu"
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
@@ -530,7 +533,7 @@ async def test_start_dialog_keys_work_at_once_and_sizes_can_be_set(tmp_path: Pat
 
     app = make_app(tmp_path / "runs")
     started: list[Any] = []
-    app.start_runs = lambda preset, specs: started.append(specs)  # type: ignore[method-assign]
+    app.start_runs = lambda prepared: started.append(prepared.specs)  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("r")
         dialog = app.screen
@@ -549,13 +552,54 @@ async def test_start_dialog_keys_work_at_once_and_sizes_can_be_set(tmp_path: Pat
         dialog.query_one("#start-eval-size", Input).value = "12"
         methods.focus()
         await pilot.pause()
-        await pilot.press("enter")
+        await pilot.press("enter")  # starts once the runs are planned (a worker)
+        await wait_until(pilot, lambda: app.activity == "▶ tiny starting…", 60, "the start")
         await pilot.pause()
-        await pilot.pause()
-        assert app.activity == "▶ tiny starting…"  # said at once, before the live screen
     (specs,) = started
     assert [s.method.name for s in specs] == ["head-only"]
     assert (specs[0].data.train_size, specs[0].data.eval_size) == (40, 12)
+
+
+async def test_a_run_plan_says_will_not_fit_is_refused_unless_forced(tmp_path: Path) -> None:
+    """As `ftbench run` without --force: on a GPU too small for the runs, Start is refused with
+    the CLI's line before anything is queued or trained, and each method's line says NO FIT;
+    ticking "Run anyway" (the CLI's --force) starts them."""
+    from textual.widgets import Checkbox
+
+    from ftbench.plan.device import DeviceInfo
+    from ftbench.tui.screens.start import MethodsList
+
+    small_gpu = DeviceInfo("cuda", "small GPU", 1024.0, 100.0, "test")
+    runs = tmp_path / "runs"
+    app = FtbenchApp(runs, presets=[tiny_preset()], machine=CPU, cursor_blink=False,
+                     device=small_gpu)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("r")
+        dialog = app.screen
+        assert isinstance(dialog, StartScreen)
+        force = dialog.query_one("#start-force", Checkbox)
+        assert not force.display  # offered only when something will not fit
+        await pilot.press("enter")  # pressed before the plan is ready: waits for it, then refuses
+        await wait_until(pilot, lambda: dialog.prepared is not None
+                         and dialog.prepared.plans is not None and not dialog.start_pending,
+                         60, "the plan")
+        await pilot.pause()
+        assert app.screen is dialog and app.queue is None  # refused: nothing queued or trained
+        summary = str(dialog.query_one("#start-summary").render())
+        assert "full on tiny-bert: predicted peak" in summary
+        assert "exceeds the 100 MB free on small GPU" in summary and "(--force runs it anyway)" in summary
+        lines = dialog.query_one(MethodsList)
+        assert all("NO FIT" in str(lines.get_option_at_index(i).prompt) for i in range(2))
+        assert force.display
+        force.value = True
+        lines.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.queue is not None and not app.training, 120,
+                         "the forced runs")
+        assert [i.status for i in app.queue] == ["completed", "completed"]
+    saved = load_runs(runs).records
+    assert sorted(r.method for r in saved) == ["full", "head-only"]
+    assert all(r.spec["resolved_for"] == "cuda" for r in saved)  # the runs the plan judged
 
 
 async def test_cancel_dialog_offers_cancel_and_evaluate(tmp_path: Path) -> None:
@@ -818,7 +862,7 @@ def test_run_in_the_tui_prints_the_results_table_after_quitting(
             queue.finish(item, record_of(name), None)
 
     monkeypatch.setattr(app_module.FtbenchApp, "run", fake_run)
-    assert app_module.run_app(str(tmp_path), start=("tiny", specs)) == 0
+    assert app_module.run_app(str(tmp_path), start=Prepared.given("tiny", specs)) == 0
     out = capsys.readouterr().out
     assert "ftbench results" in out and "lora" in out and "head-only" in out and "0.7900" in out
 

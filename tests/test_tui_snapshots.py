@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ftbench.plan.device import DeviceInfo
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.widgets.memory_panel import Machine
 from tui_helpers import copy_fixture_runs, demo_preset, gpu_preset, show_scene, tiny_preset
@@ -44,9 +45,13 @@ def empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return Path("runs")
 
 
+# the device the start dialog plans for (this machine's free RAM would change the picture)
+PLAN_CPU = DeviceInfo("cpu", "test cpu", 16000.0, 8000.0, "test")
+
+
 def app_for(runs: Path, machine: Machine = CPU, presets: Any = None) -> FtbenchApp:
     return FtbenchApp(runs, presets=presets or [demo_preset(), gpu_preset(), tiny_preset()],
-                      machine=machine, cursor_blink=False)
+                      machine=machine, cursor_blink=False, device=PLAN_CPU)
 
 
 async def settle(pilot: Any) -> None:
@@ -68,7 +73,17 @@ def test_presets_gpu_preset_on_a_cpu_machine(snap_compare: Any, runs: Path) -> N
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
 def test_start_dialog(snap_compare: Any, runs: Path, size: tuple[int, int]) -> None:
-    assert snap_compare(app_for(runs), press=["r"], terminal_size=size)
+    """With plan's figures on each method's line, once the dialog's worker has planned."""
+    async def scene(pilot: Any) -> None:
+        await pilot.press("r")
+        dialog = pilot.app.screen
+        for _ in range(600):  # the plan loads torch in a worker: seconds on a cold process
+            if dialog.prepared is not None and dialog.prepared.plans is not None:
+                break
+            await pilot.pause(0.1)
+        await pilot.pause()
+
+    assert snap_compare(app_for(runs), run_before=scene, terminal_size=size)
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])

@@ -3,11 +3,13 @@ and that opening the app loads no torch."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import textwrap
 import threading
+from typing import Any
 
 from ftbench.engine.events import GpuSample, Log, Step
 from ftbench.tui.session import LiveFeed, RunQueue, primary_eval_key, smooth, summary
@@ -212,3 +214,33 @@ def test_a_chart_placeholder_is_dim_before_the_first_redraw_tick() -> None:
     view = PlotView("waiting")
     assert view.content == Text("waiting", style="dim")
     assert view._render_chart(40, 10) == view.content
+
+
+def test_run_detail_and_compare_show_plan_vs_measured() -> None:
+    """Issue 22: the run detail's Memory says how far the stored prediction was from what the
+    run measured (or why that cannot be said), and the TUI's Compare adds the plan table."""
+    from rich.console import Console
+
+    from ftbench.results.record import RunRecord
+    from ftbench.tui.screens.compare import report_renderable
+    from ftbench.tui.screens.run_detail import facts
+
+    def text(renderable: Any) -> str:
+        console = Console(width=140, record=True, file=io.StringIO())
+        console.print(renderable)
+        return " ".join(console.export_text().split())
+
+    r = RunRecord(run_id="20261201T000000-quickstart-full-s0-aaaaaa", preset="quickstart",
+                  method="full", status="completed", created_at="2026-12-01T00:00:00+00:00",
+                  spec={"model": "minilm-l6", "seed": 0, "data": {"name": "rotten_tomatoes"}})
+    assert "plan" not in text(facts(r)).split("process RSS")[1].split("Spec")[0]  # no prediction
+    r.memory["process_peak_rss_mb"] = 1581.0
+    r.prediction = {"device": {"kind": "cpu"}, "memory": {"peak_mb": 755.3, "device_total_mb": 1057.4},
+                    "baseline_rss_mb": 500.0,
+                    "rss_window": {"how": "kernel high-water mark", "problem": None, "runs_before": 0}}
+    shown = text(facts(r))
+    assert "plan 1,057 MB needs · measured 1,081 MB" in shown and "-2%" in shown
+    r.prediction["rss_window"]["problem"] = "the kernel's high-water mark could not be reset (EPERM)"
+    assert "not measurable: the kernel's high-water mark could not be reset" in text(facts(r))
+    report = text(report_renderable([r], 120, 12, per_run=True, colorless=True))
+    assert "plan vs measured memory · quickstart" in report and "not measurable" in report

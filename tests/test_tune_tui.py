@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ftbench.plan.device import DeviceInfo
 from ftbench.results.store import save_record
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.widgets.memory_panel import Machine
@@ -17,6 +18,8 @@ from tui_helpers import demo_preset, step_events, tiny_preset
 
 CPU = Machine(False, reason="NVML unavailable")
 LARGE = (120, 40)
+# the device the start dialog plans for (this machine's free RAM would change the picture)
+PLAN_CPU = DeviceInfo("cpu", "test cpu", 16000.0, 8000.0, "test")
 
 
 @pytest.fixture(autouse=True)
@@ -33,14 +36,19 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def app_for(runs: Path) -> FtbenchApp:
-    return FtbenchApp(runs, presets=[demo_preset(), tiny_preset()], machine=CPU, cursor_blink=False)
+    return FtbenchApp(runs, presets=[demo_preset(), tiny_preset()], machine=CPU, cursor_blink=False,
+                      device=PLAN_CPU)
 
 
 def test_start_dialog_with_tuning_on(snap_compare: Any, folder: Path) -> None:
     async def scene(pilot: Any) -> None:
         await pilot.press("r")
-        await pilot.pause()
-        pilot.app.screen.query_one("#start-tune").value = True
+        dialog = pilot.app.screen
+        dialog.query_one("#start-tune").value = True
+        for _ in range(600):  # the plan loads torch in a worker: seconds on a cold process
+            if dialog.prepared is not None and dialog.prepared.plans is not None:
+                break
+            await pilot.pause(0.1)
         await pilot.pause()
 
     assert snap_compare(app_for(folder), run_before=scene, terminal_size=LARGE)

@@ -113,9 +113,12 @@ class Prefixed:
             print(prefix + line, file=self.out, flush=True)
 
 
-def run_parallel(specs: list[RunSpec], devices: list[str], runs_dir: str | None, as_json: bool,
-                 stream: TextIO | None = None) -> int:
-    """Run ``specs`` over ``devices`` concurrently; print prefixed lines; return the exit code."""
+def run_parallel(prepared: Mapping[str, Any], devices: list[str], runs_dir: str | None,
+                 as_json: bool, stream: TextIO | None = None) -> int:
+    """Run a preset's runs over ``devices`` concurrently; print prefixed lines; return the exit
+    code. ``prepared``: the runs prepared (`ftbench.prepare.Prepared`) for each kind of device
+    in ``devices`` ("cpu", "cuda"), in the same order: a device takes the next run as prepared
+    for its kind."""
     from rich.console import Console
 
     from ftbench.distributed.launch import Supervisor, conclude, job_document
@@ -143,11 +146,12 @@ def run_parallel(specs: list[RunSpec], devices: list[str], runs_dir: str | None,
     scratch = Path(tempfile.mkdtemp(prefix="ftbench-parallel-"))
     cpu_slots = devices.count("cpu")
     slots = [_Slot(d, name) for d, name in zip(devices, labels(devices))]
-    queue = list(specs)
+    runs = {kind: list(p.specs) for kind, p in prepared.items()}
+    queue = list(range(len(next(iter(runs.values())))))
     finished: list[RunFinished] = []
     interrupted = aborted = False
     started = time.perf_counter()
-    print(f"[queue] {len(specs)} run(s) over {len(slots)} device(s): "
+    print(f"[queue] {len(queue)} run(s) over {len(slots)} device(s): "
           + ", ".join(s.label for s in slots), file=out, flush=True)
 
     def start(slot: _Slot, spec: RunSpec) -> None:
@@ -186,7 +190,7 @@ def run_parallel(specs: list[RunSpec], devices: list[str], runs_dir: str | None,
                 while queue or any(s.proc for s in slots):
                     for slot in slots:
                         if slot.proc is None and queue and not cancel.is_set():
-                            start(slot, queue.pop(0))
+                            start(slot, runs[_kind(slot.device)][queue.pop(0)])
                         elif slot.proc is not None and (code := slot.proc.poll()) is not None:
                             reap(slot, code)
                     if cancel.is_set():
@@ -211,6 +215,10 @@ def run_parallel(specs: list[RunSpec], devices: list[str], runs_dir: str | None,
 
         shutil.rmtree(scratch, ignore_errors=True)
     return report(finished, time.perf_counter() - started, interrupted, console, out, as_json)
+
+
+def _kind(device: str) -> str:
+    return "cpu" if device == "cpu" else "cuda"
 
 
 def _wait_for_end(supervisor: Any, run_id: str | None, server: Any, timeout: float = 10.0) -> None:

@@ -328,14 +328,14 @@ class _Session:
         if self.world.distributed:
             self.record.environment.update(world_size=self.world.size,
                                            ddp_backend=worlds.backend(self.device))
-        spec, sizing = spec.sized_for(self.device)
-        if sizing is not None:
-            self.spec = spec
-            self.record.spec = spec.to_dict()
+        # The spec is final (ftbench.prepare resolved it for a device): trained as it is.
+        if spec.resolved_for is not None and spec.resolved_for != self.device:
+            self.log(f"this run was prepared for {spec.resolved_for} and trains on {self.device}: "
+                     "its sizes and plan are the ones for that device", "warning")
         for line in spec.substitutions:
             self.log(f"offline: {line}")
-        if sizing is not None and sizing not in spec.substitutions:
-            self.log(f"offline: {sizing}")
+        if spec.sizing is not None and spec.sizing not in spec.substitutions:
+            self.log(f"offline: {spec.sizing}")
 
         from ftbench.models import resolve_model
 
@@ -363,8 +363,8 @@ class _Session:
         prepared = task.prepare(spec, tokenizer, self.log,
                                 reuse.SHARED if levers.on("prepared_cache") else None)
         self.record.data_info = prepared.data_info
-        if sizing is not None:
-            self.record.data_info["sizing"] = sizing
+        if spec.sizing is not None:
+            self.record.data_info["sizing"] = spec.sizing
         self.log(f"data: {prepared.data_info.get('source')}")
         self.check_cancel()
 

@@ -3,7 +3,9 @@
 A daemon thread samples every `INTERVAL_S` (0.5 s): NVML device memory and utilisation when an
 NVIDIA GPU and nvidia-ml-py are present (nothing otherwise), and the process RSS through
 psutil. The training thread never waits on it. torch's peak counters are reset at run start
-and read at the end (CUDA only; on CPU they stay None — never invented).
+and read at the end (CUDA only; on CPU they stay None — never invented). On a CPU the peak RSS
+is the kernel's exact high-water mark since the run's baseline (`ftbench.engine.hostmem`),
+where that window could be opened.
 """
 
 from __future__ import annotations
@@ -85,10 +87,17 @@ class Telemetry:
         self._thread.start()
 
     def stop(self) -> None:
+        from ftbench.engine import hostmem
+
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._sample()
+        # A CPU run's exact peak since its baseline (the kernel's high-water mark), where its
+        # window could be opened; the samples above can miss a short peak.
+        exact = hostmem.window_peak()
+        if exact is not None:
+            self.peak_rss_mb = max(self.peak_rss_mb or 0.0, exact)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -148,7 +148,7 @@ def validate_method_args(method: str, args: dict[str, Any]) -> None:
     """Raise MethodError (one line, naming the key and what is allowed) if ``args`` is invalid."""
     info = METHODS.get(method)
     if info is None:
-        raise MethodError(f"unknown method {method!r} (allowed: {', '.join(METHOD_NAMES)})")
+        raise MethodError(unknown_method(method))
     if not isinstance(args, dict):
         raise MethodError(f"method {method!r}: args must be a table, got {type(args).__name__}")
     allowed = ", ".join(info.args) or "none"
@@ -177,9 +177,16 @@ def validate_method_args(method: str, args: dict[str, Any]) -> None:
             raise MethodError(f"method {method!r}: arg {key!r} must not be empty")
 
 
+def unknown_method(name: str) -> str:
+    """The one wording of an unknown method, with the near miss when there is one."""
+    from ftbench.text import did_you_mean
+
+    return f"unknown method {name!r}{did_you_mean(name, METHOD_NAMES)} (known: {', '.join(METHOD_NAMES)})"
+
+
 def resolved_args(method: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Defaults filled in, after validation (``None`` still means "per architecture")."""
-    validate_method_args(method, args)
+    """Defaults filled in (``None`` still means "per architecture"). ``args`` come from a
+    `MethodSpec`, which validated them when it was built."""
     out = {k: s.default for k, s in METHODS[method].args.items()}
     out.update(args)
     return out

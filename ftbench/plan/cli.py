@@ -22,7 +22,10 @@ def device_from_args(args: argparse.Namespace) -> Any:
         raise FtbenchError("--gpu-name needs --device cuda")
     if args.free_mb is not None and args.free_mb <= 0:
         raise FtbenchError("--free-mb must be > 0")
-    probed = probe_device() if args.device is None else (
+    from ftbench.prepare import device_for
+
+    # by default the device `ftbench run` would prepare for (the engine's own view)
+    probed = device_for() if args.device is None else (
         cpu_device() if args.device == "cpu" else None)
     if probed is None or (args.device == "cuda" and probed.kind != "cuda"):
         here = probe_device()
@@ -41,11 +44,13 @@ def device_from_args(args: argparse.Namespace) -> Any:
 
 
 def plan_command(args: argparse.Namespace, overrides: Any) -> int:
-    from ftbench.presets import expand, load_preset
+    from ftbench.prepare import plan, resolve
+    from ftbench.presets import load_preset
 
     preset = load_preset(args.preset)
-    specs = expand(preset, overrides)
     device = device_from_args(args)
+    prepared = resolve(preset, overrides, device)  # the runs `ftbench run` would train here
+    specs = prepared.specs
     from ftbench.models import resolve_model
 
     for model in dict.fromkeys(s.model for s in specs):
@@ -53,29 +58,21 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
     from ftbench.quiet import quiet_libraries
 
     quiet_libraries()
-    records = _records(args.runs_dir)
-    first_per_method = list({s.method.name: s for s in reversed(specs)}.values())[::-1]
-    rows = []
-    failures = []
-    for spec in first_per_method:
-        try:
-            from ftbench.plan.estimate import predict
-
-            rows.append(predict(spec, device, records=records))
-        except FtbenchError as exc:
-            failures.append(f"{spec.method.name}: {exc}")
-        except Exception as exc:  # an architecture the planner cannot trace: say so, go on
-            text = str(exc).strip().splitlines()
-            failures.append(f"{spec.method.name}: cannot be predicted ({type(exc).__name__}: "
-                            f"{text[0] if text else ''})")
-    for line in failures:
-        print(f"ftbench: plan {line}", file=sys.stderr)
+    plans = plan(prepared, _records(args.runs_dir)).plans or ()
+    rows = [p.prediction for p in plans if p.prediction is not None]
+    for p in plans:
+        if p.problem is not None:
+            print(f"ftbench: plan {p.method}: {p.problem}", file=sys.stderr)
     if not rows:
         return EXIT_USAGE
     if args.json:
         from ftbench.plan.render import plan_json
 
-        print(json.dumps(plan_json(preset.name, rows), indent=2))
+        doc = plan_json(preset.name, rows)
+        by_method = {p.method: p.spec for p in plans}
+        for run in doc["runs"]:  # what would be trained, exactly
+            run["spec"] = by_method[run["method"]].to_dict()
+        print(json.dumps(doc, indent=2))
     else:
         from rich.console import Console
 
@@ -90,7 +87,9 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
             console.print(f"[dim]note: {line}[/]", highlight=False)
         if specs[0].substitutions:
             console.print("[dim]offline: " + "; ".join(specs[0].substitutions) + "[/]", highlight=False)
-    return EXIT_FAILED if failures else EXIT_OK
+        elif specs[0].sizing:
+            console.print(f"[dim]offline: {specs[0].sizing}[/]", highlight=False)
+    return EXIT_FAILED if any(p.problem is not None for p in plans) else EXIT_OK
 
 
 def _records(runs_dir: str | None) -> list[Any]:

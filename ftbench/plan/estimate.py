@@ -47,7 +47,7 @@ class Prediction:
     time: TimeEstimate
     fits: bool | None           # None when the free memory is unknown
     largest_batch: int | None   # None when the free memory is unknown; 0 if batch 1 does not fit
-    compares_with: str          # which measurement ``memory.peak`` predicts
+    compares_with: str          # which measurement ``memory.peak`` (CPU: needs) predicts
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -156,7 +156,8 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
         trainable_without_head=counts.trainable_without_head, memory=memory, time=time,
         fits=fits, largest_batch=largest,
         compares_with=("torch.cuda.max_memory_allocated" if device.kind == "cuda"
-                       else "process RSS growth from before the model is loaded"),
+                       else "process RSS growth from before the model is loaded, with needs "
+                            "(the peak plus the heap glibc keeps)"),
         notes=tuple(notes),
     )
 

@@ -7,11 +7,11 @@ from typing import Any
 from ftbench.plan.estimate import MAX_BATCH, Prediction
 
 
-def _mb(value: float | None) -> str:
+def format_mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def _secs(value: float | None) -> str:
+def format_secs(value: float | None) -> str:
     if value is None:
         return "-"
     if value < 0.01:
@@ -57,15 +57,15 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
         fits = {True: "[green]yes[/]", False: "[bold red]NO[/]", None: "?"}[p.fits]
         largest = "-" if p.largest_batch is None else (
             f"{p.largest_batch}+" if p.largest_batch >= MAX_BATCH else str(p.largest_batch))
-        cells = [p.method, _count(p.trainable), _weights(m["weights_mb"]), _mb(m["gradients_mb"]),
-                 _mb(m["optimizer_mb"] + m["master_copies_mb"]),
-                 _mb(m["activations_mb"] + m["backward_working_set_mb"]), _mb(m["workspace_mb"]),
-                 _mb(p.peak_mb)]
-        cells.append(_mb(p.device_total_mb))
+        cells = [p.method, _count(p.trainable), _weights(m["weights_mb"]),
+                 format_mb(m["gradients_mb"]), format_mb(m["optimizer_mb"] + m["master_copies_mb"]),
+                 format_mb(m["activations_mb"] + m["backward_working_set_mb"]),
+                 format_mb(m["workspace_mb"]), format_mb(p.peak_mb)]
+        cells.append(format_mb(p.device_total_mb))
         if references is not None:
             ref = references.get(p.method)
-            cells.append(_mb(ref) if ref is not None else "-")
-        cells += [_secs(p.time.step_s), _secs(p.time.run_s), fits, largest]
+            cells.append(format_mb(ref) if ref is not None else "-")
+        cells += [format_secs(p.time.step_s), format_secs(p.time.run_s), fits, largest]
         table.add_row(*cells)
     gc = "with" if first.gradient_checkpointing else "without"
     basis = "; ".join(dict.fromkeys(p.time.basis for p in rows))
@@ -74,9 +74,9 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
         "checkpointing; memory in MB, weights fp32 unless named; train = trainable parameters. "
         + ("PEAK predicts torch.cuda.max_memory_allocated (other = cuBLAS workspaces); needs adds "
            "the CUDA context and the allocator's reserve slack, and is what must be free (fits). "
-           if cuda else "PEAK predicts the process RSS growth from before the model loads "
-           "(other = the training runtime); needs adds the heap glibc keeps after freeing, and is "
-           "what must be free (fits). ")
+           if cuda else "PEAK is what the run holds at its peak (other = the training runtime); "
+           "needs adds the heap glibc keeps after freeing: it predicts the process RSS growth "
+           "from before the model loads, and is what must be free (fits). ")
         + f"time: {basis}"
         + (". reported: the peak the preset's write-up measured (its model, GPU and tooling)"
            if references else ""))

@@ -206,9 +206,15 @@ def _compare(args: argparse.Namespace) -> int:
     # Charts fill the terminal's width and, up to 22 rows, its height (one chart per screen).
     height = args.height or max(12, min(22, console.height - 2))
     colorless = console.no_color or console.color_system is None
+    from ftbench.report.planned import plan_table
+
     for section in comparison.sections:  # each preset: its tables, then its charts
         for table in section_tables(section, width, references=references):
             console.print(table)
+            console.print()
+        planned = plan_table(section.runs, section.title)
+        if planned is not None:  # what `ftbench plan` predicted for these runs, beside them
+            console.print(planned)
             console.print()
         if not args.no_charts:
             for chart in section_charts(section, width, height, colorless, args.x_axis):

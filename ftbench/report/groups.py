@@ -462,6 +462,11 @@ class Section:
         return f"{self.preset} ({self.task})"
 
     @property
+    def runs(self) -> list[RunRecord]:
+        """Every run of the section, group by group."""
+        return [r for g in self.groups for r in g.runs]
+
+    @property
     def models(self) -> list[str]:
         return list(dict.fromkeys(g.key.model for g in self.groups))
 
@@ -492,6 +497,7 @@ class Section:
                                                 if g.whole_run_rates]},
             "groups": [g.to_dict() for g in self.groups],
             "references": [r.to_dict() for r in self.references],
+            "plan_vs_measured": _plan_json(self.runs),
             "pareto": {
                 "params": self.params_front.to_dict() if self.params_front else None,
                 "memory": self.memory_front.to_dict() if self.memory_front else None,
@@ -514,6 +520,12 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"per_run": self.per_run, "sections": [s.to_dict() for s in self.sections],
                 "rows": [flatten_record(r) for r in self.runs]}
+
+
+def _plan_json(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    from ftbench.report.planned import plan_json
+
+    return plan_json(runs)
 
 
 def primary_metric(task: str, groups: Sequence[Group]) -> str | None:

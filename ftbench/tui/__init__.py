@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from ftbench.spec import RunSpec
+    from ftbench.prepare import Prepared
 
 
-def main(runs_dir: str | None = None, start: "tuple[str, list[RunSpec]] | None" = None,
+def main(runs_dir: str | None = None, start: "Prepared | None" = None,
          runner: "Callable[..., Any] | None" = None, gpus: tuple[int, ...] = ()) -> int:
     """Open the TUI on ``runs_dir`` (default: $FTBENCH_RUNS_DIR or ./runs); with ``start``
-    (a preset name and its runs) those runs start at once on the live screen; ``gpus``: the
+    (a preset's prepared runs) those runs start at once on the live screen; ``gpus``: the
     local GPUs (NVML indices) a multi-process ``runner`` uses, one Memory panel row each."""
     from ftbench.tui.app import run_app
 

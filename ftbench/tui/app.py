@@ -25,8 +25,8 @@ from ftbench.tui.controller import TRAINING, TrainingController
 from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ftbench.tui.format import one_line
 from ftbench.tui.messages import (
-    EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, RunBegan, RunEnded,
-    StepMetrics, StepMoved,
+    EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, Refused, RunBegan,
+    RunEnded, StepMetrics, StepMoved,
 )
 from ftbench.tui.screens.compare import CompareRequest, CompareScreen
 from ftbench.tui.screens.live import LiveScreen
@@ -37,6 +37,8 @@ from ftbench.tui.widgets.memory_panel import Machine, MemoryPanel
 
 if TYPE_CHECKING:
     from ftbench.engine.runner import Hooks
+    from ftbench.plan.device import DeviceInfo
+    from ftbench.prepare import Prepared
     from ftbench.results.store import LoadResult
     from ftbench.spec import Preset, RunSpec
 
@@ -77,16 +79,20 @@ class FtbenchApp(App[None]):
         self,
         runs_dir: str | os.PathLike[str] | None = None,
         *,
-        presets: "list[Preset] | None" = None,
+        presets: list[Preset] | None = None,
         machine: Machine | None = None,
-        hooks: "Hooks | None" = None,
+        hooks: Hooks | None = None,
         cursor_blink: bool = True,
-        start: "tuple[str, list[RunSpec]] | None" = None,
-        runner: "Callable[..., Any] | None" = None,
+        start: Prepared | None = None,
+        runner: Callable[..., Any] | None = None,
         gpus: tuple[int, ...] = (),
+        device: DeviceInfo | None = None,
     ) -> None:
         super().__init__()
         self._start = start
+        # the device the start dialog prepares and plans runs for; None: this machine, found
+        # in the dialog's worker (`ftbench.prepare.device_for`); tests pass a simulated one
+        self.device = device
         # what runs one queued spec: None is the engine in this process; `ftbench run
         # --nproc-per-node N` on a terminal passes a torchrun launch (same events, same record)
         self.runner = runner
@@ -111,7 +117,7 @@ class FtbenchApp(App[None]):
         self.marked: set[str] = set()
         self.compare_request = CompareRequest()
         self.runs_version = 0
-        self._loaded: "LoadResult | None" = None
+        self._loaded: LoadResult | None = None
         self._quitting = False
 
     # --- start-up ----------------------------------------------------------------------
@@ -124,9 +130,8 @@ class FtbenchApp(App[None]):
 
             self.set_interval(INTERVAL_S, self.poll_gpus)
         if self._start is not None:  # `ftbench run --preset X` on a terminal: train at once
-            preset, specs = self._start
-            self._start = None
-            self.start_runs(preset, specs)
+            prepared, self._start = self._start, None
+            self.start_runs(prepared)
 
     @work(thread=True, exit_on_error=False, group="probe", description="looking for a GPU")
     def probe_machine(self) -> Machine:
@@ -196,42 +201,48 @@ class FtbenchApp(App[None]):
         except ValueError:
             return str(path)
 
-    def open_start(self, preset: "Preset") -> None:
+    def open_start(self, preset: Preset) -> None:
         from ftbench.tui.screens.start import StartRequest, StartScreen
 
         def started(request: StartRequest | None) -> None:
             if request is not None:
                 # The dialog closes and the top line says "starting" at once; opening the
                 # live screen and the worker (a moment on a first visit) follows the repaint.
-                self.set_activity(f"▶ {request.preset.name} starting…")
+                self.set_activity(f"▶ {request.prepared.preset} starting…")
                 if request.tune:
-                    self.call_after_refresh(self.start_tuning, request)
+                    self.call_after_refresh(self.start_tuning, preset, request.prepared)
                     return
-                self.call_after_refresh(self.start_runs, request.preset.name, request.specs)
+                self.call_after_refresh(self.start_runs, request.prepared)
 
         self.push_screen(StartScreen(preset), started)
 
-    def start_tuning(self, request: Any) -> None:
+    def start_tuning(self, preset: Preset, prepared: Prepared) -> None:
         """The start dialog's Tune box: the sweep's trials in the queue, then its finals
-        (ftbench.tune.bridge); one notice and nothing queued when it cannot start."""
+        (ftbench.tune.bridge), both from the prepared runs and gated like them (with the
+        dialog's "Run anyway"); one notice and nothing queued when it cannot start."""
+        from dataclasses import replace
+
         from ftbench.errors import FtbenchError
         from ftbench.tune.bridge import QueuedSweep, queued_sweep
 
-        name = request.preset.name
         if self.training or (self.runner is not None and not isinstance(self.runner, QueuedSweep)):
             self.notify("Tuning starts on its own: wait for the queue to finish (and it does not "
                         "run under torchrun)", severity="warning")
             self.set_activity("")
             return
+
+        def batch(specs: list[RunSpec]) -> Prepared:  # trials or finals, prepared like the runs
+            return replace(prepared, specs=tuple(specs), plans=None, gated=False)
+
         try:
-            sweep = queued_sweep(request.preset, request.specs, Path(self.runs_dir),
-                                 add_runs=lambda specs: self.call_from_thread(self.start_runs, name, specs))
+            sweep = queued_sweep(preset, list(prepared.specs), Path(self.runs_dir),
+                                 add_runs=lambda specs: self.call_from_thread(self.start_runs, batch(specs)))
         except FtbenchError as exc:
             self.notify(str(exc), severity="error")
             self.set_activity("")
             return
         self.runner = sweep
-        self.start_runs(name, sweep.queue())
+        self.start_runs(batch(sweep.queue()))
 
     def open_run(self, run_id: str) -> None:
         from ftbench.results.record import RecordError
@@ -259,7 +270,7 @@ class FtbenchApp(App[None]):
         self.notify(f"{run_id} {state} Compare ({len(self.marked)} selected)", timeout=3)
 
     # --- runs folder ---------------------------------------------------------------------
-    def runs(self) -> "LoadResult":
+    def runs(self) -> LoadResult:
         if self._loaded is None:
             from ftbench.results.store import load_runs
 
@@ -290,14 +301,15 @@ class FtbenchApp(App[None]):
     def training(self) -> bool:
         return self.controller.training
 
-    def start_runs(self, preset: str, specs: "list[RunSpec]") -> None:
-        """Queue ``specs`` and start the worker (or add them to the queue in progress)."""
-        if not self.controller.start(preset, specs):
-            self.notify(f"Added {len(specs)} run(s) to the queue.", timeout=4)
+    def start_runs(self, prepared: Prepared) -> None:
+        """Queue the prepared runs and start the worker (or add them to the queue in
+        progress); their gates run in the worker before the first of them trains."""
+        if not self.controller.start(prepared):
+            self.notify(f"Added {len(prepared.specs)} run(s) to the queue.", timeout=4)
             if self.live is not None:
                 self.live.show_queue()
             return
-        self.set_activity(f"▶ {preset} starting")
+        self.set_activity(f"▶ {prepared.preset} starting")
         self.switch_mode("live")
         if self.live is not None:
             self.live.show_all()
@@ -390,6 +402,14 @@ class FtbenchApp(App[None]):
             self.notify(one_line(event.save_error, 200), title="Save problem", severity="error",
                         timeout=10)
 
+    def on_refused(self, message: Refused) -> None:
+        """A start's gates refused it (hub, runs folder, fit...): its runs are skipped."""
+        self.note(message.reason, "error")
+        if self.live is not None:
+            self.live.show_all()
+        self.notify(one_line(message.reason, 300), title="Could not run", severity="error",
+                    timeout=12)
+
     def on_queue_done(self, message: QueueDone) -> None:
         queue = message.queue
         self.set_activity("")
@@ -444,7 +464,7 @@ class FtbenchApp(App[None]):
             return
         remaining = sum(1 for i in queue.items if i.status == "queued")
 
-        def decided(choice: "CancelChoice | None") -> None:
+        def decided(choice: CancelChoice | None) -> None:
             if choice is None or queue.current is not item:
                 return
             queue.cancel_current(stop_queue=choice.stop_queue, evaluate=choice.evaluate)
@@ -504,11 +524,11 @@ class FtbenchApp(App[None]):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
 
-def run_app(runs_dir: str | None = None,
-            start: "tuple[str, list[RunSpec]] | None" = None,
-            runner: "Callable[..., Any] | None" = None, gpus: tuple[int, ...] = ()) -> int:
-    """Entry point for ``ftbench`` / ``ftbench tui`` and, with ``start`` (a preset name and
-    its expanded runs), for ``ftbench run`` on a terminal: the runs start at once, live.
+def run_app(runs_dir: str | None = None, start: Prepared | None = None,
+            runner: Callable[..., Any] | None = None, gpus: tuple[int, ...] = ()) -> int:
+    """Entry point for ``ftbench`` / ``ftbench tui`` and, with ``start`` (a preset's runs,
+    prepared and gated by the CLI), for ``ftbench run`` on a terminal: the runs start at
+    once, live.
 
     Exit code: 0, or with ``start`` the headless codes: 1 if a run did not complete,
     130 if the queue was stopped before every run had started.
@@ -533,7 +553,7 @@ def run_app(runs_dir: str | None = None,
     return queue_exit_code([r.status for r in queue.records()], len(queue))
 
 
-def run_summary(record: "Any", path: str | None, runs_label: str = "") -> str:
+def run_summary(record: Any, path: str | None, runs_label: str = "") -> str:
     """The log's last line for a run: status, its metrics, train time, where it was saved."""
     from ftbench.tui.format import duration, number, primary_metric
 
@@ -554,7 +574,7 @@ def run_summary(record: "Any", path: str | None, runs_label: str = "") -> str:
     return " · ".join(parts)
 
 
-def queue_exit_code(statuses: "list[str]", queued: int) -> int:
+def queue_exit_code(statuses: list[str], queued: int) -> int:
     """The headless exit codes for a queue run in the TUI: 130 if it was stopped (a run
     cancelled, or runs left unstarted), else 1 if a run failed or diverged, else 0."""
     if len(statuses) < queued or "cancelled" in statuses:

@@ -1,7 +1,8 @@
 """The training queue, its worker thread and what happens when the worker fails.
 
 `TrainingController` owns the `RunQueue`, starts one thread worker (``exclusive``, group
-``training``, ``exit_on_error=False``) that calls `ftbench.engine.runner.run` per queued run,
+``training``, ``exit_on_error=False``) that runs each start's gates once (`ftbench.prepare.gate`:
+trackers, hub, runs folder, fit unless forced), then calls `ftbench.engine.runner.run` per run,
 turns the engine's events into the app's messages (posted, never awaited: the training thread
 never waits on the UI) and, when the worker itself fails outside `run()`, has the engine save a
 `failed` record (`runner.save_failed`) for the run that was in progress. The app keeps the
@@ -18,13 +19,13 @@ from ftbench.engine.events import (
 )
 from ftbench.text import one_line
 from ftbench.tui.messages import (
-    EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, RunBegan, RunEnded,
-    StepMetrics, StepMoved,
+    EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, Refused, RunBegan,
+    RunEnded, StepMetrics, StepMoved,
 )
 from ftbench.tui.session import QueueItem, RunQueue
 
 if TYPE_CHECKING:
-    from ftbench.spec import RunSpec
+    from ftbench.prepare import Prepared
     from ftbench.tui.app import FtbenchApp
 
 TRAINING = "training"
@@ -52,27 +53,35 @@ class TrainingController:
     def training(self) -> bool:
         return self.queue is not None and not self.queue.finished
 
-    def start(self, preset: str, specs: "list[RunSpec]") -> bool:
-        """Queue ``specs`` and start the worker; False when they joined the queue in progress."""
+    def start(self, prepared: "Prepared") -> bool:
+        """Queue the prepared runs and start the worker; False when they joined the queue in
+        progress (their gates run before the first of them trains)."""
         if self.training and self.queue is not None:
-            self.queue.extend(specs)
+            self.queue.extend(list(prepared.specs), batch=prepared)
             return False
-        self.queue = RunQueue(preset, specs)
+        self.queue = RunQueue(prepared.preset, list(prepared.specs), batch=prepared)
         self.app.run_worker(partial(self.run_queue, self.queue), thread=True, exclusive=True,
                             exit_on_error=False, group=TRAINING, description="training")
         return True
 
     def run_queue(self, queue: RunQueue) -> None:
         """Run the queue in order, one `run()` per item. Runs in a thread, never on the UI."""
-        from ftbench.preflight import preflight
-        from ftbench.results.store import check_writable
+        from ftbench.errors import FtbenchError
+        from ftbench.prepare import gate
 
-        preflight([item.spec for item in queue])
-        check_writable(self.app.runs_dir)  # an unwritable runs folder stops the queue first
-        from ftbench.engine.runner import run  # torch and transformers load here
-
+        gated: dict[int, Any] = {}  # id(the start's Prepared) -> what its gates returned
         while (taken := queue.take_next()) is not None:
             item, cancel = taken
+            batch = item.batch
+            if batch is not None and id(batch) not in gated:
+                try:  # an unwritable runs folder, the hub, a run that will not fit...
+                    gated[id(batch)] = gate(batch, self.app.runs_dir)
+                except FtbenchError as exc:
+                    queue.refuse(item, str(exc))
+                    self.post(Refused(item, str(exc)))
+                    continue
+            from ftbench.engine.runner import run  # torch and transformers load here
+
             self.post(ItemStarted(queue, item))
             if self.app.runner is not None:  # e.g. a torchrun launch (ftbench.distributed)
                 finished = self.app.runner(item.spec, self.emitter(item), cancel,

@@ -96,5 +96,14 @@ class RunEnded(Message):
 
 
 @dataclass
+class Refused(Message):
+    """A gate refused a start before its first run trained (``reason``, one line): ``item``
+    and the rest of its start are skipped."""
+
+    item: QueueItem
+    reason: str
+
+
+@dataclass
 class QueueDone(Message):
     queue: RunQueue

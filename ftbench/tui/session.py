@@ -124,6 +124,9 @@ class QueueItem:
     index: int
     spec: "RunSpec"
     status: str = QUEUED
+    # the start it came from (a `ftbench.prepare.Prepared`): its gates run once, before the
+    # first of its runs trains
+    batch: Any = None
     feed: LiveFeed = field(default_factory=LiveFeed)
     record: "RunRecord | None" = None
     path: str | None = None
@@ -141,9 +144,9 @@ class QueueItem:
 class RunQueue:
     """The runs of one start (a preset's methods × seeds), run in order by one worker."""
 
-    def __init__(self, preset: str, specs: "list[RunSpec]") -> None:
+    def __init__(self, preset: str, specs: "list[RunSpec]", batch: Any = None) -> None:
         self.preset = preset
-        self.items = [QueueItem(i, spec) for i, spec in enumerate(specs)]
+        self.items = [QueueItem(i, spec, batch=batch) for i, spec in enumerate(specs)]
         self._lock = threading.Lock()
         self._stop = False
         self._cancel = CancelRequest()
@@ -225,10 +228,19 @@ class RunQueue:
         """Cancel the running item and skip the rest (quitting)."""
         self.cancel_current(stop_queue=True)
 
-    def extend(self, specs: "list[RunSpec]") -> list[QueueItem]:
+    def refuse(self, item: QueueItem, reason: str) -> None:
+        """A gate refused ``item``'s start: it and the rest of its start are skipped."""
+        with self._lock:
+            for other in self.items:
+                if other is item or (other.batch is item.batch and other.status == QUEUED):
+                    other.status, other.error = SKIPPED, reason
+            if self._current is item:
+                self._current = None
+
+    def extend(self, specs: "list[RunSpec]", batch: Any = None) -> list[QueueItem]:
         with self._lock:
             start = len(self.items)
-            added = [QueueItem(start + i, spec) for i, spec in enumerate(specs)]
+            added = [QueueItem(start + i, spec, batch=batch) for i, spec in enumerate(specs)]
             self.items.extend(added)
             if self._stop and self._current is None:
                 self._stop = False

@@ -1,7 +1,8 @@
 """Compare: the report module's tables, charts and Pareto fronts for a set of runs.
 
 The same code as ``ftbench compare``: `select_runs` / `build_comparison` choose and group
-(mean ± std over seeds, or one row per run with g), `section_tables` and `section_charts` draw.
+(mean ± std over seeds, or one row per run with g), `section_tables`, `plan_table` (plan's
+prediction vs what each run measured) and `section_charts` draw.
 Building runs in a thread worker (plotext takes tens of milliseconds a chart), sized to the
 pane; the screen rebuilds when the runs, the selection or the width change.
 """
@@ -223,6 +224,7 @@ def report_renderable(records: "list[RunRecord]", width: int, height: int, per_r
     """Tables then charts per section, as ``ftbench compare`` prints them."""
     from ftbench.report.charts import section_charts
     from ftbench.report.groups import build_comparison
+    from ftbench.report.planned import plan_table
     from ftbench.report.tables import section_tables
 
     comparison = build_comparison(records, per_run=per_run, by_budget=by_budget)
@@ -230,6 +232,9 @@ def report_renderable(records: "list[RunRecord]", width: int, height: int, per_r
     for section in comparison.sections:
         for table in section_tables(section, width):
             parts += [table, Text("")]
+        planned = plan_table(section.runs, section.title)
+        if planned is not None:  # plan's prediction beside what each run measured
+            parts += [planned, Text("")]
         for chart in section_charts(section, width, height, colorless, x_axis):
             parts += [Text.from_ansi(chart.text, no_wrap=True, overflow="crop"), Text("")]
     if not per_run:  # --tune sweeps: the tuning table and the sensitivity chart

@@ -43,7 +43,7 @@ def _value(value: Any) -> Text:
     return Text(one_line(str(value), 300))
 
 
-def metrics_table(record: "RunRecord") -> Table:
+def metrics_table(record: RunRecord) -> Table:
     table = _grid("Metrics" + (f" (at step {record.metrics['at_step']})"
                                if isinstance(record.metrics.get("at_step"), int) else ""))
     matrix = None
@@ -72,7 +72,7 @@ def metrics_table(record: "RunRecord") -> Table:
     return table
 
 
-def facts(record: "RunRecord") -> Group:
+def facts(record: RunRecord) -> Group:
     params, timing, memory = record.params, record.timing, record.memory
     p = _grid("Parameters")
     pct = number(params.get("trainable_pct"))
@@ -94,6 +94,9 @@ def facts(record: "RunRecord") -> Group:
     m.add_row("torch reserved", Text(mb(memory.get("torch_peak_reserved_mb"))))
     m.add_row("NVML device", Text(mb(memory.get("nvml_peak_used_mb"))))
     m.add_row("process RSS", Text(mb(memory.get("process_peak_rss_mb"))))
+    planned = plan_vs_measured(record)
+    if planned is not None:
+        m.add_row("plan", planned)
     env = _grid("Environment")
     for key, value in record.environment.items():
         if isinstance(value, (dict, list)):
@@ -120,6 +123,24 @@ def facts(record: "RunRecord") -> Group:
     return Group(metrics_table(record), blank, p, blank, t, blank, m, blank, spec, blank, env)
 
 
+def plan_vs_measured(record: RunRecord) -> Text | None:
+    """``1,057 MB needs · measured 1,081 MB (RSS growth …) · -2%``, or why it cannot be
+    measured; None when the run stored no prediction or measured nothing to hold it against."""
+    from ftbench.plan.judge import prediction_error
+    from ftbench.report.planned import error_text
+
+    j = prediction_error(record)
+    if j is None:
+        return None
+    text = Text(f"{j.predicted_mb:,.0f} MB {j.predicted}")
+    if j.unmeasurable is not None:
+        text.append(f" · not measurable: {one_line(j.unmeasurable, 160)}", style="dim")
+        return text
+    text.append(f" · measured {j.measured_mb:,.0f} MB ")
+    text.append(f"({j.measure}) · ", style="dim")
+    return text.append_text(error_text(j))
+
+
 class RunScreen(Screen[None]):
     """Pushed over Runs (or Live); escape goes back."""
 
@@ -128,9 +149,9 @@ class RunScreen(Screen[None]):
         Binding("space", "mark", "Select", tooltip="Mark this run for Compare", id="run.mark"),
     ]
 
-    app: "FtbenchApp"
+    app: FtbenchApp
 
-    def __init__(self, record: "RunRecord", path: str | None = None) -> None:
+    def __init__(self, record: RunRecord, path: str | None = None) -> None:
         super().__init__()
         self.record = record
         self.path = path

@@ -3,34 +3,51 @@
 The methods list has focus first (space toggles a method, enter starts), so the keys the
 dialog names work at once.
 
-It expands the choice with `ftbench.presets.expand` (the CLI's own path), so an override the
-CLI would refuse is refused here, with the same message, before anything starts.
+The form becomes the CLI's `Overrides`, so an override the CLI would refuse is refused here,
+with the same message, before anything starts. A worker then prepares the runs exactly as
+`ftbench run` would (`ftbench.prepare.resolve` for this machine's device, then `plan`: torch
+loads there, never on the UI thread) and each method's line shows plan's figures: whether it
+fits, its peak memory and its time. A run predicted not to fit a GPU is refused here with
+the CLI's line, unless "Run anyway" (the CLI's ``--force``) is ticked; Start pressed before
+the plan is ready starts once it is. The app's worker runs the other gates (`prepare.gate`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, SelectionList, Static
+from textual.worker import Worker, WorkerState
 
 from ftbench.errors import FtbenchError
+from ftbench.text import one_line
 
 if TYPE_CHECKING:
+    from ftbench.plan.runs import MethodPlan
+    from ftbench.prepare import Prepared
+    from ftbench.presets import Overrides
     from ftbench.rules import Rule
     from ftbench.spec import Preset, RunSpec
+
+RESOLVING, PLANNING = "start-resolve", "start-plan"
 
 
 @dataclass(frozen=True)
 class StartRequest:
-    preset: "Preset"
-    specs: "list[RunSpec]"
-    tune: bool = False  # search each method's learning rate first (ftbench.tune, docs/tuning.md)
+    """What the dialog starts: the runs prepared for this machine (gated by the app's
+    worker); ``prepared.forced`` when "Run anyway" was ticked; ``tune`` when the Tune box
+    was: each method's learning rate is searched first (ftbench.tune, docs/tuning.md), from
+    these prepared runs."""
+
+    prepared: Prepared
+    tune: bool = False
 
 
 class MethodsList(SelectionList[str]):
@@ -45,9 +62,14 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         Binding("ctrl+s", "start", "Start", show=False, id="start.start"),
     ]
 
-    def __init__(self, preset: "Preset") -> None:
+    def __init__(self, preset: Preset) -> None:
         super().__init__()
         self.preset = preset
+        self.overrides: Overrides | None = None  # the form, as the CLI would take it
+        self.prepared: Prepared | None = None     # its runs prepared and planned, once ready
+        self.plan_error: str | None = None
+        self.start_pending = False                  # Start pressed before the plan was ready
+        self._plan_timer: Any = None
 
     def compose(self) -> ComposeResult:
         preset = self.preset
@@ -82,6 +104,8 @@ class StartScreen(ModalScreen["StartRequest | None"]):
                            id="start-offline", disabled=offline_already)
             yield Checkbox("Tune each method's learning rate first (validation split)",
                            id="start-tune")
+            yield Checkbox("Run anyway: start runs plan says will not fit (--force)",
+                           id="start-force", classes="-hidden")
             yield Static(id="start-summary")
             with Horizontal(id="start-buttons"):
                 yield Button("Back", id="start-back")
@@ -95,14 +119,16 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         self.update_summary()
 
     # --- reading the form -----------------------------------------------------------------
-    def _int(self, field_id: str, name: str, rule: "Rule") -> int | None:
+    def _int(self, field_id: str, name: str, rule: Rule) -> int | None:
         """A number field, checked by the same rule as the preset key and the CLI flag."""
         text = self.query_one(f"#{field_id}", Input).value.strip()
         if not text:
             return None
         return rule.parse(text, name)  # type: ignore[no-any-return]
 
-    def build(self) -> "list[RunSpec]":
+    def build(self) -> list[RunSpec]:
+        """The runs the form asks for (expanded, not yet prepared for a device); remembers
+        the form's `Overrides` and asks for a plan when they changed."""
         from ftbench.presets import Overrides, expand
         from ftbench.spec import SEEDS, SIZE, STEPS
 
@@ -118,7 +144,11 @@ class StartScreen(ModalScreen["StartRequest | None"]):
             eval_size=self._int("start-eval-size", "Eval size", SIZE),
             offline=self.query_one("#start-offline", Checkbox).value,
         )
-        return expand(self.preset, overrides)
+        specs = expand(self.preset, overrides)
+        if overrides != self.overrides:
+            self.overrides, self.prepared, self.plan_error = overrides, None, None
+            self._schedule_plan()
+        return specs
 
     def update_summary(self) -> None:
         summary = self.query_one("#start-summary", Static)
@@ -131,9 +161,11 @@ class StartScreen(ModalScreen["StartRequest | None"]):
             go.label = "Start"
             return
         go.disabled = False
-        go.label = f"Start {len(specs)} run{'s' if len(specs) != 1 else ''}"
-        spec = specs[0]
-        text = Text(f"{len(specs)} run{'s' if len(specs) != 1 else ''}: ")
+        runs = f"{len(specs)} run{'s' if len(specs) != 1 else ''}"
+        go.label = "Planning…" if self.start_pending else f"Start {runs}"
+        prepared = self.prepared
+        spec = prepared.specs[0] if prepared is not None else specs[0]
+        text = Text(f"{runs}: ")
         methods = list(dict.fromkeys(s.method.name for s in specs))
         seeds = sorted({s.seed for s in specs})
         text.append(", ".join(methods), style="bold")
@@ -142,9 +174,97 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         text.append(f"{spec.model} on {spec.data.name} · {sizes}", style="dim")
         for line in spec.substitutions:
             text.append(f"\noffline: {line}", style="yellow")
-        if self.query_one("#start-tune", Checkbox).value:
-            text.append("\ntune: " + _tune_summary(self.preset, specs), style="magenta")
+        if self.query_one("#start-tune", Checkbox).value:  # centred on the prepared rates
+            tuned = list(prepared.specs) if prepared is not None else specs
+            text.append("\ntune: " + _tune_summary(self.preset, tuned), style="magenta")
+        if prepared is not None and prepared.plans is not None:
+            text.append(f"\n{_device_words(prepared)}", style="dim")
+            refusal = prepared.refusal()
+            if refusal is not None:
+                forced = self.query_one("#start-force", Checkbox).value
+                text.append(f"\n{refusal}", style="yellow" if forced else "bold red")
+        elif self.plan_error is not None:
+            text.append(f"\nno plan: {self.plan_error}", style="dim")
         summary.update(text)
+        self.show_plans()
+
+    # --- plan's figures -------------------------------------------------------------------
+    def _schedule_plan(self) -> None:
+        """Plan the form's runs once it has been still for a moment (typing a number plans
+        once, not per key)."""
+        if self._plan_timer is not None:
+            self._plan_timer.stop()
+        self._plan_timer = self.set_timer(0.2, self._plan_now)
+
+    def _plan_now(self) -> None:
+        self._plan_timer = None
+        if self.overrides is not None:
+            self.resolve_runs(self.overrides)
+
+    @work(thread=True, exclusive=True, group=RESOLVING, exit_on_error=False,
+          description="preparing the runs")
+    def resolve_runs(self, overrides: Overrides) -> tuple[Overrides, Prepared]:
+        """The form's runs as `ftbench run` would prepare them here (NVML; torch only when
+        there is a GPU to ask about)."""
+        from ftbench.prepare import device_for, resolve
+
+        device = getattr(self.app, "device", None) or device_for()
+        return overrides, resolve(self.preset, overrides, device)
+
+    @work(thread=True, exclusive=True, group=PLANNING, exit_on_error=False,
+          description="planning the runs")
+    def plan_runs(self, overrides: Overrides, prepared: Prepared,
+                  records: list[Any]) -> tuple[Overrides, Prepared]:
+        """Plan's figures for the prepared runs (torch loads here, never on the UI thread)."""
+        from ftbench.prepare import plan
+
+        return overrides, plan(prepared, records)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group not in (RESOLVING, PLANNING) \
+                or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
+            return
+        if event.state == WorkerState.ERROR:
+            self.plan_error = one_line(str(worker.error), 160)
+            self.start_pending = False
+            self.update_summary()
+            return
+        overrides, prepared = worker.result
+        if overrides != self.overrides:
+            return  # the form changed meanwhile; its own plan is on its way
+        self.prepared = prepared
+        if worker.group == RESOLVING:
+            self.plan_runs(overrides, prepared, self.app.runs().records)
+        self.update_summary()
+        if self.start_pending and self._ready():
+            self.start_pending = False
+            self.action_start()
+
+    def _ready(self) -> bool:
+        """Whether Start can go now: the runs are prepared and, where plan can refuse them
+        (a GPU), planned."""
+        from ftbench.plan.preflight import gates_fit
+
+        prepared = self.prepared
+        return prepared is not None and (prepared.plans is not None or not gates_fit(prepared.device))
+
+    def show_plans(self) -> None:
+        """Each method's line: its name, then plan's figures (or why there are none)."""
+        methods = self.query_one(MethodsList)
+        plans = {p.method: p for p in self.prepared.plans or ()} if self.prepared else {}
+        shown = set(self.query_one(SelectionList).selected)
+        for index, method in enumerate(self.preset.methods):
+            plan = plans.get(method.name)
+            if plan is not None:
+                figures = _figures(plan)
+            elif method.name in shown and self.plan_error is None:
+                figures = Text("planning…", style="dim")
+            else:
+                figures = Text("")
+            methods.replace_option_prompt_at_index(index, Text.assemble(f"{method.name:<11}", figures))
+        self.query_one("#start-force", Checkbox).set_class(
+            self.prepared is None or self.prepared.refusal() is None, "-hidden")
 
     # --- events ---------------------------------------------------------------------------
     def on_selection_list_selected_changed(self) -> None:
@@ -167,17 +287,30 @@ class StartScreen(ModalScreen["StartRequest | None"]):
 
     def action_start(self) -> None:
         try:
-            specs = self.build()
+            self.build()
         except FtbenchError as exc:
             self.query_one("#start-summary", Static).update(Text(str(exc), style="bold red"))
             return
-        self.dismiss(StartRequest(self.preset, specs, self.query_one("#start-tune", Checkbox).value))
+        prepared = self.prepared
+        if prepared is None or not self._ready():
+            if self.plan_error is not None:  # preparing itself failed: try again
+                self.plan_error, self.prepared = None, None
+                self._schedule_plan()
+            self.start_pending = True  # starts once the runs are prepared (and planned on a GPU)
+            self.update_summary()
+            return
+        forced = self.query_one("#start-force", Checkbox).value
+        if prepared.refusal() is not None and not forced:
+            self.app.bell()  # the summary says why, and "Run anyway" is shown
+            return
+        self.dismiss(StartRequest(replace(prepared, forced=forced),
+                                  self.query_one("#start-tune", Checkbox).value))
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
 
 
-def _tune_summary(preset: "Preset", specs: "list[RunSpec]") -> str:
+def _tune_summary(preset: Preset, specs: list[RunSpec]) -> str:
     """What the sweep will do, in one line (or what is wrong with the preset's [tune] table)."""
     from ftbench.tune.space import grid_points, method_space, parse_config
 
@@ -190,3 +323,27 @@ def _tune_summary(preset: "Preset", specs: "list[RunSpec]") -> str:
     return (f"{sum(sizes)} trials ({', '.join(f'{n} {name}' for n, name in zip(sizes, firsts))}) "
             f"on {config.validation_fraction:g} of the training set, then the runs above with the "
             "best learning rate per method")
+
+
+def _device_words(prepared: Prepared) -> str:
+    device = prepared.device
+    free = f", {device.free_mb:,.0f} MB free" if device.free_mb is not None else ""
+    untimed = all(p.prediction is None or p.prediction.time.run_s is None
+                  for p in prepared.plans or ())
+    return (f"planned for {device.name or device.kind}{free}"
+            + (" · time needs a saved run here" if untimed else ""))
+
+
+def _figures(plan: MethodPlan) -> Text:
+    """``fits · peak 755 MB · needs 1,057 MB · 1.2 min`` for a method's line (the plan
+    table's PEAK, needs and run time; fits is judged on needs)."""
+    from ftbench.plan.render import format_mb, format_secs
+
+    p = plan.prediction
+    if p is None:
+        return Text(one_line(f"no plan: {plan.problem}", 48), style="dim")
+    fits = {True: Text("fits", style="green"), None: Text("fits?", style="dim"),
+            False: Text("NO FIT", style="bold red")}[p.fits]
+    time = format_secs(p.time.run_s) if p.time.run_s is not None else "time ?"
+    return Text.assemble(fits, f" · peak {format_mb(p.peak_mb)} MB · needs "
+                               f"{format_mb(p.device_total_mb)} MB · {time}")
