@@ -19,7 +19,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ftbench.plan.device import DeviceInfo
     from ftbench.plan.estimate import Prediction
 
-_ONE_AT_A_TIME = threading.Lock()
+# Plans take it, one at a time (a dialog re-planning as its form changes); the TUI's training
+# worker takes it from just before a run until the run has loaded its libraries (RunStarted).
+# Two threads importing transformers' lazy modules at once can see them half-initialised
+# ("cannot import name 'AutoTokenizer' from 'transformers'").
+LOADING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ def plan_runs(specs: Sequence[RunSpec], device: DeviceInfo,
 
     records = list(records)
     plans = []
-    with _ONE_AT_A_TIME:  # a dialog re-planning as its form changes: one plan at a time
+    with LOADING:  # one plan at a time, never while a run in this process loads its libraries
         for spec in first_per_method(specs):
             plans.append(_plan_one(spec, device, records, predict))
     return tuple(plans)
