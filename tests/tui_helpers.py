@@ -205,7 +205,6 @@ async def show_scene(pilot: Any, scene: str) -> None:
 
     from ftbench.engine.events import Log, RunFinished
     from ftbench.presets import expand
-    from ftbench.tui.messages import QueueDone, RunEnded
     from ftbench.tui.session import RunQueue
     from ftbench.tui.widgets.chart import PlotView
 
@@ -217,9 +216,8 @@ async def show_scene(pilot: Any, scene: str) -> None:
     app.screen.show_all()
     gpu = scene == "gpu"
 
-    def finish(item: Any, record: Any) -> None:
-        queue.finish(item, record, f"runs/{record.run_id}.json")
-        app.post_message(RunEnded(item, RunFinished(record, f"runs/{record.run_id}.json")))
+    def finish(item: Any, record: Any) -> None:  # as the training worker does
+        app.controller.ended(queue, item, RunFinished(record, f"runs/{record.run_id}.json"))
 
     if scene == "failed":
         item, _ = queue.take_next()
@@ -231,7 +229,7 @@ async def show_scene(pilot: Any, scene: str) -> None:
         finish(item, failed)
         queue.stop()
         queue.take_next()
-        app.post_message(QueueDone(queue))
+        app.controller.done(queue)
     else:
         item, _ = queue.take_next()
         finish(item, record_of("20261128T080200-quickstart-full-s0"))
@@ -243,7 +241,7 @@ async def show_scene(pilot: Any, scene: str) -> None:
                 app._emitter(item)(event)
             finish(item, record_of("20261128T081400-quickstart-head-only-s0"))
             queue.take_next()
-            app.post_message(QueueDone(queue))
+            app.controller.done(queue)
         else:
             emit = app._emitter(item)
             for event in step_events("lora-run", 30, gpu=gpu):

@@ -1,7 +1,7 @@
 """The run's model with its method applied, on the meta device: shapes without storage.
 
 `build_meta_model` reads only the model's ``config.json`` (no weights), builds the task
-model under `accelerate.init_empty_weights`, quantizes it for QLoRA with transformers' own
+model under `accelerate.init_empty_weights` (buffers too: thread-local), quantizes it for QLoRA with transformers' own
 bitsandbytes quantizer (which swaps ``nn.Linear`` for ``Linear4bit`` on the meta device, with
 the same skip list the run uses) and applies the method through the same
 `ftbench.methods.apply_method` the engine calls. So trainable parameters are counted by the
@@ -70,7 +70,11 @@ def build_meta_model(spec: RunSpec, config: Any, compute_dtype: Any) -> MetaMode
     qconfig = from_pretrained_kwargs(spec.method, compute_dtype).get("quantization_config")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with init_empty_weights():
+        # include_buffers=True is `with torch.device("meta")`, a torch function mode, which is
+        # thread-local. The default patches nn.Module.register_parameter for the whole
+        # process: a run building its real model in another thread (the TUI plans while a run
+        # trains) would get meta parameters, and two plans at once could leave the patch on.
+        with init_empty_weights(include_buffers=True):
             model = cls.from_config(config, trust_remote_code=spec.trust_remote_code,
                                     dtype=weight_dtype(config))
             if qconfig is not None:

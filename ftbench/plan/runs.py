@@ -8,6 +8,7 @@ in seed, so the first run of each method stands for the others.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,12 @@ from ftbench.spec import RunSpec
 if TYPE_CHECKING:  # pragma: no cover
     from ftbench.plan.device import DeviceInfo
     from ftbench.plan.estimate import Prediction
+
+# Plans take it, one at a time (a dialog re-planning as its form changes); the TUI's training
+# worker takes it from just before a run until the run has loaded its libraries (RunStarted).
+# Two threads importing transformers' lazy modules at once can see them half-initialised
+# ("cannot import name 'AutoTokenizer' from 'transformers'").
+LOADING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -46,13 +53,18 @@ def plan_runs(specs: Sequence[RunSpec], device: DeviceInfo,
 
     records = list(records)
     plans = []
-    for spec in first_per_method(specs):
-        try:
-            plans.append(MethodPlan(spec, predict(spec, device, records=records)))
-        except FtbenchError as exc:
-            plans.append(MethodPlan(spec, None, str(exc)))
-        except Exception as exc:  # an architecture the planner cannot trace: say so, go on
-            text = str(exc).strip().splitlines()
-            plans.append(MethodPlan(spec, None, f"cannot be predicted ({type(exc).__name__}: "
-                                                f"{text[0] if text else ''})"))
+    with LOADING:  # one plan at a time, never while a run in this process loads its libraries
+        for spec in first_per_method(specs):
+            plans.append(_plan_one(spec, device, records, predict))
     return tuple(plans)
+
+
+def _plan_one(spec: RunSpec, device: DeviceInfo, records: list[Any], predict: Any) -> MethodPlan:
+    try:
+        return MethodPlan(spec, predict(spec, device, records=records))
+    except FtbenchError as exc:
+        return MethodPlan(spec, None, str(exc))
+    except Exception as exc:  # an architecture the planner cannot trace: say so, go on
+        text = str(exc).strip().splitlines()
+        return MethodPlan(spec, None, f"cannot be predicted ({type(exc).__name__}: "
+                                      f"{text[0] if text else ''})")

@@ -1,15 +1,19 @@
 """The ftbench TUI: pick a preset, watch it train, cancel, browse and compare runs.
 
-Same engine and report code as the CLI. Training runs in one thread worker that calls
-`ftbench.engine.runner.run` for each queued run; the engine's events are appended to the
-run's feed and posted to the app as messages (the training thread never waits on the UI;
-steps and GPU samples coalesce). torch is imported inside that worker, never at start-up.
+Same engine and report code as the CLI. Training runs in one thread worker
+(`ftbench.tui.controller`) that calls `ftbench.engine.runner.run` for each queued run; the
+engine's events are appended to the run's feed and posted as messages to the app and to the
+screens that subscribed (the live screen): each handles its own. The app keeps what is
+app-wide: the line on top saying what trains, notifications, the log's notes, quitting. The
+saved runs, the selection for Compare and what Compare shows are one `Workspace` the screens
+share (``app.workspace``). torch is imported inside the worker, never at start-up.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -21,25 +25,22 @@ from textual.worker import Worker, WorkerState
 
 from ftbench.engine.events import Event, Log
 from ftbench.tui.commands import FtbenchCommands
-from ftbench.tui.controller import TRAINING, TrainingController
+from ftbench.tui.controller import TRAINING, TrainingController, run_summary
 from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ftbench.tui.format import one_line
-from ftbench.tui.messages import (
-    EvalDone, EvalMoved, GpuSampled, ItemStarted, LogLine, QueueDone, Refused, RunBegan,
-    RunEnded, StepMetrics, StepMoved,
-)
-from ftbench.tui.screens.compare import CompareRequest, CompareScreen
+from ftbench.tui.messages import ItemStarted, QueueChanged, QueueDone, Refused, RunEnded, RunProgress
+from ftbench.tui.screens.compare import CompareScreen
 from ftbench.tui.screens.live import LiveScreen
 from ftbench.tui.screens.presets import PresetsScreen
 from ftbench.tui.screens.runs import RunsScreen
 from ftbench.tui.session import QueueItem, RunQueue, summary
-from ftbench.tui.widgets.memory_panel import Machine, MemoryPanel
+from ftbench.tui.widgets.memory_panel import Machine
+from ftbench.tui.workspace import CompareRequest, Workspace
 
 if TYPE_CHECKING:
     from ftbench.engine.runner import Hooks
     from ftbench.plan.device import DeviceInfo
     from ftbench.prepare import Prepared
-    from ftbench.results.store import LoadResult
     from ftbench.spec import Preset, RunSpec
 
 __all__ = ["TRAINING", "FtbenchApp", "run_app", "run_summary", "queue_exit_code"]
@@ -101,7 +102,8 @@ class FtbenchApp(App[None]):
         self.gpus = gpus
         from ftbench.results.store import runs_dir as resolve_runs_dir
 
-        self.runs_dir = resolve_runs_dir(runs_dir)
+        # the saved runs, the selection for Compare and what it shows: shared by the screens
+        self.workspace = Workspace(resolve_runs_dir(runs_dir))
         self.preset_errors: list[str] = []
         if presets is None:
             from ftbench.presets import load_all
@@ -114,21 +116,12 @@ class FtbenchApp(App[None]):
         self.hooks = hooks
         self.cursor_blink = cursor_blink
         self.controller = TrainingController(self)
-        self.marked: set[str] = set()
-        self.compare_request = CompareRequest()
-        self.runs_version = 0
-        self._loaded: LoadResult | None = None
         self._quitting = False
 
     # --- start-up ----------------------------------------------------------------------
     def on_mount(self) -> None:
         if self._probe:
             self.probe_machine()
-        self.set_interval(1.0, self.poll_gpu)
-        if len(self.gpus) > 1:
-            from ftbench.engine.telemetry import INTERVAL_S
-
-            self.set_interval(INTERVAL_S, self.poll_gpus)
         if self._start is not None:  # `ftbench run --preset X` on a terminal: train at once
             prepared, self._start = self._start, None
             self.start_runs(prepared)
@@ -148,58 +141,14 @@ class FtbenchApp(App[None]):
         return Machine(info.available, info.name, info.total_mb,
                        "" if info.available else info.reason)
 
-    def poll_gpu(self) -> None:
-        """While a run prepares on a GPU machine (no samples of its own yet), read the GPU
-        once a second so the Memory panel shows it from the moment the run is queued."""
-        queue = self.queue
-        item = queue.current if queue is not None else None
-        if not self.machine.gpu or item is None or item.feed.gpu or item.done:
-            return
-        if any(w.group == "gpu-now" and w.is_running for w in self.workers):
-            return  # the last reading is still on its way: never pile up NVML calls
-        self.read_gpu()
-
-    @work(thread=True, exit_on_error=False, group="gpu-now", description="reading the GPU")
-    def read_gpu(self) -> Any:
-        from ftbench.tui.gpu_probe import gpu_now
-
-        return gpu_now(self.hooks.gpu_sampler if self.hooks is not None else None)
-
-    def poll_gpus(self) -> None:
-        """While a multi-process run is in progress on a GPU machine, read every GPU it uses
-        (every 0.5 s, as the engine samples its own) for the Memory panel's rows."""
-        queue = self.queue
-        item = queue.current if queue is not None else None
-        if not self.machine.gpu or item is None or item.done:
-            return
-        if item.feed.started is not None and item.feed.started.device != "cuda":
-            return  # the run trains on the CPU: no GPU rows to show
-        if any(w.group == "gpus-now" and w.is_running for w in self.workers):
-            return
-        self.read_gpus()
-
-    @work(thread=True, exit_on_error=False, group="gpus-now", description="reading the GPUs")
-    def read_gpus(self) -> Any:
-        from ftbench.tui.gpu_probe import gpus_now
-
-        return gpus_now(self.hooks.gpu_sampler if self.hooks is not None else None, self.gpus)
-
     # --- screens -----------------------------------------------------------------------
     @property
-    def live(self) -> LiveScreen | None:
-        try:
-            screen = self.get_screen("live")
-        except KeyError:  # uninstalled while the app quits; a late GPU reading may still come
-            return None
-        return screen if isinstance(screen, LiveScreen) and screen.is_mounted else None
+    def runs_dir(self) -> Path:
+        return self.workspace.runs_dir
 
     @property
     def runs_dir_label(self) -> str:
-        path = self.runs_dir
-        try:
-            return str(path.resolve().relative_to(Path.cwd())) + "/"
-        except ValueError:
-            return str(path)
+        return self.workspace.label
 
     def open_start(self, preset: Preset) -> None:
         from ftbench.tui.screens.start import StartRequest, StartScreen
@@ -257,36 +206,21 @@ class FtbenchApp(App[None]):
         self.push_screen(RunScreen(record))
 
     def compare_runs(self, ids: list[str], label: str) -> None:
-        self.compare_request = CompareRequest(ids=tuple(ids), label=label)
+        self.workspace.compare = CompareRequest(ids=tuple(ids), label=label)
         self.switch_mode("compare")
 
     def compare_preset(self, preset: str | None) -> None:
-        self.compare_request = CompareRequest(preset=preset)
+        self.workspace.compare = CompareRequest(preset=preset)
         self.switch_mode("compare")
 
     def toggle_mark(self, run_id: str) -> None:
-        self.marked ^= {run_id}
-        state = "selected for" if run_id in self.marked else "removed from"
-        self.notify(f"{run_id} {state} Compare ({len(self.marked)} selected)", timeout=3)
-
-    # --- runs folder ---------------------------------------------------------------------
-    def runs(self) -> LoadResult:
-        if self._loaded is None:
-            from ftbench.results.store import load_runs
-
-            self._loaded = load_runs(self.runs_dir)
-        return self._loaded
-
-    def reload_runs(self) -> None:
-        self._loaded = None
-        self.runs_version += 1
-
-    def saved_presets(self) -> list[str]:
-        return list(dict.fromkeys(r.preset for r in reversed(self.runs().records)))
+        state = "selected for" if self.workspace.toggle(run_id) else "removed from"
+        self.notify(f"{run_id} {state} Compare ({len(self.workspace.marked)} selected)", timeout=3)
 
     def action_reload_runs(self) -> None:
-        self.reload_runs()
-        self.notify(f"{len(self.runs().records)} runs in {self.runs_dir_label}", timeout=3)
+        self.workspace.reload()
+        self.notify(f"{len(self.workspace.runs().records)} runs in {self.runs_dir_label}",
+                    timeout=3)
 
     # --- training (ftbench.tui.controller) -----------------------------------------------
     @property
@@ -306,14 +240,11 @@ class FtbenchApp(App[None]):
         progress); their gates run in the worker before the first of them trains."""
         if not self.controller.start(prepared):
             self.notify(f"Added {len(prepared.specs)} run(s) to the queue.", timeout=4)
-            if self.live is not None:
-                self.live.show_queue()
+            self.controller.post(partial(QueueChanged, self.controller.queue))
             return
         self.set_activity(f"▶ {prepared.preset} starting")
         self.switch_mode("live")
-        if self.live is not None:
-            self.live.show_all()
-        self.call_after_refresh(self.poll_gpu)  # the GPU on the Memory panel at once
+        self.controller.post(partial(QueueChanged, self.controller.queue))  # drawn there
 
     def _emitter(self, item: QueueItem) -> Callable[[Event], None]:
         return self.controller.emitter(item)
@@ -333,63 +264,22 @@ class FtbenchApp(App[None]):
         return f"{state} {queue.preset} · {item.spec.method.name} {where} · " \
                f"{item.index + 1}/{len(queue)}"
 
-    # --- engine messages -----------------------------------------------------------------
+    # --- the training's messages: what is app-wide (the screens handle their own) --------
     def on_item_started(self, message: ItemStarted) -> None:
         self.set_activity(self._activity_for(message.item))
-        if self.live is not None:
-            self.live.show_item(message.item)
 
-    def on_run_began(self, message: RunBegan) -> None:
+    def on_run_progress(self, message: RunProgress) -> None:
         self.set_activity(self._activity_for(message.item))
-        if self.live is not None:
-            self.live.show_item(message.item)
-
-    def on_step_metrics(self, message: StepMetrics) -> None:
-        self.set_activity(self._activity_for(message.item))
-        if self.live is not None:
-            self.live.show_step(message.item)
-
-    def on_step_moved(self, message: StepMoved) -> None:
-        self.set_activity(self._activity_for(message.item))
-        if self.live is not None:
-            self.live.show_progress(message.item)
-
-    def on_eval_moved(self, message: EvalMoved) -> None:
-        self.set_activity(self._activity_for(message.item))
-        if self.live is not None:
-            self.live.show_progress(message.item)
-
-    def on_gpu_sampled(self, message: GpuSampled) -> None:
-        if self.live is not None:
-            self.live.show_gpu(message.item)
-
-    def on_eval_done(self, message: EvalDone) -> None:
-        self.set_activity(self._activity_for(message.item))
-        if self.live is not None:
-            self.live.show_eval(message.item)
-
-    def on_log_line(self, message: LogLine) -> None:
-        if self.queue is not None:
-            self.queue.log.append((message.item, message.event))
-        if self.live is not None:
-            self.live.sync_log()
 
     def note(self, text: str, level: str = "info") -> None:
         """A line of the app's own in the queue's log (cancel requested, queue finished...)."""
-        if self.queue is None:
-            return
-        self.queue.log.append((None, Log(None, level, text)))
-        if self.live is not None:
-            self.live.sync_log()
+        if self.queue is not None:
+            self.queue.add_log(None, Log(None, level, text))
 
     def on_run_ended(self, message: RunEnded) -> None:
-        item, event = message.item, message.event
+        event = message.event
         record = event.record
-        self.reload_runs()
-        if self.live is not None:
-            self.live.show_item(item)
-        self.note(run_summary(record, event.path, self.runs_dir_label),
-                  "info" if record.status == "completed" else "warning")
+        self.workspace.reload()
         text = f"{record.method} (seed {record.seed}): {record.status}"
         if record.status == "completed":
             self.notify(text, title="Run finished", timeout=4)
@@ -404,19 +294,13 @@ class FtbenchApp(App[None]):
 
     def on_refused(self, message: Refused) -> None:
         """A start's gates refused it (hub, runs folder, fit...): its runs are skipped."""
-        self.note(message.reason, "error")
-        if self.live is not None:
-            self.live.show_all()
         self.notify(one_line(message.reason, 300), title="Could not run", severity="error",
                     timeout=12)
 
     def on_queue_done(self, message: QueueDone) -> None:
         queue = message.queue
         self.set_activity("")
-        self.compare_request = CompareRequest(preset=queue.preset)
-        self.note(f"{queue.preset} finished: {summary(queue)}. Press 4 to compare.")
-        if self.live is not None:
-            self.live.show_all()
+        self.workspace.compare = CompareRequest(preset=queue.preset)
         if not self._quitting:
             self.notify(f"{summary(queue)}. Press 4 to compare.", title=f"{queue.preset} done",
                         timeout=8)
@@ -425,15 +309,6 @@ class FtbenchApp(App[None]):
         worker = event.worker
         if worker.group == "probe" and event.state == WorkerState.SUCCESS:
             self.machine = worker.result
-            return
-        if worker.group == "gpu-now":
-            if event.state == WorkerState.SUCCESS and worker.result is not None \
-                    and self.live is not None:
-                self.live.query_one(MemoryPanel).set_gpu_now(worker.result)
-            return
-        if worker.group == "gpus-now":
-            if event.state == WorkerState.SUCCESS and self.live is not None:
-                self.live.query_one(MemoryPanel).set_gpus(worker.result)
             return
         if worker.group != TRAINING:
             return
@@ -448,10 +323,10 @@ class FtbenchApp(App[None]):
         running; the screens say why."""
         text = self.controller.failed(error)
         self.set_activity("")
-        self.reload_runs()
+        self.workspace.reload()
         self.note(text, "error")
-        if self.live is not None:
-            self.live.show_all()
+        if self.queue is not None:
+            self.controller.post(partial(QueueChanged, self.queue))
         self.notify(text, title="Could not run", severity="error", timeout=12)
 
     def action_cancel_run(self) -> None:
@@ -475,8 +350,7 @@ class FtbenchApp(App[None]):
                 "is saved at once (no evaluation)"
             self.note(f"cancelling {item.label}: it stops after this step and {how}; "
                       f"then {then}", "warning")
-            if self.live is not None:
-                self.live.show_item(item)
+            self.controller.post(partial(RunProgress, item))
 
         self.push_screen(CancelRunScreen(item.label, remaining), decided)
 
@@ -551,27 +425,6 @@ def run_app(runs_dir: str | None = None, start: Prepared | None = None,
     if start is None or queue is None:
         return 0
     return queue_exit_code([r.status for r in queue.records()], len(queue))
-
-
-def run_summary(record: Any, path: str | None, runs_label: str = "") -> str:
-    """The log's last line for a run: status, its metrics, train time, where it was saved."""
-    from ftbench.tui.format import duration, number, primary_metric
-
-    name, value = primary_metric(record.metrics, record.task)
-    parts = [f"{record.method} · seed {record.seed}: {record.status}"]
-    if value is not None:
-        at = record.metrics.get("at_step")
-        parts.append(f"{name} {value:.4f}" + (f" at step {at}" if at is not None else ""))
-    f1 = number(record.metrics.get("f1"))
-    if f1 is not None and name != "f1":
-        parts.append(f"f1 {f1:.4f}")
-    train_s = number(record.timing.get("train_s"))
-    if train_s is not None:
-        parts.append(f"train {duration(train_s)} ({record.timing.get('steps') or 0} steps)")
-    if record.error and record.status != "completed":
-        parts.append(one_line(record.error, 120))
-    parts.append(f"saved {path}" if path else "not saved")
-    return " · ".join(parts)
 
 
 def queue_exit_code(statuses: list[str], queued: int) -> int:

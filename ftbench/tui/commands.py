@@ -45,7 +45,7 @@ class FtbenchCommands(_CommandList):
             yield "Cancel run", "Cancel the run in progress (asks first)", app.action_cancel_run
         for preset in app.presets:
             yield (f"Run {preset.name}…", f"Start {preset.title}", partial(app.open_start, preset))
-        for name in app.saved_presets():
+        for name in app.workspace.saved_presets():
             yield (f"Compare {name}", f"Latest runs of {name}: table, charts, fronts",
                    partial(app.compare_preset, name))
         yield "Reload runs", "Read the runs folder again", app.action_reload_runs

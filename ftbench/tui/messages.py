@@ -1,82 +1,40 @@
-"""Messages the training worker posts to the app: small dataclasses, one per engine event.
+"""Messages the training worker posts: small dataclasses, posted to the app and to every screen
+that subscribed (`TrainingController.subscribe`); each handles what it shows.
 
-The worker appends every event to the run's `LiveFeed` first, then posts one of these, so a
-message is a "this changed" notice that carries the newest event for convenience. That makes
-the high-rate ones (a step every logging interval, a GPU sample every 0.5 s) safe to coalesce:
-when the UI falls behind, `can_replace` lets a newer notice of the same kind and run stand in
-for the queued ones, and nothing is lost because the feed holds every point.
+The worker appends every engine event to the run's `LiveFeed` first, then posts one of these, so
+a message is a "this changed" notice. `RunProgress` stands for every event during a run (steps,
+progress, evaluations, GPU samples, log lines, the run's start): a newer one for the same run
+replaces those still queued (`can_replace`), and nothing is lost because the feed holds every
+point. The others mark the queue's life: an item taken, a run ended, a start refused, the queue
+changed or done.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from textual.message import Message
+from textual.message import Message as _Message
 
-from ftbench.engine.events import (
-    Eval, EvalProgress, GpuSample, Log, RunFinished, RunStarted, Step, StepProgress,
-)
+from ftbench.engine.events import RunFinished
 from ftbench.tui.session import QueueItem, RunQueue
 
 
+class Message(_Message):
+    """A training message: handled where it is posted. It never bubbles from a screen to the
+    app, which gets its own copy (`TrainingController.post`)."""
+
+    bubble: ClassVar[bool] = False
+
+
 @dataclass
-class RunBegan(Message):
-    """The engine built the model and is about to train (total steps now known)."""
+class RunProgress(Message):
+    """Something happened in ``item``'s run: its feed (and the queue's log) has news."""
 
     item: QueueItem
-    event: RunStarted
 
-
-@dataclass
-class StepMetrics(Message):
-    item: QueueItem
-    event: Step
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, StepMetrics) and message.item is self.item
-
-
-@dataclass
-class StepMoved(Message):
-    """An optimizer step went by (a few a second at most): counter, clock, ETA."""
-
-    item: QueueItem
-    event: StepProgress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, StepMoved) and message.item is self.item
-
-
-@dataclass
-class EvalMoved(Message):
-    """An evaluation started or moved on (batches done of total)."""
-
-    item: QueueItem
-    event: EvalProgress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, EvalMoved) and message.item is self.item
-
-
-@dataclass
-class GpuSampled(Message):
-    item: QueueItem
-    event: GpuSample
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, GpuSampled) and message.item is self.item
-
-
-@dataclass
-class EvalDone(Message):
-    item: QueueItem
-    event: Eval
-
-
-@dataclass
-class LogLine(Message):
-    item: QueueItem | None
-    event: Log
+    def can_replace(self, message: _Message) -> bool:
+        return isinstance(message, RunProgress) and message.item is self.item
 
 
 @dataclass
@@ -102,6 +60,13 @@ class Refused(Message):
 
     item: QueueItem
     reason: str
+
+
+@dataclass
+class QueueChanged(Message):
+    """Runs joined the queue, a cancel was asked, or the worker failed: redraw it."""
+
+    queue: RunQueue
 
 
 @dataclass

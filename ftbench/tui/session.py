@@ -3,7 +3,7 @@
 Pure Python (no Textual, no torch) so it can be tested on its own. Two threads touch it:
 
 - the training worker takes items with `RunQueue.take_next`, appends engine events to the
-  item's `LiveFeed` and never waits on the UI;
+  item's `LiveFeed` (and log lines to the queue's log) and never waits on the UI;
 - the UI reads feeds (``list(...)`` copies are atomic under the GIL) and asks for a cancel
   with `RunQueue.cancel_current`.
 
@@ -151,8 +151,9 @@ class RunQueue:
         self._stop = False
         self._cancel = CancelRequest()
         self._current: QueueItem | None = None
-        # What the log pane shows, in order: engine messages and the app's own notes.
-        # Appended on the UI thread only (the pane replays it after a resize or a return).
+        # What the log pane shows, in order: engine messages (appended by the worker as they
+        # arrive) and the app's own notes (the UI thread), through `add_log`; the pane reads
+        # it on its own (and replays it after a resize or a return).
         self.log: list[tuple[QueueItem | None, Log]] = []
 
     def __iter__(self) -> Iterator[QueueItem]:
@@ -245,6 +246,11 @@ class RunQueue:
             if self._stop and self._current is None:
                 self._stop = False
             return added
+
+    def add_log(self, item: QueueItem | None, event: Log) -> None:
+        """A line for the log pane: ``item``'s engine message, or (None) the app's own."""
+        with self._lock:
+            self.log.append((item, event))
 
     @property
     def finished(self) -> bool:

@@ -9,7 +9,6 @@ pane; the screen rebuilds when the runs, the selection or the width change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -23,19 +22,11 @@ from textual.worker import Worker, WorkerState
 
 from ftbench.tui.commands import ScreenCommands
 from ftbench.tui.screens.base import MainScreen
+from ftbench.tui.workspace import CompareRequest
 
 if TYPE_CHECKING:
     from ftbench.results.record import RunRecord
     from ftbench.tui.app import FtbenchApp
-
-
-@dataclass(frozen=True)
-class CompareRequest:
-    """Which runs to compare: explicit ids, or the latest set of a preset (None: newest)."""
-
-    ids: tuple[str, ...] = ()
-    preset: str | None = None
-    label: str = ""
 
 
 def describe(request: CompareRequest, records: "list[RunRecord]") -> str:
@@ -104,8 +95,8 @@ class CompareScreen(MainScreen):
     def selected(self) -> "list[RunRecord]":
         from ftbench.report.select import Selection, SelectionError, select_runs
 
-        request = self.app.compare_request
-        records = self.app.runs().records
+        request = self.app.workspace.compare
+        records = self.app.workspace.runs().records
         try:
             if request.ids:
                 return select_runs(records, Selection(ids=request.ids))
@@ -121,7 +112,7 @@ class CompareScreen(MainScreen):
         if width < 20:
             return
         height = max(12, min(22, body.content_size.height - 1))
-        key = (self.app.runs_version, self.app.compare_request, self.per_run, self.by_budget,
+        key = (self.app.workspace.version, self.app.workspace.compare, self.per_run, self.by_budget,
                self.x_axis, width, height)
         if key == self._built and not force:
             return
@@ -138,7 +129,7 @@ class CompareScreen(MainScreen):
         grouping = "one row per run" if self.per_run else "mean ± std over seeds"
         if self.by_budget:
             grouping += " · by budget"
-        head.update(Text.assemble(("Comparing ", ""), (describe(self.app.compare_request, records),
+        head.update(Text.assemble(("Comparing ", ""), (describe(self.app.workspace.compare, records),
                                                        "bold"),
                                   f" ({len(records)} run{'s' if len(records) != 1 else ''}) · "
                                   f"{grouping}", ("   p preset · g grouping · b budget · x steps/time", "dim")))
@@ -166,11 +157,11 @@ class CompareScreen(MainScreen):
     def action_pick_preset(self) -> None:
         from ftbench.tui.screens.choice import ChoiceScreen
 
-        presets = list(dict.fromkeys(r.preset for r in reversed(self.app.runs().records)))
+        presets = self.app.workspace.saved_presets()
         if not presets:
             self.app.notify("No saved runs yet.", severity="warning")
             return
-        current = self.app.compare_request.preset
+        current = self.app.workspace.compare.preset
         self.app.push_screen(ChoiceScreen("Compare the latest runs of", [(p, p) for p in presets],
                                           current),
                              lambda name: self.app.compare_preset(name) if name else None)
@@ -215,7 +206,7 @@ class CompareScreen(MainScreen):
         self.app.notify(f"Charts saved to {path}", timeout=6)
 
     def action_rebuild(self) -> None:
-        self.app.reload_runs()
+        self.app.workspace.reload()
         self.rebuild(force=True)
 
 

@@ -150,17 +150,18 @@ class RunsScreen(MainScreen):
         table.focus()
 
     def on_screen_resume(self) -> None:
-        if self._loaded_version != self.app.runs_version:
+        if self._loaded_version != self.app.workspace.version:
             self.reload()
         else:
             self.refresh_table()  # marks may have changed on a run's screen
 
     # --- data ----------------------------------------------------------------------------
     def reload(self) -> None:
-        loaded = self.app.runs()
-        self._loaded_version = self.app.runs_version
+        workspace = self.app.workspace
+        loaded = workspace.runs()
+        self._loaded_version = workspace.version
         records = loaded.records
-        self.app.marked &= {r.run_id for r in records}
+        workspace.keep_marks_of({r.run_id for r in records})
         for select_id, values in (("#filter-preset", sorted({r.preset for r in records})),
                                   ("#filter-method", sorted({r.method for r in records}))):
             select = self.query_one(select_id, Select)
@@ -175,7 +176,7 @@ class RunsScreen(MainScreen):
         wanted = {name: self.query_one(f"#filter-{name}", Select).value
                   for name in ("preset", "method", "status")}
         out = []
-        for record in self.app.runs().records:
+        for record in self.app.workspace.runs().records:
             if any(value is not Select.NULL and getattr(record, name) != value
                    for name, value in wanted.items()):
                 continue
@@ -192,7 +193,8 @@ class RunsScreen(MainScreen):
         table.clear()
         self.shown = self.filtered()
         for record in self.shown:
-            table.add_row(*row_cells(record, record.run_id in self.app.marked), key=record.run_id)
+            table.add_row(*row_cells(record, record.run_id in self.app.workspace.marked),
+                          key=record.run_id)
         for key, header in COLUMNS:
             column = table.columns[key]  # type: ignore[index]
             arrow = (" ▼" if self.sort_reverse else " ▲") if key == self.sort_key else ""
@@ -204,7 +206,7 @@ class RunsScreen(MainScreen):
         self.show_state()
 
     def show_state(self) -> None:
-        loaded = self.app.runs()
+        loaded = self.app.workspace.runs()
         empty = self.query_one("#runs-empty", Static)
         table = self.query_one(DataTable)
         total = len(loaded.records)
@@ -219,8 +221,8 @@ class RunsScreen(MainScreen):
             empty.update(Text("No run matches the filters (escape clears them).", style="dim"))
         status = Text()
         status.append(f"{len(self.shown)} of {total} runs in {self.app.runs_dir_label}")
-        if self.app.marked:
-            status.append(f" · {len(self.app.marked)} selected for Compare", style="bold")
+        if self.app.workspace.marked:
+            status.append(f" · {len(self.app.workspace.marked)} selected for Compare", style="bold")
         if loaded.problems:
             status.append(f" · {len(loaded.problems)} unreadable file"
                           f"{'s' if len(loaded.problems) > 1 else ''} skipped", style="yellow")
@@ -252,17 +254,18 @@ class RunsScreen(MainScreen):
         run_id = self.current_run_id()
         if run_id is None:
             return
-        self.app.marked ^= {run_id}
+        marked = self.app.workspace.toggle(run_id)
         table = self.query_one(DataTable)
         record = next(r for r in self.shown if r.run_id == run_id)
-        table.update_cell(run_id, "mark", row_cells(record, run_id in self.app.marked)[0])
+        table.update_cell(run_id, "mark", row_cells(record, marked)[0])
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
         self.show_state()
 
     def action_compare(self) -> None:
-        if self.app.marked:
-            ids = [r.run_id for r in self.app.runs().records if r.run_id in self.app.marked]
+        workspace = self.app.workspace
+        if workspace.marked:
+            ids = [r.run_id for r in workspace.runs().records if r.run_id in workspace.marked]
             self.app.compare_runs(ids, f"{len(ids)} selected run{'s' if len(ids) > 1 else ''}")
         elif self.shown:
             ids = [r.run_id for r in self.shown]
@@ -311,5 +314,5 @@ class RunsScreen(MainScreen):
         self.query_one(DataTable).focus()
 
     def action_reload(self) -> None:
-        self.app.reload_runs()
+        self.app.workspace.reload()
         self.reload()

@@ -235,7 +235,7 @@ class StartScreen(ModalScreen["StartRequest | None"]):
             return  # the form changed meanwhile; its own plan is on its way
         self.prepared = prepared
         if worker.group == RESOLVING:
-            self.plan_runs(overrides, prepared, self.app.runs().records)
+            self.plan_runs(overrides, prepared, self.app.workspace.runs().records)
         self.update_summary()
         if self.start_pending and self._ready():
             self.start_pending = False
