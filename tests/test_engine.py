@@ -154,13 +154,19 @@ def test_tensorboard_logs_land_next_to_the_runs_and_scratch_is_removed(tmp_path:
     assert set(Path(_tf.gettempdir()).glob("ftbench-trainer-*")) <= before | set()
 
 
-def test_trainer_scratch_folder_is_removed(tmp_path: Path) -> None:
+def test_trainer_scratch_folder_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile as _tf
 
-    before = set(Path(_tf.gettempdir()).glob("ftbench-trainer-*"))
-    run(tiny_spec(steps=1), runs_dir=tmp_path)
-    new = set(Path(_tf.gettempdir()).glob("ftbench-trainer-*")) - before
-    assert not new
+    # a temp folder of this test's own: other processes' runs on the machine cannot show up in it
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(_tf, "tempdir", str(scratch))
+    made = []
+    real_mkdtemp = _tf.mkdtemp
+    monkeypatch.setattr(_tf, "mkdtemp", lambda *a, **k: made.append(real_mkdtemp(*a, **k)) or made[-1])
+    run(tiny_spec(steps=1), runs_dir=tmp_path / "runs")
+    assert any(Path(m).name.startswith("ftbench-trainer-") for m in made)  # the run did make one
+    assert not list(scratch.glob("ftbench-trainer-*"))
 
 
 def test_steady_state_figures_and_moving_window_live_rate(tmp_path: Path) -> None:

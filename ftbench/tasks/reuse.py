@@ -17,7 +17,6 @@ engine hands a task `SHARED`, or no cache at all when ``FTBENCH_LEVERS_OFF=prepa
 from __future__ import annotations
 
 import hashlib
-import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,10 +29,13 @@ MAX_TOKENS = 20_000_000  # about 1 GB of token lists; the copy in use is always 
 
 
 def fingerprint(*parts: Any) -> str:
-    """A digest of plain data (strings, numbers, tuples, lists, dataclasses of them)."""
+    """A digest of plain data (strings, numbers, tuples, lists, dataclasses of them), from their
+    ``repr``: exact for these types (strings are quoted and escaped, a tuple is not a list), and
+    no pickle in the package (tests/test_reliability_safety.py)."""
     digest = hashlib.blake2b(digest_size=16)
     for part in parts:
-        digest.update(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+        digest.update(repr(part).encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
     return digest.hexdigest()
 
 
