@@ -291,3 +291,23 @@ def test_measuring_under_autocast_leaves_the_trainable_set_as_it_was(general: st
     measured = evaluator.measure(model, "bf16")
     assert {n: p.requires_grad for n, p in model.named_parameters()} == before
     assert measured.metrics["response_loss"] > 0 and model.training
+
+
+def test_splitting_loss_batches_by_logit_size_changes_nothing(general: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftbench.models import resolve_model
+    from ftbench.tasks import causal_lm_eval
+    from ftbench.tasks.causal_lm import CausalLMTask
+
+    path = resolve_model("tiny-llama").path
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    evaluator = CausalLMTask().prepare(sft_spec(general, evals=6), tokenizer, lambda _: None).generative
+    model = AutoModelForCausalLM.from_pretrained(path)
+    whole = evaluator.token_loss(model, evaluator.eval_examples)
+    monkeypatch.setattr(causal_lm_eval, "LOSS_LOGITS_BYTES", 1)   # one example per forward
+    ticks: list[int] = []
+    split = evaluator.token_loss(model, evaluator.eval_examples, lambda: ticks.append(1))
+    assert split == pytest.approx(whole, rel=1e-5)
+    assert len(ticks) == -(-len(evaluator.eval_examples) // evaluator.batch_size)

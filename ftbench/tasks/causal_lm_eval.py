@@ -32,6 +32,11 @@ from typing import Any
 _HASHES = re.compile(r"####\s*([^\n]*)")
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 SAMPLE_TEXT_LIMIT = 600     # characters of a prompt / generation kept in the record
+# Loss batches are split so their fp32 logits (rows x length x vocabulary) stay under this:
+# SmolLM2's 49,152-token vocabulary makes one 160-token example 31 MB of logits, and a whole
+# eval batch's worth would set the process's memory peak (and stay in its heap) instead of
+# training. The loss is a sum over tokens, so the split does not change it.
+LOSS_LOGITS_BYTES = 128 * 2**20
 
 
 def extract_answer(text: str) -> str | None:
@@ -188,11 +193,18 @@ class SFTEvaluator:
 
         device = _device(model)
         pad = self._pad_id()
+        vocab = _vocab_size(model)
         total = 0.0
         count = 0
         order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+        chunks: list[tuple[list[dict[str, list[int]]], bool]] = []  # (rows, ends a batch)
         for start in range(0, len(order), self.batch_size):
-            chunk = [examples[i] for i in order[start:start + self.batch_size]]
+            batch = [examples[i] for i in order[start:start + self.batch_size]]
+            width = max(len(ex["input_ids"]) for ex in batch)
+            rows = max(1, LOSS_LOGITS_BYTES // max(1, width * vocab * 4))
+            chunks += [(batch[i:i + rows], i + rows >= len(batch))
+                       for i in range(0, len(batch), rows)]
+        for chunk, last in chunks:
             width = max(len(ex["input_ids"]) for ex in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -203,7 +215,8 @@ class SFTEvaluator:
                 mask[row, :n] = 1
                 labels[row, :n] = torch.tensor(ex["labels"])
             n_tokens = int((labels[:, 1:] != -100).sum())
-            step()
+            if last:
+                step()
             if n_tokens == 0:
                 continue
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
@@ -292,6 +305,12 @@ def _exp(loss: float | None) -> float | None:
     if loss is None or not math.isfinite(loss):
         return None
     return math.exp(min(loss, 700.0))
+
+
+def _vocab_size(model: Any) -> int:
+    get = getattr(model, "get_base_model", None)
+    base = get() if callable(get) else model
+    return int(getattr(getattr(base, "config", None), "vocab_size", 0) or 32_000)
 
 
 def _device(model: Any) -> Any:
