@@ -146,10 +146,11 @@ class Bench:
                          error=f"qlora unavailable: {qlora_available()[1]}")
                 continue
             b = self.batch
+            # the lambdas run below, in this iteration, so they see this kind/method/b
             order: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-                ("ftbench", lambda: self.ftbench(self.spec(kind, method, b))),
-                ("trainer", lambda: self.baseline("trainer", kind, method, b)),
-                ("loop", lambda: self.baseline("loop", kind, method, b)),
+                ("ftbench", lambda: self.ftbench(self.spec(kind, method, b))),  # noqa: B023
+                ("trainer", lambda: self.baseline("trainer", kind, method, b)),  # noqa: B023
+                ("loop", lambda: self.baseline("loop", kind, method, b)),  # noqa: B023
             ]
             if i % 2:
                 order.reverse()  # alternate who goes first (warm caches, clocks)

@@ -9,6 +9,10 @@ and reports the median ratio ftbench / plain of (a) the training phase (ftbench'
 ``train_s``, which excludes evaluation, vs the plain script's ``trainer.train()`` wall time)
 and (b) the whole command's wall time. Target: both <= 1.03.
 
+Both train at the same precision: ``--precision`` (default auto, resolved by ftbench's own rule
+for this machine: bf16 on a CPU with native bf16) is written into a copy of the preset for
+ftbench and passed to the plain script.
+
     .venv/bin/python benchmarks/overhead.py --method lora --max-steps 20 --reps 5
 """
 
@@ -25,6 +29,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # cpu_speed.preset_at_precision
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
@@ -41,19 +47,39 @@ TINY_FTBENCH = ["--model", "tiny-bert", "--dataset", "synthetic-sentiment", "--t
                 "--eval-size", "16"]
 
 
+PRECISION: list[str] = ["fp32"]   # what both sides train in (main() resolves --precision)
+
+
 def run_ftbench(method: str, steps: int) -> tuple[float, float]:
+    from cpu_speed import preset_at_precision
+
     with tempfile.TemporaryDirectory() as runs:
-        wall, out = timed([sys.executable, "-m", "ftbench.cli", "run", "--preset", "quickstart",
+        preset = preset_at_precision("quickstart", PRECISION[0], Path(runs))
+        wall, out = timed([sys.executable, "-m", "ftbench.cli", "run", "--preset", str(preset),
                            "--method", method, "--max-steps", str(steps), "--headless", "--json",
                            "--runs-dir", runs] + (TINY_FTBENCH if TINY else []))
     record = json.loads(out)["runs"][0]
+    if record["environment"]["precision"] != PRECISION[0]:
+        raise SystemExit(f"ftbench ran {record['environment']['precision']}, not {PRECISION[0]}")
     return float(record["timing"]["train_s"]), wall
 
 
 def run_plain(method: str, steps: int) -> tuple[float, float]:
     wall, out = timed([sys.executable, str(ROOT / "benchmarks" / "plain_trainer.py"),
-                       "--method", method, "--max-steps", str(steps)] + TINY)
+                       "--method", method, "--max-steps", str(steps), "--precision", PRECISION[0]]
+                      + TINY)
     return float(json.loads(out.strip().splitlines()[-1])["train_s"]), wall
+
+
+def resolve_precision(asked: str) -> str:
+    """--precision auto: what ftbench's rule picks on this machine's CPU."""
+    if asked != "auto":
+        return asked
+    import torch
+
+    from ftbench.engine.precision import resolve
+
+    return resolve("auto", "cpu", torch).precision
 
 
 def main() -> None:
@@ -62,9 +88,11 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--tiny", action="store_true", help="tiny-bert, synthetic data (CI)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     args = parser.parse_args()
     if args.tiny:
         TINY.append("--tiny")
+    PRECISION[0] = resolve_precision(args.precision)
 
     rows = []
     for rep in range(args.reps):
@@ -81,6 +109,7 @@ def main() -> None:
     wall_ratio = statistics.median(r[2] / r[3] for r in rows)
     print(json.dumps({
         "method": args.method, "max_steps": args.max_steps, "reps": args.reps,
+        "precision": PRECISION[0],
         "median_train_s": {"ftbench": statistics.median(r[0] for r in rows),
                            "plain": statistics.median(r[1] for r in rows)},
         "median_command_s": {"ftbench": statistics.median(r[2] for r in rows),

@@ -6,7 +6,7 @@ identical examples; it reads a CSV and draws the split), the same tokenizer sett
 schedule, batch size, seed and LoRA configuration. It uses nothing else from ftbench: no
 callback, no telemetry thread, no run record. Prints one JSON line with its timings.
 
-    python benchmarks/plain_trainer.py --method lora --max-steps 20
+    python benchmarks/plain_trainer.py --method lora --max-steps 20 [--precision bf16]
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--method", choices=["full", "lora"], default="lora")
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: the Trainer's bf16 autocast on the CPU (bf16=True, use_cpu=True)")
     parser.add_argument("--tiny", action="store_true",
                         help="tiny-bert on synthetic reviews (what `overhead.py --tiny` compares; CI)")
     args = parser.parse_args()
@@ -78,6 +80,7 @@ def main() -> None:
         max_steps=args.max_steps, learning_rate=lr, logging_steps=5, eval_strategy="no",
         save_strategy="no", report_to="none", seed=42, data_seed=42, use_cpu=True,
         optim="adamw_torch", dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False,
+        bf16=args.precision == "bf16",
     )
     trainer = Trainer(model=model, args=targs, train_dataset=train, eval_dataset=evald,
                       data_collator=DataCollatorWithPadding(tokenizer))
@@ -86,6 +89,7 @@ def main() -> None:
     train_s = time.perf_counter() - t
     metrics = trainer.evaluate()
     print(json.dumps({"train_s": round(train_s, 3), "eval_loss": metrics["eval_loss"],
+                      "precision": args.precision,
                       "in_process_s": round(time.perf_counter() - T0, 3)}))
 
 

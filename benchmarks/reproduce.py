@@ -169,14 +169,14 @@ def verdict(*, metric: str | None, reported: float | None, measured: float | Non
     return f"{'higher' if diff > 0 else 'lower'} by {_points(diff)}{because}"
 
 
-def _hardware(record) -> str:  # noqa: ANN001 - a RunRecord
+def _hardware(record) -> str:  # a RunRecord
     env = record.environment or {}
     if env.get("device_name"):
         return str(env["device_name"])
     return f"{env.get('cpu') or 'CPU'}, {env.get('cpu_count') or '?'} cores"
 
 
-def _size(record) -> str:  # noqa: ANN001
+def _size(record) -> str:
     spec = record.spec or {}
     data, train = spec.get("data") or {}, spec.get("train") or {}
     text = f"{data.get('train_size', '?')}/{data.get('eval_size', '?')}"
@@ -194,7 +194,7 @@ def _cell(text: str) -> str:
 
 def build_table(records: list, *, mode: str,
                 link: Callable[[str], str] = lambda run_id: f"`{run_id}`",
-                ) -> tuple[list[list[str]], list[str]]:  # noqa: C901
+                ) -> tuple[list[list[str]], list[str]]:
     """Table cells (one row per preset x method, `HEADER`'s columns) and the run ids behind
     them, from records."""
     from ftbench.presets import load_preset

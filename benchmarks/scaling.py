@@ -90,7 +90,8 @@ def main() -> None:
                     print(f"| {method} | {length} | {batch} | error: {row['error']} |", flush=True)
                     continue
                 print(f"| {method} | {length} | {batch} | {row['tokens_per_sample']} | {row['s_per_step']} "
-                      f"| {row['samples_per_s']} | {row['tokens_per_s']} | {row['peak_mb']:,.0f} ({row['peak_kind']}) |",
+                      f"| {row['samples_per_s']} | {row['tokens_per_s']} "
+                      f"| {row['peak_mb']:,.0f} ({row['peak_kind']}) |",
                       flush=True)
     print(json.dumps(rows))
 

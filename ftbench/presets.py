@@ -39,6 +39,7 @@ TOP: dict[str, Rule] = {
     "methods": Rule("table", required=True),  # an array of tables, checked separately
     "references": Rule("table"),
     "offline": Rule("table"),
+    "tune": Rule("table"),  # checked by ftbench.tune.space when --tune uses it (docs/tuning.md)
 }
 DATA: dict[str, Rule] = field_rules(DataSpec)
 TRAIN: dict[str, Rule] = field_rules(TrainParams)
@@ -206,6 +207,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
         needs_gpu=doc.get("needs_gpu", False),
         references=tuple(references),
         path=c.source,
+        tune=dict(doc.get("tune", {})),
     )
 
 

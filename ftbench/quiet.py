@@ -47,7 +47,7 @@ class _LazyFileHandler(logging.Handler):
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as fh:
                 fh.write(self.format(record) + "\n")
-        except Exception:  # noqa: BLE001 - an unwritable log must not surface as a traceback
+        except Exception:  # an unwritable log must not surface as a traceback
             pass
 
 

@@ -127,6 +127,7 @@ class Preset:
     needs_gpu: bool = False
     references: tuple[Reference, ...] = ()
     path: str = ""
+    tune: dict[str, Any] = field(default_factory=dict)  # the [tune] table (ftbench.tune.space)
 
     def __post_init__(self) -> None:
         validate_fields(self, SpecError)
@@ -150,6 +151,9 @@ class RunSpec:
     # --offline: the preset's [offline] settings per device, {"cpu": {...}, "cuda": {...}} with
     # train_size / eval_size / learning_rate; the engine applies the one for its device
     device_settings: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    # --tune (ftbench.tune): {"study", "role": "trial" | "final", "trial", "params", ...}, linking
+    # a sweep's trials and final runs in their records; empty for a plain run
+    tune: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         validate_fields(self, SpecError)
@@ -214,4 +218,5 @@ class RunSpec:
             trust_remote_code=d.get("trust_remote_code", False),
             allow_pickle=d.get("allow_pickle", False),
             device_settings={k: dict(v) for k, v in d.get("device_settings", {}).items()},
+            tune=dict(d.get("tune") or {}),
         )

@@ -11,7 +11,6 @@ import torch
 from ftbench.engine.autobatch import (CPU_BATCH, MAX_BATCH, find_batch_size, resolve_compile,
                                       start_size)
 from ftbench.engine.runner import Hooks, _is_oom, run
-from ftbench.errors import FtbenchError
 from ftbench.presets import Overrides, PresetError, expand, load_preset, parse_preset_text
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
 

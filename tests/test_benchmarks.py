@@ -30,9 +30,10 @@ def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> st
 
 def test_every_script_has_a_tiny_run_below() -> None:
     covered = {"benchmarks/gpu.py", "benchmarks/baselines.py", "benchmarks/overhead.py",
+               "benchmarks/cpu_speed.py",
                "benchmarks/plain_trainer.py", "benchmarks/monitoring.py", "benchmarks/scaling.py",
                "benchmarks/startup.py", "benchmarks/reproduce.py", "docs/screenshots.py",
-               "benchmarks/sft_overhead.py", "benchmarks/sft_trainer.py"}
+               "benchmarks/airgap.py", "benchmarks/sft_overhead.py", "benchmarks/sft_trainer.py"}
     extra = {s for s in SCRIPTS if s.startswith("benchmarks/plan")}   # tested beside `ftbench plan`
     assert set(SCRIPTS) - extra == covered, "a new script needs a tiny run in this file"
 
@@ -48,7 +49,8 @@ def test_gpu_benchmark_tiny(tmp_path: Path) -> None:
         "(none: all on)", "pad_collator", "pad_multiple", "fused_adamw"]
     ftbench_rows = [r for r in rows if r["section"] in ("throughput", "per_method", "auto_batch", "qa",
                                                         "qa_speed", "levers")]
-    assert all(r.get("status") == "completed" for r in ftbench_rows if not (r.get("error") or "").startswith("qlora unavailable")), \
+    assert all(r.get("status") == "completed" for r in ftbench_rows
+               if not (r.get("error") or "").startswith("qlora unavailable")), \
         [r.get("error") for r in ftbench_rows]
     through = [r for r in rows if r["section"] == "throughput" and r.get("status") == "completed"]
     assert through and all(r["trainer_samples_per_s"] and r["loop_samples_per_s"] for r in through)
@@ -77,6 +79,20 @@ def test_sft_overhead_and_sft_trainer_tiny() -> None:
     (row,) = result["rows"]
     assert row["ftbench_tokens"] == row["plain_tokens"] > 0   # the same examples, the same batches
     assert result["median_ratio"] > 0
+
+
+def test_cpu_speed_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "reps.json"
+    text = run("benchmarks/cpu_speed.py", "--tiny", "--arms", "before,fp32,after", "--method", "full",
+               "--out", str(out))
+    summary = json.loads(text[text.index("{"):])
+    arms = summary["arms"]
+    assert arms["before"]["precision"] == arms["fp32"]["precision"] == ["fp32"]
+    assert arms["after"]["train_eval_ratio_to_before"] > 0
+    (rep,) = json.loads(out.read_text())
+    (before,), (after,) = rep["before"]["runs"], rep["after"]["runs"]
+    assert before["eval_sampling"] == "sequential (dataset order)"
+    assert after["eval_sampling"].startswith("sorted by length")
 
 
 def test_monitoring_tiny() -> None:
@@ -123,6 +139,16 @@ def test_reproduce_tiny(tmp_path: Path) -> None:
     block = seeds.read_text()
     assert "old" not in block and block.startswith("intro\n") and block.endswith("end\n")
     assert "| bert-synthetic | full | accuracy 1.000 |" in block and "peft-synthetic" not in block
+
+
+def test_airgap_round_trip_tiny(tmp_path: Path) -> None:
+    """pack -> fresh venv, no index -> install.py -> quickstart (tests/test_pack.py has the rest)."""
+    out = tmp_path / "airgap.json"
+    run("benchmarks/airgap.py", "--tiny", "--work", str(tmp_path / "work"), "--out", str(out))
+    figures = json.loads(out.read_text())
+    assert figures["status"] == "completed" and figures["model"] == "tiny-bert"
+    assert figures["wheels"] == 2 and figures["split_files"] == 1 and figures["volumes"] == 2
+    assert figures["largest_volume_mib"] <= 1.0
 
 
 @pytest.mark.skipif(not (ROOT / "docs" / "screenshot-data").is_dir(), reason="no recorded data")

@@ -151,7 +151,8 @@ def test_installed_package_is_used_without_download(tmp_path, cache, downloads, 
 
 
 def test_pip_failure_is_one_line_with_manual_hint(cache, monkeypatch):
-    output = "Looking in indexes...\r\nERROR: Could not find a version that satisfies x\nERROR: No matching distribution found for fake-pkg==1.2.3\n"
+    output = ("Looking in indexes...\r\nERROR: Could not find a version that satisfies x\n"
+              "ERROR: No matching distribution found for fake-pkg==1.2.3\n")
     monkeypatch.setattr(bundles, "_run_streaming", lambda cmd, log: output)
     with pytest.raises(BundleUnavailable) as err:
         bundles.bundled_path(PKG, VER, A)

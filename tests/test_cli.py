@@ -185,9 +185,10 @@ def test_presets_lists_every_builtin() -> None:
 
 @pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["presets"], ["runs"]])
 def test_light_commands_never_import_torch(args: list[str], tmp_path: Path) -> None:
-    code = ("import sys\nfrom ftbench.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules]\n"
-            "print('HEAVY', heavy)" % (args,))
+    code = (f"import sys\nfrom ftbench.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'datasets', 'optuna', 'sqlalchemy')\n"
+            "         if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path)
     assert "HEAVY []" in proc.stdout, proc.stdout[-500:] + proc.stderr[-500:]

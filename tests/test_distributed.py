@@ -345,7 +345,7 @@ def test_the_launchers_load_neither_torch_nor_textual() -> None:
     assert out.stdout.strip() == "[]", out.stderr
 
 
-def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
+async def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
     """`ftbench run --nproc-per-node 2` on a terminal: rank 0's events reach the live screen
     through the same queue, and the record is the torchrun one."""
     from functools import partial
@@ -355,7 +355,7 @@ def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
     from ftbench.tui.messages import RunBegan, StepMetrics
     from ftbench.tui.screens.live import LiveScreen
     from ftbench.tui.widgets.memory_panel import Machine
-    from tui_helpers import run_async, tiny_preset, wait_until
+    from tui_helpers import tiny_preset, wait_until
 
     preset_ = tiny_preset()
     specs = expand(preset_, Overrides(methods=("head-only",), max_steps=2))
@@ -364,13 +364,10 @@ def test_the_tui_shows_a_torchrun_run_live(tmp_path: Path) -> None:
                      runner=partial(run_distributed, launch=Launch(2)))
     seen: list[object] = []
 
-    async def drive() -> None:
-        async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
-            await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "live screen")
-            await wait_until(pilot, lambda: app.queue is not None and not app.training, 120,
-                             "the run to finish")
-
-    run_async(drive)()
+    async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "live screen")
+        await wait_until(pilot, lambda: app.queue is not None and not app.training, 120,
+                         "the run to finish")
     assert any(isinstance(m, RunBegan) for m in seen) and any(isinstance(m, StepMetrics) for m in seen)
     [record] = load_runs(tmp_path).records
     assert record.status == "completed" and record.timing["world_size"] == 2

@@ -35,7 +35,7 @@ from ftbench.methods import (  # noqa: E402
 from ftbench.methods.params import canonical_name  # noqa: E402
 from ftbench.spec import MethodSpec  # noqa: E402
 
-H, L, I, V, P = 32, 2, 64, 100, 64
+H, L, I, V, P = 32, 2, 64, 100, 64  # noqa: E741 (I: the FFN size, as in the docstring)
 ARCHS = ("bert", "distilbert", "roberta")
 TASKS = ("classification", "qa")
 ROOT = Path(__file__).resolve().parents[1]

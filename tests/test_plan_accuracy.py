@@ -39,4 +39,5 @@ def test_gpu_mode_refuses_cleanly_without_cuda_or_runs_on_it() -> None:
     proc = subprocess.run([sys.executable, str(SCRIPT), "--gpu"], capture_output=True, text=True,
                           cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1:] == ["plan_accuracy: --gpu needs a CUDA GPU (torch.cuda.is_available() is False)"]
+    assert proc.stderr.strip().splitlines()[-1:] == [
+        "plan_accuracy: --gpu needs a CUDA GPU (torch.cuda.is_available() is False)"]

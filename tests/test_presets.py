@@ -79,8 +79,10 @@ def test_find_preset_by_path_and_unknown(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("[train]", "[train]\nbatchsize = 3"), r"train.batchsize: unknown key \(allowed: epochs, max_steps, batch_size"),
-        (("batch_size = 8", 'batch_size = "8"'), r"train.batch_size: expected an integer >= 1 and <= 65,536 or .auto., got a string '8'"),
+        (("[train]", "[train]\nbatchsize = 3"),
+         r"train.batchsize: unknown key \(allowed: epochs, max_steps, batch_size"),
+        (("batch_size = 8", 'batch_size = "8"'),
+         r"train.batch_size: expected an integer >= 1 and <= 65,536 or .auto., got a string '8'"),
         (("batch_size = 8", "batch_size = 0"), r"train.batch_size: 0 is out of range"),
         (("max_steps = 4", "max_steps = -5"), r"train.max_steps: -5 is out of range; expected an integer >= 1"),
         (("[train]", "[train]\nlearning_rate = 1e9"), r"train.learning_rate: 1000000000.0 is out of range"),
@@ -89,7 +91,8 @@ def test_find_preset_by_path_and_unknown(tmp_path: Path) -> None:
         (('name = "lora"', 'name = "lorra"'), r"methods\[0\].name: unknown method 'lorra' \(known: full, head-only"),
         (("r = 4", "r = 0"), r"methods\[0\].args: .*'r'"),
         (("r = 4", "rank = 4"), r"methods\[0\].args: .*unknown.*'rank'"),
-        (('task = "classification"', 'task = "generation"'), r"task: 'generation' is not allowed; expected one of 'classification', 'qa'"),
+        (('task = "classification"', 'task = "generation"'),
+         r"task: 'generation' is not allowed; expected one of 'classification', 'qa'"),
         (('title = "t"\n', ""), r"title: missing; expected a string"),
         (('name = "synthetic-sentiment"', 'name = "mnist"'), r"data.name: unknown dataset 'mnist'"),
         (("max_steps = 4", "shuffle = true"), r"train.shuffle: unknown key"),

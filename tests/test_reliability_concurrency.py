@@ -26,7 +26,8 @@ WRITER = textwrap.dedent("""
     from ftbench.results.record import RunRecord
     from ftbench.results.store import StoreError, new_run_id, save_record
 
-    folder, tag, count, go, same = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5] == "same"
+    folder, tag, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    go, same = Path(sys.argv[4]), sys.argv[5] == "same"
     while not go.exists():
         time.sleep(0.005)
     results = []

@@ -164,7 +164,8 @@ DATA_FILES: dict[str, bytes] = {
 def test_bad_data_files_fail_cleanly(tally: Any, tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_bytes(DATA_FILES[name])
-    record = attempt(tally, tmp_path / "runs", run_spec=replace(spec(), data=DataSpec(name="file", path=str(path)))).record
+    run_spec = replace(spec(), data=DataSpec(name="file", path=str(path)))
+    record = attempt(tally, tmp_path / "runs", run_spec=run_spec).record
     assert record.status == "failed" and record.error
     assert str(path) in record.error or "label" in record.error
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import torch
 
 from ftbench.cli import main
 from ftbench.engine import runner

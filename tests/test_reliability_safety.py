@@ -9,10 +9,8 @@ import ast
 import contextlib
 import io
 import json
-import os
 import pickle
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +320,9 @@ def test_no_pickle_eval_or_hard_coded_trust_in_the_package(tally: Any) -> None:
         tree_ = ast.parse(path.read_text(encoding="utf-8"), str(path))
         for node in ast.walk(tree_):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                names = [a.name for a in node.names]
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names.append(node.module)
                 for name in names:
                     if name.split(".")[0] in ("pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"):
                         found.append(f"{path.name}:{node.lineno}: import {name}")

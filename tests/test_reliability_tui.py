@@ -24,7 +24,7 @@ from ftbench.tui.screens.run_detail import RunScreen
 from ftbench.tui.screens.runs import RunsScreen
 from ftbench.tui.widgets.memory_panel import Machine
 from test_reliability_runs import BAD_FILES, GOOD_DOCS, HOSTILE
-from tui_helpers import copy_fixture_runs, run_async, tiny_preset, wait_until
+from tui_helpers import copy_fixture_runs, tiny_preset, wait_until
 
 pytestmark = pytest.mark.usefixtures("quick_cpu_runs")  # tests/reliability_tally.py
 CATEGORY = "run files"
@@ -47,7 +47,6 @@ def notifications(app: FtbenchApp) -> list[tuple[str, str]]:
     return seen
 
 
-@run_async
 async def test_runs_screen_skips_bad_files_and_shows_the_rest(tally: Any, tmp_path: Path) -> None:
     runs = copy_fixture_runs(tmp_path / "runs")
     for name, content in BAD_FILES.items():
@@ -90,7 +89,6 @@ class FlakyGpu:
         sample.gpu_used_mb, sample.gpu_total_mb, sample.gpu_util = 900.0, 80_000.0, 10.0
 
 
-@run_async
 async def test_out_of_memory_and_nvml_failure_in_the_app(tally: Any, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     first = threading.Event()
@@ -119,7 +117,6 @@ async def test_out_of_memory_and_nvml_failure_in_the_app(tally: Any, tmp_path: P
     tally.check_saved("training faults", runs, loaded.records)
 
 
-@run_async
 async def test_record_that_cannot_be_saved_is_reported_in_the_app(
         tally: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "blocker"

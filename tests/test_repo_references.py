@@ -17,9 +17,6 @@ README_MAX_LINES = 200
 # Written as patterns so this file does not match itself.
 OUTSIDE = re.compile(r"(?:\.\.|/work)/shared\b|\b(?:DESIGN|SEEDS|STYLE)\.md")
 
-# Link targets another branch is adding; each entry is removed once its file has landed.
-PENDING = {"docs/airgap.md"}
-
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")  # [text](target) and ![alt](image)
 
 
@@ -67,9 +64,6 @@ def broken_links(page: Path, root: Path = ROOT) -> list[str]:
         target, _, anchor = unquote(link).partition("#")
         resolved = (page.parent / target).resolve() if target else page.resolve()
         inside = resolved == root or root in resolved.parents
-        name = resolved.relative_to(root).as_posix() if inside else target
-        if name in PENDING and not resolved.exists():
-            continue
         if not inside or not resolved.exists() or (
                 anchor and resolved.suffix == ".md" and anchor not in anchors(resolved)):
             broken.append(f"{page.resolve().relative_to(root)}: {link}")
@@ -94,10 +88,6 @@ def test_relative_links_in_the_docs_lead_to_files() -> None:
     assert len(pages) >= 10
     assert [b for page in pages for b in broken_links(page)] == []
 
-
-def test_pending_link_targets_are_still_missing() -> None:
-    """Once a pending file exists, its entry must go, so its links are checked like any other."""
-    assert [name for name in PENDING if (ROOT / name).exists()] == []
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:

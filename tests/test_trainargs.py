@@ -139,5 +139,5 @@ def test_a_misspelt_lever_stops_the_cli_before_training(tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "ftbench: error: FTBENCH_LEVERS_OFF: unknown lever 'pad_colator' (known: pad_collator, "
-        "pad_multiple, fused_adamw)"]
+        "pad_multiple, fused_adamw, eval_sort, prepared_cache)"]
     assert not list(tmp_path.iterdir())

@@ -26,7 +26,7 @@ from ftbench.tui.widgets.loss_chart import LossChart
 from ftbench.tui.widgets.memory_panel import Machine, MemoryPanel
 from ftbench.tui.widgets.run_queue import QueueTable
 from tui_helpers import (
-    FAILING_PRESET, TINY_PRESET, copy_fixture_runs, run_async, tiny_preset, wait_until,
+    FAILING_PRESET, TINY_PRESET, copy_fixture_runs, tiny_preset, wait_until,
 )
 
 CPU = Machine(False, reason="tests")
@@ -78,7 +78,6 @@ class Messages:
         return [m for m in self.seen if isinstance(m, kind)]
 
 
-@run_async
 async def test_start_a_preset_and_watch_it_complete(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     app = make_app(runs)
@@ -123,7 +122,6 @@ async def test_start_a_preset_and_watch_it_complete(tmp_path: Path) -> None:
         assert [r.method for r in app.screen.selected()] == ["full", "head-only"]
 
 
-@run_async
 async def test_cancel_a_run_then_quit_during_the_next(tmp_path: Path) -> None:
     """Cancel asks first and the queue goes on; quitting during a run asks, then cancels and
     saves it, skips the rest and exits."""
@@ -164,7 +162,6 @@ async def test_cancel_a_run_then_quit_during_the_next(tmp_path: Path) -> None:
         assert record.timing["steps"] < 400 and record.series["train"]
 
 
-@run_async
 async def test_cancel_and_stop_the_queue_asks_first(tmp_path: Path) -> None:
     """The "stop queue" choice (no training needed: the queue is fed fixed events)."""
     from tui_helpers import show_scene
@@ -184,7 +181,6 @@ async def test_cancel_and_stop_the_queue_asks_first(tmp_path: Path) -> None:
                    for _, ev in queue.log)
 
 
-@run_async
 async def test_a_failing_run_is_saved_and_the_app_keeps_working(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     app = make_app(runs, parse_preset_text(FAILING_PRESET, default_name="failing"))
@@ -209,7 +205,6 @@ async def test_a_failing_run_is_saved_and_the_app_keeps_working(tmp_path: Path) 
         assert isinstance(app.screen, RunScreen) and app.screen.record.status == "failed"
 
 
-@run_async
 async def test_a_worker_failure_outside_the_engine_is_reported_not_fatal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ftbench.errors import FtbenchError
@@ -232,7 +227,6 @@ async def test_a_worker_failure_outside_the_engine_is_reported_not_fatal(
         assert isinstance(app.screen, StartScreen)
 
 
-@run_async
 async def test_open_a_run_from_the_runs_screen(tmp_path: Path) -> None:
     runs = copy_fixture_runs(tmp_path / "runs")
     app = make_app(runs)
@@ -250,7 +244,6 @@ async def test_open_a_run_from_the_runs_screen(tmp_path: Path) -> None:
         assert app.screen is screen
 
 
-@run_async
 async def test_runs_filter_and_sort(tmp_path: Path) -> None:
     runs = copy_fixture_runs(tmp_path / "runs")
     app = make_app(runs)
@@ -281,7 +274,6 @@ async def test_runs_filter_and_sort(tmp_path: Path) -> None:
         assert values[0] == max(v for v in values if v is not None)
 
 
-@run_async
 async def test_compare_two_selected_runs(tmp_path: Path) -> None:
     from rich.console import Console
 
@@ -325,7 +317,6 @@ async def test_compare_two_selected_runs(tmp_path: Path) -> None:
         assert compare.per_run
 
 
-@run_async
 async def test_step_bursts_are_coalesced_and_charts_throttled(tmp_path: Path) -> None:
     """200 steps posted at once: the feed keeps all, the loss chart builds a few times."""
     from ftbench.engine.events import RunStarted, Step
@@ -353,7 +344,6 @@ async def test_step_bursts_are_coalesced_and_charts_throttled(tmp_path: Path) ->
         assert 1 <= builds <= 5
 
 
-@run_async
 async def test_every_screen_and_run_is_in_the_command_palette(tmp_path: Path) -> None:
     runs = copy_fixture_runs(tmp_path / "runs")
     app = make_app(runs)
@@ -373,7 +363,6 @@ async def test_every_screen_and_run_is_in_the_command_palette(tmp_path: Path) ->
         assert app.compare_request.preset == "quickstart"
 
 
-@run_async
 async def test_ftbench_run_on_a_terminal_opens_live_and_trains_at_once(tmp_path: Path) -> None:
     """`ftbench run --preset X` without --headless on a TTY: the runs the CLI expanded (its
     overrides applied) start on the live screen with no key pressed."""
@@ -447,7 +436,6 @@ def test_ftbench_run_nproc_on_a_terminal_gives_the_tui_every_local_gpu(
     assert seen["runner"] is not None and seen["gpus"] == (2, 3)
 
 
-@run_async
 async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path: Path) -> None:
     import json
 
@@ -494,7 +482,6 @@ async def test_compare_warns_on_budget_mismatch_and_b_groups_by_budget(tmp_path:
         assert compare.saved.read_text().startswith("<svg")
 
 
-@run_async
 async def test_runs_screen_newest_first_with_steps_and_escape_leaves_the_filters(
         tmp_path: Path) -> None:
     from textual.widgets import DataTable, Select
@@ -536,7 +523,6 @@ async def test_runs_screen_newest_first_with_steps_and_escape_leaves_the_filters
         assert len(screen.shown) == 16
 
 
-@run_async
 async def test_start_dialog_keys_work_at_once_and_sizes_can_be_set(tmp_path: Path) -> None:
     """Focus starts on the methods (space toggles at once), enter starts, and the train and
     eval sizes are fields of their own."""
@@ -572,7 +558,6 @@ async def test_start_dialog_keys_work_at_once_and_sizes_can_be_set(tmp_path: Pat
     assert (specs[0].data.train_size, specs[0].data.eval_size) == (40, 12)
 
 
-@run_async
 async def test_cancel_dialog_offers_cancel_and_evaluate(tmp_path: Path) -> None:
     from textual.widgets import Checkbox
     from tui_helpers import show_scene
@@ -592,7 +577,6 @@ async def test_cancel_dialog_offers_cancel_and_evaluate(tmp_path: Path) -> None:
         assert any("evaluated once, then saved" in ev.message for _, ev in queue.log)
 
 
-@run_async
 async def test_progress_moves_every_step_the_clock_ticks_and_eval_is_its_own_phase(
         tmp_path: Path) -> None:
     """Fixed events through the real message path; the panel's clock is pinned and moved."""
@@ -641,7 +625,6 @@ async def test_progress_moves_every_step_the_clock_ticks_and_eval_is_its_own_pha
         session.monotonic = real
 
 
-@run_async
 async def test_a_new_run_starts_with_clear_panels(tmp_path: Path) -> None:
     from ftbench.engine.events import RunFinished
     from ftbench.tui.messages import ItemStarted
@@ -696,7 +679,6 @@ async def start_first_item_on_live_screen(app: FtbenchApp, pilot: Any) -> Any:
 
 
 
-@run_async
 async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -> None:
     """Issue 11: a queued GPU run shows the device from NVML at once, not "no NVIDIA GPU".
     The GPU is simulated through the engine's sampler hook."""
@@ -712,7 +694,7 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
     app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h200,
                      cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpu))
     async with app.run_test(size=(120, 40)) as pilot:
-        item = await start_first_item_on_live_screen(app, pilot)  # the engine is still loading: no events
+        await start_first_item_on_live_screen(app, pilot)  # the engine is still loading: no events
         await pilot.pause()
         panel = app.screen.query_one(MemoryPanel)
         text = str(panel.query_one("#memory-text").render())
@@ -729,7 +711,6 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("gpus", [(0, 1), ()], ids=["two-gpus", "one-gpu"])
-@run_async
 async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
         tmp_path: Path, gpus: tuple[int, ...]) -> None:
     """Issue 15: with the GPUs of a multi-process run (its launch), the app reads each through
@@ -766,7 +747,6 @@ async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
             assert "GPU 0" not in shown() and panel.gpus == ()
 
 
-@run_async
 async def test_help_opens_with_question_mark_f1_and_the_palette(tmp_path: Path) -> None:
     from textual.command import CommandPalette
     from textual.widgets import HelpPanel
@@ -843,7 +823,6 @@ def test_run_in_the_tui_prints_the_results_table_after_quitting(
     assert "ftbench results" in out and "lora" in out and "head-only" in out and "0.7900" in out
 
 
-@run_async
 async def test_an_unwritable_runs_folder_stops_the_queue_before_training(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

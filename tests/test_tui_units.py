@@ -113,7 +113,7 @@ def test_opening_the_app_and_its_first_screen_loads_no_torch(tmp_path) -> None:
                 await pilot.pause()
         asyncio.run(main())
         heavy = sorted(m for m in sys.modules
-                       if m.split(".")[0] in ("torch", "transformers", "peft", "datasets"))
+                       if m.split(".")[0] in ("torch", "transformers", "peft", "datasets", "optuna", "sqlalchemy"))
         print(json.dumps(heavy))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

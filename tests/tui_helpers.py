@@ -101,18 +101,6 @@ async def wait_until(pilot: Any, predicate: Any, timeout: float = 60.0, what: st
         await pilot.pause(0.05)
 
 
-def run_async(test: Any) -> Any:
-    """Run an async test function with asyncio (no pytest plugin needed)."""
-    import asyncio
-    import functools
-
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
 # --- fixed scenes for snapshots: engine events made up deterministically ---------------------
 
 DEMO_PRESET = """

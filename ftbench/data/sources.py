@@ -135,7 +135,15 @@ BUNDLED = ("imdb", "rotten_tomatoes", "tweets")
 # --- entry point -----------------------------------------------------------------------------
 
 def load_classification(spec: DataSpec, seed: int, offline: bool) -> ClassificationData:
-    """Load, clean and split the data ``spec`` names (see the module docstring for the rules)."""
+    """Load, clean and split the data ``spec`` names (see the module docstring for the rules);
+    with ``options.validation_fraction`` the eval set is a validation carve of the training set
+    (`ftbench.data.holdout`)."""
+    from ftbench.data.holdout import carve_validation
+
+    return carve_validation(_load_classification(spec, seed, offline), spec, seed)
+
+
+def _load_classification(spec: DataSpec, seed: int, offline: bool) -> ClassificationData:
     split_seed = int(spec.options.get("split_seed", seed))
     if spec.name == "file":
         return load_file(spec, split_seed)

@@ -42,7 +42,7 @@ class PadCollator:
         seq_keys = [k for k, v in first.items() if isinstance(v, (list, tuple, np.ndarray))]
         if seq_keys:
             length = self.padded_length(max(len(f[k]) for f in features for k in seq_keys))
-        for key, value in first.items():
+        for key in first:
             if key in seq_keys:
                 fill = self.pad_token_id if key == "input_ids" else 0 if key in _ZERO_PADDED else -100
                 out = np.full((len(features), length), fill, dtype=np.int64)

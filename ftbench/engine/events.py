@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from ftbench.results.record import RunRecord
@@ -114,7 +114,7 @@ class RunFinished:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Event = Union[RunStarted, Step, StepProgress, EvalProgress, Eval, GpuSample, Log, RunFinished]
+Event = RunStarted | Step | StepProgress | EvalProgress | Eval | GpuSample | Log | RunFinished
 Emit = Callable[[Event], None]
 
 

@@ -358,7 +358,11 @@ class _Session:
 
         task = get_task(spec.task)
         tokenizer = _load_tokenizer(ref.path, self.trust_remote_code)
-        prepared = task.prepare(spec, tokenizer, self.log)
+        from ftbench.engine import levers
+        from ftbench.tasks import reuse
+
+        prepared = task.prepare(spec, tokenizer, self.log,
+                                reuse.SHARED if levers.on("prepared_cache") else None)
         self.record.data_info = prepared.data_info
         if sizing is not None:
             self.record.data_info["sizing"] = sizing
@@ -369,9 +373,13 @@ class _Session:
             # After the model folder is resolved: transformers saves only on the main process
             # once a process group exists, and a tiny model is built into the cache by every rank.
             self._join_world()
-        precision = _resolve_precision(spec.train.precision, self.device, torch)
-        self.precision = precision
+        from ftbench.engine import precision as precisions
+
+        choice = precisions.resolve(spec.train.precision, self.device, torch)
+        precision = self.precision = choice.precision
         self.record.environment["precision"] = precision
+        self.record.environment["precision_reason"] = choice.reason
+        self.log(f"precision {choice.reason}")
         from ftbench.plan.record import prediction_for_record  # never raises; before the model loads
 
         self.record.prediction = prediction_for_record(spec, self.device, prepared.model_kwargs, self.log)
@@ -471,9 +479,7 @@ class _Session:
                              batch_size=batch_size, compile=compiled,
                              world_size=self.world.size)
         self.record.environment["train_sampling"] = args.train_sampling_strategy
-        self.record.environment["eval_sampling"] = "sequential (dataset order)" + (
-            f", batches split over {self.world.size} processes and gathered in order"
-            if self.world.distributed else "")
+        self.record.environment["eval_sampling"] = _eval_sampling(self.world)
         self.record.environment["dataloader_workers"] = args.dataloader_num_workers
         self.record.environment["levers_off"] = sorted(levers_off())
         samples_per_step = batch_size * train.grad_accum * self.world.size
@@ -805,23 +811,24 @@ def _refuse_pickle_only(path: str) -> None:
                                "(pickle files can run code)")
 
 
+def _eval_sampling(world: worlds.World) -> str:
+    """How evaluation batches are drawn, in words (see `MeasuredTrainer._get_eval_sampler`)."""
+    from ftbench.engine import levers
+
+    if world.distributed:
+        return (f"sequential (dataset order), batches split over {world.size} processes "
+                "and gathered in order")
+    if not levers.on("eval_sort"):
+        return "sequential (dataset order)"
+    return "sorted by length, longest first; predictions restored to dataset order before metrics"
+
+
 def _load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-
-
-def _resolve_precision(asked: str, device: str, torch: Any) -> str:
-    """auto: bf16 where the GPU supports it, fp16 on older CUDA GPUs, fp32 on CPU."""
-    if asked == "auto":
-        if device == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if asked == "fp16" and device != "cuda":
-        raise FtbenchError("precision fp16 needs a CUDA GPU; use precision auto, fp32 or bf16 here")
-    return asked
 
 
 class _FirstStepTimer:
@@ -908,15 +915,56 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
                     self.ft_trained_tokens = self.ft_trained_tokens + (labels[:, 1:] != -100).sum()
             return super().training_step(model, inputs, num_items_in_batch)
 
+        ft_eval_order: Any = None
+
         def _get_eval_sampler(self, eval_dataset: Any) -> Any:
             # transformers 5 gives evaluation a LengthGroupedSampler whenever training groups
-            # by length; QA post-processing maps predictions to windows and questions by
-            # position, so evaluation always runs in dataset order (docs/design.md).
+            # by length, and hands its predictions to the metrics in that shuffled order; QA
+            # post-processing maps predictions to windows and questions by position (docs/design.md).
+            # Here evaluation runs longest first and `evaluation_loop` restores dataset order
+            # before any metric sees a prediction (engine/evalorder.py); under torchrun,
+            # sequential shards gathered in order.
             from torch.utils.data import SequentialSampler
 
+            from ftbench.engine import levers
+            from ftbench.engine.evalorder import LengthSortedOrder, lengths_of
+
+            self.ft_eval_order = None
             if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
                 return None
-            return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+            if self.args.world_size > 1:
+                return None
+            if not levers.on("eval_sort"):
+                return SequentialSampler(eval_dataset)
+            self.ft_eval_order = LengthSortedOrder(lengths_of(eval_dataset))
+            return self.ft_eval_order.sampler()
+
+        def evaluation_loop(self, dataloader: Any, *args: Any, **kwargs: Any) -> Any:
+            # the order of the loader built just before (`_get_eval_sampler`), used once
+            order, self.ft_eval_order = self.ft_eval_order, None
+            if order is None:
+                return super().evaluation_loop(dataloader, *args, **kwargs)
+            dataset = getattr(dataloader, "dataset", None)
+            if dataset is not None and len(dataset) != len(order):  # never metrics out of order
+                raise RuntimeError(f"evaluation order for {len(order)} examples, loader of {len(dataset)}")
+            from transformers.trainer_utils import EvalLoopOutput, EvalPrediction
+
+            metrics_fn = self.compute_metrics
+            if metrics_fn is not None:
+                def in_dataset_order(p: Any) -> Any:
+                    return metrics_fn(EvalPrediction(
+                        predictions=order.restore(p.predictions), label_ids=order.restore(p.label_ids),
+                        inputs=order.restore(p.inputs),
+                        losses=p.losses))  # one batch mean per example slot: no per-example order
+
+                self.compute_metrics = in_dataset_order
+            try:
+                out = super().evaluation_loop(dataloader, *args, **kwargs)
+            finally:
+                self.compute_metrics = metrics_fn
+            return EvalLoopOutput(predictions=order.restore(out.predictions),
+                                  label_ids=order.restore(out.label_ids), metrics=out.metrics,
+                                  num_samples=out.num_samples)
 
         if loss_override is not None:
             def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,

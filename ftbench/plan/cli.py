@@ -34,8 +34,9 @@ def device_from_args(args: argparse.Namespace) -> Any:
             probed = DeviceInfo("cuda", args.gpu_name, None, None, "--device cuda (no GPU queried)",
                                 bf16=not no_bf16)
     if args.free_mb is not None:
-        probed = DeviceInfo(probed.kind, probed.name, probed.total_mb, float(args.free_mb),
-                            "--free-mb", probed.bf16)
+        from dataclasses import replace
+
+        probed = replace(probed, free_mb=float(args.free_mb), source="--free-mb")
     return probed
 
 

@@ -21,6 +21,9 @@ class DeviceInfo:
     free_mb: float | None
     source: str                 # where free_mb came from, in words
     bf16: bool = True           # for precision "auto" on CUDA: bf16 if supported, else fp16
+    # for precision "auto" on a CPU: its native bf16 feature ("AVX512-BF16", "AMX-BF16") or
+    # None for fp32 (`ftbench.engine.precision`)
+    cpu_bf16: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,9 +43,10 @@ def cpu_device() -> DeviceInfo:
 
         vm = psutil.virtual_memory()
         return DeviceInfo("cpu", _cpu_name(), vm.total / MB, vm.available / MB,
-                          "psutil available RAM")
+                          "psutil available RAM", cpu_bf16=_cpu_bf16())
     except Exception as exc:  # pragma: no cover - psutil is a dependency
-        return DeviceInfo("cpu", _cpu_name(), None, None, f"RAM unknown ({exc})")
+        return DeviceInfo("cpu", _cpu_name(), None, None, f"RAM unknown ({exc})",
+                          cpu_bf16=_cpu_bf16())
 
 
 def _nvml_free(index: int) -> DeviceInfo | None:
@@ -61,6 +65,13 @@ def _nvml_free(index: int) -> DeviceInfo | None:
     name = name.decode() if isinstance(name, bytes) else str(name)
     return DeviceInfo("cuda", name, mem.total / MB, mem.free / MB, f"NVML free memory on GPU {index}",
                       bf16=major >= 8)
+
+
+def _cpu_bf16() -> str | None:
+    """The CPU's native bf16 feature, asked of torch as the runner asks it."""
+    from ftbench.engine.precision import cpu_bf16_feature
+
+    return cpu_bf16_feature()
 
 
 def _cpu_name() -> str:

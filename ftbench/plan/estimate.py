@@ -72,12 +72,11 @@ class Prediction:
 
 
 def resolve_precision(asked: str, device: DeviceInfo) -> str:
-    """The runner's rule: auto is bf16 (fp16 on pre-Ampere) on CUDA, fp32 on CPU."""
-    if asked == "auto":
-        return ("bf16" if device.bf16 else "fp16") if device.kind == "cuda" else "fp32"
-    if asked == "fp16" and device.kind != "cuda":
-        raise FtbenchError("precision fp16 needs a CUDA GPU; use precision auto, fp32 or bf16 here")
-    return asked
+    """The runner's rule (`ftbench.engine.precision.choose`): auto is bf16 (fp16 on
+    pre-Ampere) on CUDA; on a CPU, bf16 with native bf16 support, else fp32."""
+    from ftbench.engine.precision import choose
+
+    return choose(asked, device.kind, gpu_bf16=device.bf16, cpu_bf16=device.cpu_bf16).precision
 
 
 def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,

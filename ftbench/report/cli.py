@@ -214,6 +214,12 @@ def _compare(args: argparse.Namespace) -> int:
             for chart in section_charts(section, width, height, colorless, args.x_axis):
                 console.print(Text.from_ansi(chart.text), no_wrap=True, overflow="crop")
                 console.print()
+    if not args.per_run:  # --tune sweeps: chosen values, tuned vs default, sensitivity
+        from ftbench.report.tuning import tuning_lines
+
+        for item in tuning_lines(records, width, height, colorless):
+            console.print(Text.from_ansi(item) if isinstance(item, str) else item)
+            console.print()
     if args.save_charts:
         from ftbench.report.export import write_atomic
 

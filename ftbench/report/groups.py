@@ -251,6 +251,13 @@ class Group:
     label: str = ""
     stats: dict[str, Stat] = field(default_factory=dict)
     mixed_settings: tuple[str, ...] = ()
+    tuned: bool = False          # final runs of a --tune sweep (ftbench.tune), kept apart
+    tied: bool | None = None     # with the section's best by the seeds (report.stats); None: not judged
+
+    @property
+    def name(self) -> str:
+        """The method as tables show it: ``lora (tuned)``, ``≈`` when tied with the best."""
+        return self.key.method + (" (tuned)" if self.tuned else "") + (" ≈" if self.tied else "")
 
     @property
     def completed(self) -> list[RunRecord]:
@@ -556,7 +563,7 @@ def _labels(groups: Sequence[Group], per_run: bool) -> None:
     vary_model = len({g.key.model for g in groups}) > 1
     vary_data = len({g.key.dataset for g in groups}) > 1
     for g in groups:
-        parts = [g.key.method]
+        parts = [g.name]
         if vary_model:
             parts.append(g.key.model)
         if vary_data:
@@ -606,20 +613,23 @@ def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
     Sections and groups keep the order in which their first run was created, which is the
     order the preset lists its methods in.
     """
-    records = list(records)
+    # a sweep's trials are scored on a validation carve, not the test set: never compared here
+    records = [r for r in records if _tune_role(r) != "trial"]
     by_key: dict[tuple[Any, ...], list[RunRecord]] = {}
     for r in records:
         budget = budget_of(r) if by_budget else ()
-        key = (*group_key(r), budget, r.run_id) if per_run else (*group_key(r), budget)
+        tuned = _tune_role(r) == "final"
+        key = (*group_key(r), budget, tuned, r.run_id) if per_run else (*group_key(r), budget, tuned)
         by_key.setdefault(key, []).append(r)
     by_section: dict[tuple[Any, ...], list[Group]] = {}
     for key, runs in by_key.items():
-        group = Group(GroupKey(*key[:5]), runs)
+        group = Group(GroupKey(*key[:5]), runs, tuned=key[6])
         group.compute()
         by_section.setdefault((group.key.preset, group.key.task, key[5]), []).append(group)
     references = references_of(records)
     sections = []
-    for (preset, task, budget), groups in by_section.items():
+    for (preset, task, _budget), groups in by_section.items():
+        ties = _mark_ties(groups, primary_metric(task, groups)) if not per_run else False
         _labels(groups, per_run)
         section = Section(preset, task, groups,
                           references=[ref for ref in references if ref.preset == preset],
@@ -632,10 +642,42 @@ def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
         if task == "causal-lm":
             section.time_front = front(groups, section.primary_metric, "timing.train_s")
         section.notes = _section_notes(section, per_run)
+        if ties:
+            from ftbench.report.stats import tie_note
+
+            best = max((g for g in groups if g.mean(section.primary_metric or "") is not None),
+                       key=lambda g: g.mean(section.primary_metric or "") or 0.0)
+            section.notes.append(tie_note(best.label, any(g.tied for g in groups)))
         sections.append(section)
     if by_budget:
         _budget_labels(sections)
     return Comparison(records, sections, per_run)
+
+
+def _tune_role(record: RunRecord) -> str | None:
+    tune = record.spec.get("tune") if isinstance(record.spec, dict) else None
+    return tune.get("role") if isinstance(tune, dict) else None
+
+
+def _mark_ties(groups: Sequence[Group], metric: str | None) -> bool:
+    """Mark the groups the seeds cannot tell from the best by ``metric``; whether any was
+    judged (report.stats: a bootstrap over seeds)."""
+    from ftbench.report.stats import tied
+
+    if metric is None:
+        return False
+    key = metric  # "metrics.accuracy"
+    scored = [g for g in groups if g.mean(key) is not None]
+    if len(scored) < 2:
+        return False
+    best = max(scored, key=lambda g: g.mean(key) or 0.0)
+    values = {id(g): [run_values(r)[key] for r in g.completed if key in run_values(r)] for g in scored}
+    judged = False
+    for g in scored:
+        if g is not best:
+            g.tied = tied(values[id(best)], values[id(g)])
+            judged = judged or g.tied is not None
+    return judged
 
 
 def _budget_labels(sections: Sequence[Section]) -> None:

@@ -232,7 +232,7 @@ class _Builder:
                      best: dict[str, set[int]], status: bool) -> list[Text]:
         count = (str(group.runs[0].seed) if group.runs[0].seed is not None else "-") \
             if self.section.per_run else str(group.n)
-        cells = self._identity(group.key.method, group.key.model, group.key.dataset, count)
+        cells = self._identity(group.name, group.key.model, group.key.dataset, count)
         for col in columns:
             if col.key == "params.trainable":
                 text = _trainable_cell(group.stat(col.key), group.stat("params.trainable_pct"),

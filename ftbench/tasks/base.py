@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ftbench.spec import RunSpec
+
+if TYPE_CHECKING:
+    from ftbench.tasks.reuse import TokenCache
 
 
 @dataclass
@@ -27,4 +31,8 @@ class Prepared:
 class Task(Protocol):
     name: str
 
-    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None]) -> Prepared: ...
+    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
+                cache: TokenCache | None = None) -> Prepared:
+        """Load the data and tokenise it; ``cache`` holds tokenised copies earlier runs of
+        this process made (`ftbench.tasks.reuse`), None to tokenise afresh."""
+        ...

@@ -30,6 +30,7 @@ from ftbench.errors import DataUnavailable
 from ftbench.spec import RunSpec
 from ftbench.tasks.base import Prepared
 from ftbench.tasks.causal_lm_eval import SFTEvaluator
+from ftbench.tasks.reuse import TokenCache, cached, fingerprint, tokenizer_key
 from ftbench.tasks.sft_format import Formatter, SFTSettings, template_kind
 
 
@@ -83,7 +84,8 @@ def encode(examples: Sequence[SFTExample], fmt: Formatter, loss_on: str, max_len
 class CausalLMTask:
     name = "causal-lm"
 
-    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None]) -> Prepared:
+    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
+                cache: TokenCache | None = None) -> Prepared:
         from transformers import AutoModelForCausalLM
 
         settings = SFTSettings.from_options(spec.data.options)
@@ -100,8 +102,18 @@ class CausalLMTask:
         fmt = Formatter(tokenizer, kind)
         data = load_sft(spec.data, seed=spec.seed, offline=spec.offline, log=log)
         max_length = spec.train.max_length
-        train = encode(data.train, fmt, settings.loss_on, max_length)
-        evald = encode(data.eval, fmt, "response", max_length)
+
+        def make() -> tuple[Encoded, Encoded]:
+            return (encode(data.train, fmt, settings.loss_on, max_length),
+                    encode(data.eval, fmt, "response", max_length))
+
+        key = (self.name, tokenizer_key(tokenizer), max_length, kind, settings.loss_on,
+               fingerprint(data.train, data.eval))
+        (train, evald), reused = cached(cache, key, make, lambda d: sum(d[0].dataset.lengths())
+                                        + sum(d[1].dataset.lengths()))
+        if reused:
+            log("data: tokenised copy reused (same data, tokenizer, template and max_length as "
+                "an earlier run)")
         for label, enc, total in (("training", train, len(data.train)), ("eval", evald, len(data.eval))):
             if enc.too_long:
                 log(f"{enc.too_long} of {total} {label} examples do not fit in max_length "

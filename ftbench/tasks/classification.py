@@ -27,6 +27,9 @@ class TokenizedDataset:
     def lengths(self) -> list[int]:
         return [len(f["input_ids"]) for f in self.features]
 
+    def tokens(self) -> int:
+        return sum(len(f["input_ids"]) for f in self.features)
+
 
 def tokenize(
     tokenizer: Any,

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ftbench.spec import RunSpec
 from ftbench.tasks.base import Prepared
-from ftbench.tasks.classification import classification_metrics, tokenize
+from ftbench.tasks.classification import (
+    TokenizedDataset,
+    classification_metrics,
+    tokenize,
+)
+from ftbench.tasks.reuse import TokenCache, cached, fingerprint, tokenizer_key
 
 
 class ClassificationTask:
     name = "classification"
 
-    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None]) -> Prepared:
+    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
+                cache: TokenCache | None = None) -> Prepared:
         from transformers import AutoModelForSequenceClassification
 
         from ftbench.data import load_classification
 
         data = load_classification(spec.data, seed=spec.seed, offline=spec.offline)
         max_length = spec.train.max_length
-        train = tokenize(tokenizer, data.train_texts, data.train_labels, max_length, data.train_pairs)
-        evald = tokenize(tokenizer, data.eval_texts, data.eval_labels, max_length, data.eval_pairs)
+
+        def make() -> tuple[TokenizedDataset, TokenizedDataset]:
+            return (tokenize(tokenizer, data.train_texts, data.train_labels, max_length, data.train_pairs),
+                    tokenize(tokenizer, data.eval_texts, data.eval_labels, max_length, data.eval_pairs))
+
+        key = (self.name, tokenizer_key(tokenizer), max_length, fingerprint(
+            data.train_texts, data.train_pairs, data.train_labels,
+            data.eval_texts, data.eval_pairs, data.eval_labels))
+        (train, evald), reused = cached(cache, key, make, lambda d: d[0].tokens() + d[1].tokens())
+        if reused:
+            log("data: tokenised copy reused (same data, tokenizer and max_length as an earlier run)")
         num_labels = len(data.label_names)
         truncated = sum(1 for n in train.lengths() if n >= max_length)
         if truncated:
@@ -54,6 +70,7 @@ class ClassificationTask:
                 "eval_label_counts": _counts(data.eval_labels, num_labels),
                 "mean_train_tokens": round(sum(train_lengths) / len(train_lengths), 1) if train_lengths else None,
                 "truncated_train": truncated,
+                "tokens_reused": reused,
                 "notes": list(data.notes),
             },
             metric_transform=metric_transform,

@@ -32,6 +32,7 @@ from ftbench.tasks.base import Prepared
 from ftbench.tasks.qa_features import QAFeatures, tokenize_qa
 from ftbench.tasks.qa_metrics import squad_scores, token_accuracy
 from ftbench.tasks.qa_postprocess import PostProcessing, predict_answers
+from ftbench.tasks.reuse import TokenCache, cached, fingerprint, tokenizer_key
 
 LABEL_NAMES = ["start_positions", "end_positions"]
 
@@ -66,7 +67,8 @@ class QASettings:
 class QATask:
     name = "qa"
 
-    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None]) -> Prepared:
+    def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
+                cache: TokenCache | None = None) -> Prepared:
         from transformers import AutoModelForQuestionAnswering
 
         from ftbench.data.qa_sources import load_qa
@@ -74,10 +76,19 @@ class QATask:
         settings = QASettings.from_options(spec.data.options)
         data = load_qa(spec.data, seed=spec.seed, offline=spec.offline, log=log)
         max_length = spec.train.max_length
-        train = tokenize_qa(tokenizer, data.train, max_length, settings.doc_stride,
-                            settings.max_query_length)
-        evald = tokenize_qa(tokenizer, data.eval, max_length, settings.doc_stride,
-                            settings.max_query_length)
+
+        def make() -> tuple[QAFeatures, QAFeatures]:
+            return (tokenize_qa(tokenizer, data.train, max_length, settings.doc_stride,
+                                settings.max_query_length),
+                    tokenize_qa(tokenizer, data.eval, max_length, settings.doc_stride,
+                                settings.max_query_length))
+
+        key = (self.name, tokenizer_key(tokenizer), max_length, settings.doc_stride,
+               settings.max_query_length, fingerprint(data.train, data.eval))
+        (train, evald), reused = cached(cache, key, make, lambda d: d[0].tokens() + d[1].tokens())
+        if reused:
+            log("data: tokenised windows reused (same questions, tokenizer and max_length as an "
+                "earlier run)")
         for note in dict.fromkeys(train.notes + evald.notes):
             log(note)
         post = PostProcessing(settings.n_best, settings.max_answer_length,
@@ -89,7 +100,7 @@ class QATask:
             model_class=AutoModelForQuestionAnswering,
             model_kwargs={},
             compute_metrics=make_compute_metrics(data, evald, post),
-            data_info=_data_info(data, train, evald, settings, max_length),
+            data_info=dict(_data_info(data, train, evald, settings, max_length), tokens_reused=reused),
             label_names_for_trainer=list(LABEL_NAMES),
         )
 

@@ -204,9 +204,34 @@ class FtbenchApp(App[None]):
                 # The dialog closes and the top line says "starting" at once; opening the
                 # live screen and the worker (a moment on a first visit) follows the repaint.
                 self.set_activity(f"▶ {request.preset.name} starting…")
+                if request.tune:
+                    self.call_after_refresh(self.start_tuning, request)
+                    return
                 self.call_after_refresh(self.start_runs, request.preset.name, request.specs)
 
         self.push_screen(StartScreen(preset), started)
+
+    def start_tuning(self, request: Any) -> None:
+        """The start dialog's Tune box: the sweep's trials in the queue, then its finals
+        (ftbench.tune.bridge); one notice and nothing queued when it cannot start."""
+        from ftbench.errors import FtbenchError
+        from ftbench.tune.bridge import QueuedSweep, queued_sweep
+
+        name = request.preset.name
+        if self.training or (self.runner is not None and not isinstance(self.runner, QueuedSweep)):
+            self.notify("Tuning starts on its own: wait for the queue to finish (and it does not "
+                        "run under torchrun)", severity="warning")
+            self.set_activity("")
+            return
+        try:
+            sweep = queued_sweep(request.preset, request.specs, Path(self.runs_dir),
+                                 add_runs=lambda specs: self.call_from_thread(self.start_runs, name, specs))
+        except FtbenchError as exc:
+            self.notify(str(exc), severity="error")
+            self.set_activity("")
+            return
+        self.runner = sweep
+        self.start_runs(name, sweep.queue())
 
     def open_run(self, run_id: str) -> None:
         from ftbench.results.record import RecordError

@@ -232,4 +232,10 @@ def report_renderable(records: "list[RunRecord]", width: int, height: int, per_r
             parts += [table, Text("")]
         for chart in section_charts(section, width, height, colorless, x_axis):
             parts += [Text.from_ansi(chart.text, no_wrap=True, overflow="crop"), Text("")]
+    if not per_run:  # --tune sweeps: the tuning table and the sensitivity chart
+        from ftbench.report.tuning import tuning_lines
+
+        for item in tuning_lines(records, width, height, colorless):
+            parts += [Text.from_ansi(item, no_wrap=True, overflow="crop") if isinstance(item, str) else item,
+                      Text("")]
     return Group(*parts)

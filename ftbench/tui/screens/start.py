@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 class StartRequest:
     preset: "Preset"
     specs: "list[RunSpec]"
+    tune: bool = False  # search each method's learning rate first (ftbench.tune, docs/tuning.md)
 
 
 class MethodsList(SelectionList[str]):
@@ -79,6 +80,8 @@ class StartScreen(ModalScreen["StartRequest | None"]):
             yield Checkbox("Offline: not needed, the model and data are bundled" if offline_already
                            else "Offline: bundled model and data instead of the hub",
                            id="start-offline", disabled=offline_already)
+            yield Checkbox("Tune each method's learning rate first (validation split)",
+                           id="start-tune")
             yield Static(id="start-summary")
             with Horizontal(id="start-buttons"):
                 yield Button("Back", id="start-back")
@@ -113,7 +116,7 @@ class StartScreen(ModalScreen["StartRequest | None"]):
             max_steps=self._int("start-steps", "Max steps", STEPS),
             train_size=self._int("start-train-size", "Train size", SIZE),
             eval_size=self._int("start-eval-size", "Eval size", SIZE),
-            offline=self.query_one(Checkbox).value,
+            offline=self.query_one("#start-offline", Checkbox).value,
         )
         return expand(self.preset, overrides)
 
@@ -139,6 +142,8 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         text.append(f"{spec.model} on {spec.data.name} · {sizes}", style="dim")
         for line in spec.substitutions:
             text.append(f"\noffline: {line}", style="yellow")
+        if self.query_one("#start-tune", Checkbox).value:
+            text.append("\ntune: " + _tune_summary(self.preset, specs), style="magenta")
         summary.update(text)
 
     # --- events ---------------------------------------------------------------------------
@@ -166,7 +171,22 @@ class StartScreen(ModalScreen["StartRequest | None"]):
         except FtbenchError as exc:
             self.query_one("#start-summary", Static).update(Text(str(exc), style="bold red"))
             return
-        self.dismiss(StartRequest(self.preset, specs))
+        self.dismiss(StartRequest(self.preset, specs, self.query_one("#start-tune", Checkbox).value))
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+
+def _tune_summary(preset: "Preset", specs: "list[RunSpec]") -> str:
+    """What the sweep will do, in one line (or what is wrong with the preset's [tune] table)."""
+    from ftbench.tune.space import grid_points, method_space, parse_config
+
+    try:
+        config = parse_config(preset.tune, f"{preset.name} [tune]")
+        firsts = {s.method.name: s for s in specs}
+        sizes = [len(grid_points(method_space(config, s.method, s.learning_rate))) for s in firsts.values()]
+    except FtbenchError as exc:
+        return str(exc)
+    return (f"{sum(sizes)} trials ({', '.join(f'{n} {name}' for n, name in zip(sizes, firsts))}) "
+            f"on {config.validation_fraction:g} of the training set, then the runs above with the "
+            "best learning rate per method")

@@ -65,6 +65,13 @@ class ProgressPanel(Vertical):
         style = STATUS_STYLE.get(item.status, "")
         head.append(f"{spec.method.name}", style="bold")
         head.append(f" · seed {spec.seed} · {item.index + 1}/{len(queue)} · ")
+        tune = spec.tune or {}
+        if tune.get("role") in ("trial", "final"):  # a --tune sweep (ftbench.tune)
+            values = ", ".join(f"{'lr' if k == 'learning_rate' else k} {v:.3g}" if isinstance(v, float)
+                               else f"{k} {v}" for k, v in (tune.get("params") or {}).items())
+            what = (f"trial {tune.get('index')} of {tune.get('of')}" if tune["role"] == "trial"
+                    else "final, tuned")
+            head.append(f"{what}: {values} · ", style="bold magenta")
         device = feed.started.device if feed.started else None
         head.append(f"{spec.model} on {spec.data.name}" + (f" · {device}" if device else ""),
                     style="dim")
