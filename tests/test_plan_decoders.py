@@ -59,3 +59,23 @@ def test_qlora_on_a_decoder_plans_four_bit_weights() -> None:
         pytest.skip(qlora_available()[1])
     weights = predict(lm_spec("qlora"), CPU).memory.weights
     assert weights.get("nf4", 0) > 0 and weights.get("nf4-state", 0) > 0
+
+
+def test_decoder_flops_count_every_linear_and_the_tied_head() -> None:
+    """MFU's FLOPs on a decoder: every linear layer per token, lm_head included although its
+    weight is the (tied) embedding matrix: the matmul happens either way."""
+    from transformers import AutoModelForCausalLM
+
+    from ftbench.engine.flops import count_training_flops
+    from ftbench.models import resolve_model
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-llama").path)
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    per_layer = 64 * 64 * 2 + 64 * 32 * 2 + 64 * 128 * 3     # q, o; k, v; gate, up, down
+    linear = 2 * per_layer + 64 * 100                         # two blocks + lm_head
+    count = count_training_flops(model, 50.0)
+    assert count.linear_params == linear
+    assert count.forward_per_token == 2 * linear + 4 * 2 * 50.0 * 64
+    # full fine-tuning: forward, activation gradients through both blocks, weight gradients of
+    # every linear (the tied head's too)
+    assert count.train_per_token == 2 * count.forward_per_token + 2 * linear
