@@ -48,6 +48,7 @@ max_steps = 3
 batch_size = 4
 max_length = 256
 learning_rate = 1e-3
+precision = "fp32"
 logging_steps = 1
 [[methods]]
 name = "lora"

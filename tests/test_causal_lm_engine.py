@@ -29,6 +29,14 @@ LM_METRICS = {"response_loss", "perplexity", "exact_match", "answered", "general
               "forgetting", "at_step"}
 
 
+@pytest.fixture(autouse=True)
+def fresh_base_measurements() -> None:
+    """Each test measures its own base model (the engine reuses one within a process)."""
+    from ftbench.engine import generative
+
+    generative._BASE_CACHE.clear()
+
+
 @pytest.fixture(scope="module")
 def general(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("general") / "general.txt"

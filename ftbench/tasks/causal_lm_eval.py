@@ -221,7 +221,7 @@ class SFTEvaluator:
                 continue
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                         labels=labels.to(device))
-            total += float(out.loss.float()) * n_tokens
+            total += float(out.loss.detach().float()) * n_tokens
             count += n_tokens
         return total / count if count else None
 
