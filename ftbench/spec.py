@@ -20,10 +20,10 @@ from typing import Any, Literal, TypeVar
 from ftbench.errors import SpecError
 from ftbench.rules import Rule, ruled, validate_fields
 
-Task = Literal["classification", "qa"]
+Task = Literal["classification", "qa", "causal-lm"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
-TASKS: tuple[str, ...] = ("classification", "qa")
+TASKS: tuple[str, ...] = ("classification", "qa", "causal-lm")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 
 SIZE = Rule("int", min=2, max=50_000_000)         # examples in a train or eval subset

@@ -33,7 +33,7 @@ def test_every_script_has_a_tiny_run_below() -> None:
                "benchmarks/cpu_speed.py",
                "benchmarks/plain_trainer.py", "benchmarks/monitoring.py", "benchmarks/scaling.py",
                "benchmarks/startup.py", "benchmarks/reproduce.py", "docs/screenshots.py",
-               "benchmarks/airgap.py"}
+               "benchmarks/airgap.py", "benchmarks/sft_overhead.py", "benchmarks/sft_trainer.py"}
     extra = {s for s in SCRIPTS if s.startswith("benchmarks/plan")}   # tested beside `ftbench plan`
     assert set(SCRIPTS) - extra == covered, "a new script needs a tiny run in this file"
 
@@ -71,6 +71,14 @@ def test_overhead_and_plain_trainer_tiny() -> None:
     text = run("benchmarks/overhead.py", "--tiny", "--max-steps", "3", "--reps", "1")
     result = json.loads(text[text.index("{"):])
     assert result["train_ratio"] > 0 and result["command_ratio"] > 0
+
+
+def test_sft_overhead_and_sft_trainer_tiny() -> None:
+    text = run("benchmarks/sft_overhead.py", "--tiny", "--max-steps", "3", "--reps", "1")
+    result = json.loads(text[text.index("{"):])
+    (row,) = result["rows"]
+    assert row["ftbench_tokens"] == row["plain_tokens"] > 0   # the same examples, the same batches
+    assert result["median_ratio"] > 0
 
 
 def test_cpu_speed_tiny(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from ftbench.engine.events import Eval, Log, RunFinished, RunStarted, Step
 from ftbench.engine.runner import Hooks, run
+from ftbench.results.record import SCHEMA_VERSION
 from ftbench.results.store import load_runs
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
 
@@ -47,7 +48,7 @@ def test_completed_run_measures_and_saves_everything(tmp_path: Path) -> None:
     assert record.status == "completed", record.error
     assert finished.path and Path(finished.path).is_file()
     doc = json.loads(Path(finished.path).read_text())
-    assert doc["schema_version"] == 1 and doc["status"] == "completed"
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["status"] == "completed"
     # events in order: started, steps, evals, finished
     assert isinstance(events.events[-1], RunFinished)
     started = events.of(RunStarted)

@@ -38,9 +38,13 @@ name = "full"
 """
 
 
+# decoder (causal-lm) presets: docs/decoders.md
+DECODER_PRESETS = {"sft-quickstart", "metamath-gsm8k", "qlora-memory"}
+
+
 def test_every_seed_experiment_has_a_valid_preset() -> None:
-    assert set(builtin_presets()) == SEED_PRESETS
-    for name in SEED_PRESETS:
+    assert set(builtin_presets()) == SEED_PRESETS | DECODER_PRESETS
+    for name in SEED_PRESETS | DECODER_PRESETS:
         preset = load_preset(name)
         assert preset.name == name
         assert preset.methods and preset.title and preset.reproduces

@@ -122,7 +122,7 @@ BAD_FILES: dict[str, str | bytes] = {
     "bom.json": b"\xef\xbb\xbf" + _doc().encode(),
     "nan-series.json": _doc(timing={"train_s": float("inf")}).encode(),
     "deep.json": b"[" * 200_000 + b"]" * 200_000,
-    "future-2.json": _doc(schema_version=2).encode(),
+    "future-3.json": _doc(schema_version=3).encode(),
     "future-999.json": _doc(schema_version=999).encode(),
     "version-0.json": _doc(schema_version=0).encode(),
     "version-neg.json": _doc(schema_version=-1).encode(),

@@ -98,6 +98,16 @@ KNOWN_DATASETS: dict[str, DatasetInfo] = {
     "synthetic-qa": DatasetInfo(
         "seeded SQuAD-format questions over made-up biographies, with unanswerable ones "
         "(tests and smoke runs)", True, None, "qa"),
+    # instruction data for the causal-lm task (ftbench/data/sft_sources.py)
+    "math-problems": DatasetInfo(
+        "generated GSM8K-style word problems (1-3 operations, integer answers, '#### N')",
+        True, None, "causal-lm"),
+    "gsm8k": DatasetInfo("GSM8K grade-school math; hub openai/gsm8k (train / test)", False,
+                         "math-problems", "causal-lm"),
+    "metamathqa": DatasetInfo("MetaMathQA to train, GSM8K test to evaluate; hub "
+                              "meta-math/MetaMathQA", False, "math-problems", "causal-lm"),
+    "alpaca-cleaned": DatasetInfo("Alpaca instructions (cleaned); hub yahma/alpaca-cleaned; "
+                                  "loss and perplexity only", False, "math-problems", "causal-lm"),
 }
 
 

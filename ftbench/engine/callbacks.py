@@ -47,10 +47,15 @@ def steady_window(points: list[dict[str, Any]], warmup: int) -> dict[str, Any] |
     samples = last["samples"] - first["samples"]
     tokens = (last["tokens"] - first["tokens"]
               if last.get("tokens") is not None and first.get("tokens") is not None else None)
+    # causal-lm: the loss-bearing (response) tokens, where the points carry them
+    trained = (last["trained_tokens"] - first["trained_tokens"]
+               if last.get("trained_tokens") is not None
+               and first.get("trained_tokens") is not None else None)
     return {"warmup_steps": first["step"], "steady_steps": last["step"] - first["step"],
             "steady_s": round(seconds, 3), "steady_samples": samples, "steady_tokens": tokens,
             "steady_samples_per_s": round(samples / seconds, 2),
-            "steady_tokens_per_s": round(tokens / seconds, 1) if tokens else None}
+            "steady_tokens_per_s": round(tokens / seconds, 1) if tokens else None,
+            "steady_trained_tokens_per_s": round(trained / seconds, 1) if trained else None}
 
 
 @dataclass
@@ -89,6 +94,7 @@ class EventCallback(TrainerCallback):
         memory_probe: Callable[[], tuple[float | None, float | None]],
         token_probe: Callable[[], int | None] | None = None,
         sample_probe: Callable[[], int] | None = None,
+        trained_probe: Callable[[], int | None] | None = None,
     ) -> None:
         self.run_id = run_id
         self.emit = emit
@@ -99,6 +105,7 @@ class EventCallback(TrainerCallback):
         self.memory_probe = memory_probe
         self.token_probe = token_probe
         self.sample_probe = sample_probe
+        self.trained_probe = trained_probe   # loss-bearing tokens so far (causal-lm)
         self.progress = Progress()
         self._eval_started: float | None = None
         self._last_tick = float("-inf")  # host clock of the last StepProgress / EvalProgress
@@ -193,6 +200,8 @@ class EventCallback(TrainerCallback):
                  "samples_per_s": round(samples_per_s, 2) if samples_per_s else None,
                  "tokens_per_s": round(tokens_per_s, 1) if tokens_per_s else None,
                  "t": round(elapsed, 3), "samples": samples, "tokens": tokens}
+        if self.trained_probe is not None:
+            point["trained_tokens"] = self.trained_probe()
         self.progress.train_series.append(point)
         allocated, rss = self.memory_probe()
         self.emit(Step(self.run_id, step, total, point["epoch"], point["loss"], point["lr"],

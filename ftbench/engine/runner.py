@@ -266,7 +266,7 @@ def _null_non_finite(record: RunRecord) -> None:
     """NaN and infinity are not JSON: a diverged run's eval loss is stored as null ("not a
     number" is unavailable, not invented), so the record can always be written."""
     for name in ("params", "timing", "memory", "metrics", "series", "data_info", "model_info",
-                 "environment", "references"):
+                 "environment", "references", "baseline", "samples"):
         setattr(record, name, json_safe(getattr(record, name)))
 
 
@@ -298,6 +298,7 @@ class _Session:
         self.extra_environment: dict[str, Any] = {}
         self.side_group: Any = None  # gloo group for host-side agreement (cancel, totals)
         self.trained = False  # every rank left trainer.train() at the same step
+        self.generative: Any = None  # causal-lm: base vs tuned (engine/generative.py)
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(Log(self.record.run_id, level, message))
@@ -423,7 +424,17 @@ class _Session:
         heads = head_module_names(model)
         # transformers 5 picks PyTorch SDPA where the architecture supports it; record it.
         self.record.model_info["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
+        if prepared.generative is not None:  # causal-lm: the base model, before the method
+            from ftbench.engine.generative import GenerativeRun
+
+            self.generative = GenerativeRun(prepared.generative, self.record, self.log, precision,
+                                            self.device, self.spec.method.name == "qlora", path,
+                                            self.emit, self.cancel.is_set)
+            self.generative.before_method(model)
+            self.check_cancel()
         model = apply_method(model, self.spec.method, self.spec.task)
+        if self.generative is not None:
+            self.generative.after_method(model, self.spec.method.name)
         counts = count_parameters(model, heads)
         self.record.params = {
             "trainable": counts.trainable,
@@ -498,7 +509,8 @@ class _Session:
                                       on_begin, prepared.metric_transform, memory_probe,
                                       self._live_tokens,
                                       lambda: int(getattr(self.trainer, "ft_samples", 0))
-                                      * self.world.size)
+                                      * self.world.size,
+                                      self._live_trained_tokens if prepared.generative else None)
         trainer_cls = _measured_trainer_class(self.hooks.loss_override)
         self.trainer = trainer_cls(
             model=model,
@@ -533,7 +545,10 @@ class _Session:
             self.record.status = "cancelled"
             self.record.error = f"cancelled at step {progress.step} of {progress.total_steps}"
         else:
-            if progress.last_eval_step != self.trainer.state.global_step:
+            if self.generative is not None:  # its held-out loss replaces the Trainer's final one
+                self.final_eval_s += self.generative.after_training(
+                    self.trainer.model, progress.step, round(progress.epoch, 4))
+            elif progress.last_eval_step != self.trainer.state.global_step:
                 t = time.perf_counter()
                 self.trainer.evaluate()
                 self.final_eval_s = time.perf_counter() - t
@@ -638,11 +653,14 @@ class _Session:
         train_s = progress.train_elapsed()
         record.series["train"] = progress.train_series
         record.series["eval"] = progress.eval_series
+        if self.generative is not None:  # base at step 0 and tuned at the end, around them
+            record.series["eval"] = self.generative.series(progress.eval_series)
         trainer = self.trainer
         samples = getattr(trainer, "ft_samples", 0) if trainer is not None else 0
         tokens = self._tokens_so_far() or 0
+        trained = self._tokens_so_far("ft_trained_tokens") or 0
         if self.world.distributed:
-            samples, tokens = self._world_totals(samples, tokens)
+            samples, tokens, trained = self._world_totals(samples, tokens, trained)
         record.timing.update({
             "train_s": _round(train_s, 3),
             "eval_s": _round(progress.eval_s + self.final_eval_s, 3),
@@ -653,6 +671,8 @@ class _Session:
             "train_tokens": tokens,
             "samples_per_s": _round(samples / train_s, 2) if train_s > 0 and samples else None,
             "tokens_per_s": _round(tokens / train_s, 1) if train_s > 0 and tokens else None,
+            "trained_tokens": trained or None,
+            "trained_tokens_per_s": _round(trained / train_s, 1) if train_s > 0 and trained else None,
         })
         from ftbench.engine.callbacks import steady_window, warmup_steps
 
@@ -671,6 +691,10 @@ class _Session:
         if progress.last_eval is not None:
             record.metrics = dict(progress.last_eval)
             record.metrics["at_step"] = progress.last_eval_step
+        if self.generative is not None and self.generative.tuned is not None:
+            # the tuned model's measurement at the last step (the periodic evaluations' loss
+            # stays in series.eval)
+            record.metrics = {**self.generative.metrics(), "at_step": progress.step}
 
     def _agree_min(self, value: int) -> int:
         """The smallest of the ranks' values (host-side, over the gloo group)."""
@@ -687,17 +711,22 @@ class _Session:
         tokens = self._tokens_so_far()
         return tokens * self.world.size if tokens is not None else None
 
-    def _world_totals(self, samples: int, tokens: int) -> tuple[int, int]:
+    def _live_trained_tokens(self) -> int | None:
+        """Loss-bearing tokens so far, as `_live_tokens` counts every real token."""
+        tokens = self._tokens_so_far("ft_trained_tokens")
+        return tokens * self.world.size if tokens is not None else None
+
+    def _world_totals(self, samples: int, tokens: int, trained: int = 0) -> tuple[int, int, int]:
         """Samples and tokens summed over the ranks, and each rank's peak memory in
         ``memory.per_rank``. Only when every rank finished training at the same step (a
         collective with a dead peer would wait for the timeout); else this rank's figures
         stay and ``per_rank`` stays null."""
         if not self.trained or self.side_group is None:
-            return samples, tokens
+            return samples, tokens, trained
         import torch.distributed as dist
 
         mine = {"rank": self.world.rank, "local_rank": self.world.local_rank,
-                "samples": samples, "tokens": tokens,
+                "samples": samples, "tokens": tokens, "trained": trained,
                 "nvml_index": worlds.nvml_index(self.world) if self.device == "cuda" else None,
                 **{k: self.record.memory.get(k) for k in (
                     "torch_peak_allocated_mb", "torch_peak_reserved_mb", "nvml_peak_used_mb",
@@ -707,15 +736,18 @@ class _Session:
             dist.all_gather_object(gathered, mine, group=self.side_group)
         except Exception as exc:  # a peer gone at the very end: keep this rank's figures
             self.log(f"per-rank totals unavailable: {_one_line(exc)}", "warning")
-            return samples, tokens
+            return samples, tokens, trained
         self.record.memory["per_rank"] = [
-            {k: v for k, v in g.items() if k not in ("samples", "tokens")} for g in gathered]
-        return sum(g["samples"] for g in gathered), sum(g["tokens"] for g in gathered)
+            {k: v for k, v in g.items() if k not in ("samples", "tokens", "trained")}
+            for g in gathered]
+        return (sum(g["samples"] for g in gathered), sum(g["tokens"] for g in gathered),
+                sum(g["trained"] for g in gathered))
 
-    def _tokens_so_far(self) -> int | None:
+    def _tokens_so_far(self, counter: str = "ft_tokens") -> int | None:
         """Real tokens trained on so far (None if the counter cannot be read). Read at logging
-        steps, where the Trainer has just synced for the loss, so no stall, and at the end."""
-        tokens = getattr(self.trainer, "ft_tokens", 0)
+        steps, where the Trainer has just synced for the loss, so no stall, and at the end.
+        ``counter="ft_trained_tokens"``: the loss-bearing ones."""
+        tokens = getattr(self.trainer, counter, 0)
         try:
             return int(tokens.item()) if hasattr(tokens, "item") else int(tokens)
         except Exception:
@@ -754,7 +786,7 @@ class _Session:
 
 # Steady-state throughput (after warm-up and compile), beside the whole-run figures.
 STEADY_KEYS = ("warmup_steps", "steady_steps", "steady_s", "steady_samples_per_s",
-               "steady_tokens_per_s", "steady_tflops", "steady_mfu")
+               "steady_tokens_per_s", "steady_tflops", "steady_mfu", "steady_trained_tokens_per_s")
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
@@ -865,6 +897,7 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
     class MeasuredTrainer(Trainer):
         ft_samples: int = 0
         ft_tokens: Any = 0
+        ft_trained_tokens: Any = 0   # loss-bearing tokens (causal-lm: the response tokens)
         ft_step_hook: Callable[[int], None] | None = None
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
@@ -877,6 +910,9 @@ def _measured_trainer_class(loss_override: float | None) -> Any:
                 mask = inputs.get("attention_mask")
                 # Summed on the device; read once when the run ends.
                 self.ft_tokens = self.ft_tokens + (mask.sum() if mask is not None else ids.numel())
+                labels = inputs.get("labels")
+                if labels is not None and labels.dim() == 2:  # token labels, shifted in the loss
+                    self.ft_trained_tokens = self.ft_trained_tokens + (labels[:, 1:] != -100).sum()
             return super().training_step(model, inputs, num_items_in_batch)
 
         ft_eval_order: Any = None

@@ -12,6 +12,10 @@ prefix         peft prefix tuning + head; BERT/RoBERTa only                     
 adapters       hand-written bottleneck adapters + head                          (adapters.py)
 =============  ==============================================================================
 
+On a decoder LM (task ``causal-lm``) the head is the pretrained ``lm_head``: head-only and
+last-layer train it (untied from tied input embeddings), BitFit trains biases only and refuses
+a model without any, the others add no head (methods/lm.py).
+
 Importing this package (or ``ftbench.methods.registry``) does not import torch, peft or
 transformers; the functions below import them when called.
 """
@@ -61,10 +65,20 @@ def apply_method(model: Any, method: "MethodSpec", task: str) -> Any:
     Raises MethodError for bad args, MethodUnsupported when the method cannot run for this
     architecture (e.g. prefix on DistilBERT) -- always before any training step.
     """
-    if task not in ("classification", "qa"):
-        raise MethodError(f"unknown task {task!r} (allowed: classification, qa)")
+    if task not in ("classification", "qa", "causal-lm"):
+        raise MethodError(f"unknown task {task!r} (allowed: classification, qa, causal-lm)")
     args = resolved_args(method.name, dict(method.args))
     name = method.name
+    if task == "causal-lm" and name in ("head-only", "last-layer", "bitfit", "adapters"):
+        from ftbench.methods import lm
+
+        if name == "adapters":
+            from ftbench.methods.adapters import apply_adapters
+
+            return apply_adapters(model, args, heads=())
+        fn0 = {"head-only": lm.apply_head_only, "last-layer": lm.apply_last_layer,
+               "bitfit": lm.apply_bitfit}[name]
+        return fn0(model, args)
     if name in ("full", "head-only", "last-layer", "bitfit"):
         from ftbench.methods import freeze
 

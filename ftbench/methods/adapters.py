@@ -13,14 +13,15 @@ itself, without editing transformers code:
   (``"both"``, Houlsby-style). "After the output dense" means on that Linear's output,
   before the block's dropout + residual + LayerNorm, as in Houlsby's figure 2.
   Modules: BERT/RoBERTa ``attention.output.dense`` and ``output.dense``; DistilBERT
-  ``attention.out_lin`` and ``ffn.lin2``.
+  ``attention.out_lin`` and ``ffn.lin2``; Llama blocks ``self_attn.o_proj`` and
+  ``mlp.down_proj`` (before the residual add; Llama has no post-norm).
 * mechanics: each adapter is registered as a child ``adapter`` of the Linear it follows
   (so it moves with ``.to()``, is saved in ``state_dict`` as ``...output.dense.adapter.*``
   and the original parameter names are unchanged) and a forward hook on that Linear adds
   its output. The hook is a bound method of the adapter, so ``copy.deepcopy`` keeps it
   working on the copy.
-* training: adapters + task head (and, with ``train_layer_norm=True``, every LayerNorm of
-  the backbone, as Houlsby did); everything else is frozen.
+* training: adapters + task head (and, with ``train_layer_norm=True``, every LayerNorm, or
+  RMSNorm in Llama, of the backbone, as Houlsby did); everything else is frozen.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from ftbench.methods.freeze import (
 
 # per block: placement -> dotted path of the output Linear, tried in order
 _OUTPUT_DENSE: dict[str, tuple[str, ...]] = {
-    "attention": ("attention.output.dense", "attention.out_lin"),
-    "ffn": ("output.dense", "ffn.lin2"),
+    "attention": ("attention.output.dense", "attention.out_lin", "self_attn.o_proj"),
+    "ffn": ("output.dense", "ffn.lin2", "mlp.down_proj"),
 }
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -118,8 +119,10 @@ def add_adapters(model: Any, args: dict[str, Any]) -> list[str]:
     return adapted
 
 
-def apply_adapters(model: Any, args: dict[str, Any]) -> Any:
-    heads = head_module_names(model)
+def apply_adapters(model: Any, args: dict[str, Any], heads: tuple[str, ...] | None = None) -> Any:
+    """``heads``: the modules that train with the adapters (default: the fresh task head;
+    ``()`` for a causal LM, whose lm_head is pretrained)."""
+    heads = head_module_names(model) if heads is None else heads
     add_adapters(model, args)
     freeze_all(model)
     for module in model.modules():
@@ -127,7 +130,7 @@ def apply_adapters(model: Any, args: dict[str, Any]) -> Any:
             module.requires_grad_(True)
     if args.get("train_layer_norm", False):
         for module in unwrap(model).get_submodule(unwrap(model).base_model_prefix).modules():
-            if isinstance(module, nn.LayerNorm):
+            if isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("RMSNorm"):
                 module.requires_grad_(True)
     unfreeze_head(model, heads)
     return model

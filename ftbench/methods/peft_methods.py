@@ -62,7 +62,7 @@ IA3_TARGETS: dict[str, tuple[list[str] | str, list[str] | str]] = {
 # llm_int8_skip_modules for QLoRA: the task heads and the BERT/RoBERTa pooler stay in
 # full precision. transformers matches these as module-path prefixes or suffixes.
 QLORA_SKIP_MODULES: list[str] = ["pre_classifier", "classifier", "qa_outputs", "score",
-                                 "bert.pooler", "roberta.pooler"]
+                                 "bert.pooler", "roberta.pooler", "lm_head"]
 
 
 def _task_type(task: str) -> Any:
@@ -72,7 +72,15 @@ def _task_type(task: str) -> Any:
         return TaskType.SEQ_CLS
     if task == "qa":
         return TaskType.QUESTION_ANS
-    raise MethodError(f"unknown task {task!r} (allowed: classification, qa)")
+    if task == "causal-lm":
+        return TaskType.CAUSAL_LM
+    raise MethodError(f"unknown task {task!r} (allowed: classification, qa, causal-lm)")
+
+
+def _heads(model: Any, task: str) -> list[str]:
+    """Modules peft must train in full: the fresh task head; none for a causal LM, whose
+    lm_head is pretrained (ftbench/methods/lm.py)."""
+    return [] if task == "causal-lm" else list(head_module_names(model))
 
 
 def _model_type(model: Any) -> str:
@@ -103,7 +111,7 @@ def _lora(model: Any, args: dict[str, Any], task: str, method: str) -> Any:
         lora_alpha=args["alpha"],
         lora_dropout=float(args["dropout"]),
         target_modules=lora_targets(model, args, method),
-        modules_to_save=list(head_module_names(model)),
+        modules_to_save=_heads(model, task),
         bias="none",
     )
     try:
@@ -116,17 +124,25 @@ def apply_lora(model: Any, args: dict[str, Any], task: str) -> Any:
     return _lora(model, args, task, "lora")
 
 
-def apply_qlora(model: Any, args: dict[str, Any], task: str) -> Any:
+def keep_4bit_trainable(model: Any) -> int:
+    """Switch off bitsandbytes' CPU inference repacking on every 4-bit layer (see the module
+    docstring); call it before the model first runs in eval mode (a causal-LM run measures the
+    base model before the method is applied). Returns how many 4-bit layers there are."""
     import bitsandbytes as bnb
-    from peft import prepare_model_for_kbit_training
 
     four_bit = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
-    if not four_bit or not getattr(model, "is_loaded_in_4bit", False):
-        raise MethodError("method 'qlora': the model was not loaded in 4-bit; load it with "
-                          "from_pretrained(..., **from_pretrained_kwargs(method, dtype))")
-    for module in four_bit:  # see module docstring: bnb 0.50 CPU eval repacking breaks training
+    for module in four_bit:
         if hasattr(module, "support_avx512bf16_for_cpu"):
             module.support_avx512bf16_for_cpu = False
+    return len(four_bit)
+
+
+def apply_qlora(model: Any, args: dict[str, Any], task: str) -> Any:
+    from peft import prepare_model_for_kbit_training
+
+    if not keep_4bit_trainable(model) or not getattr(model, "is_loaded_in_4bit", False):
+        raise MethodError("method 'qlora': the model was not loaded in 4-bit; load it with "
+                          "from_pretrained(..., **from_pretrained_kwargs(method, dtype))")
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return _lora(model, args, task, "qlora")
 
@@ -162,7 +178,7 @@ def apply_ia3(model: Any, args: dict[str, Any], task: str) -> Any:
 
     target, ff = ia3_targets(model, args)
     config = IA3Config(task_type=_task_type(task), target_modules=target, feedforward_modules=ff,
-                       modules_to_save=list(head_module_names(model)))
+                       modules_to_save=_heads(model, task))
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
@@ -261,8 +277,11 @@ def apply_prefix(model: Any, args: dict[str, Any], task: str) -> Any:
         raise MethodUnsupported(why)
     from peft import PrefixTuningConfig, get_peft_model
 
-    heads = list(head_module_names(model))
-    _install_prefix_forward(model)
+    heads = _heads(model, task)
+    if task == "causal-lm":  # peft's causal-LM model passes the prefix as the cache itself
+        model.gradient_checkpointing_enable = types.MethodType(_refuse_checkpointing, model)
+    else:
+        _install_prefix_forward(model)
     kwargs: dict[str, Any] = {"num_virtual_tokens": int(args["num_virtual_tokens"]),
                               "prefix_projection": bool(args["prefix_projection"])}
     if args.get("encoder_hidden_size") is not None:

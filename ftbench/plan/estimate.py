@@ -214,6 +214,8 @@ def _trace(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str) ->
     if task == "qa":
         inputs["start_positions"] = torch.zeros(batch, dtype=torch.long, device="meta")
         inputs["end_positions"] = torch.zeros(batch, dtype=torch.long, device="meta")
+    elif task == "causal-lm":  # a label per token (the logits over the vocabulary are saved)
+        inputs["labels"] = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     else:
         inputs["labels"] = torch.zeros(batch, dtype=torch.long, device="meta")
     return trace_saved(meta.model, meta.blocks, inputs, mixed_dtype=mixed, device=kind)

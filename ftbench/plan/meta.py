@@ -42,8 +42,11 @@ def load_config(spec: RunSpec, num_labels: int | None) -> Any:
 
 
 def model_class(task: str) -> Any:
-    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+    from transformers import (AutoModelForCausalLM, AutoModelForQuestionAnswering,
+                              AutoModelForSequenceClassification)
 
+    if task == "causal-lm":
+        return AutoModelForCausalLM
     return AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification
 
 
@@ -77,6 +80,11 @@ def build_meta_model(spec: RunSpec, config: Any, compute_dtype: Any) -> MetaMode
         with init_empty_weights(include_buffers=True):
             model = cls.from_config(config, trust_remote_code=spec.trust_remote_code,
                                     dtype=weight_dtype(config))
+        # init_empty_weights re-creates every parameter assigned under it, which undoes the
+        # tie of lm_head to the input embeddings (SmolLM2): tie again outside it, as loading does
+        if getattr(model.config, "tie_word_embeddings", False):
+            model.tie_weights()
+        with init_empty_weights():
             if qconfig is not None:
                 quantized = _quantize_on_meta(model, qconfig, compute_dtype)
             heads = head_module_names(model)

@@ -440,13 +440,15 @@ def line_chart(lines: Sequence[tuple[Sequence[float], Sequence[float]]], width: 
 
 def pareto_chart(section: Section, which: str = "params", width: int = 80, height: int = 20,
                  colorless: bool | None = None) -> Chart | None:
-    """Metric against trainable parameters (log x) or peak memory, with the front connected.
+    """Metric against trainable parameters (log x), peak memory or training time (causal-lm
+    sections), with the front connected.
 
     Front members are drawn ``●`` and named; the others ``○``, also named, so "why is X not
     on the front" is answered by looking. The caption (not a legend box, which would hide
     points) lists the front in cost order.
     """
-    front: Front | None = section.params_front if which == "params" else section.memory_front
+    front: Front | None = {"params": section.params_front, "time": section.time_front}.get(
+        which, section.memory_front)
     if front is None or front.points < 2:
         return None
     log = which == "params"
@@ -461,7 +463,8 @@ def pareto_chart(section: Section, which: str = "params", width: int = 80, heigh
         return math.log10(cost) if log else cost
 
     name = _metric_name(front.metric)
-    cost_name = "trainable params (log)" if log else f"peak {MEMORY_NAMES[front.cost]} MB"
+    cost_name = "trainable params (log)" if log else "train s" if which == "time" \
+        else f"peak {MEMORY_NAMES[front.cost]} MB"
     title = f"{section.preset}: Pareto front, {name} vs {cost_name.removesuffix(' (log)')}"
     xs = [x_of(c) for _, c, _ in points]
     ys = [m for _, _, m in points]
@@ -531,6 +534,7 @@ def section_charts(section: Section, width: int = 80, height: int = 20,
         lambda: memory_chart(section, width, height, colorless),
         lambda: pareto_chart(section, "params", width, height, colorless),
         lambda: pareto_chart(section, "memory", width, height, colorless),
+        lambda: pareto_chart(section, "time", width, height, colorless),   # causal-lm only
     )
     return [chart for make in makers if (chart := make()) is not None]
 

@@ -29,7 +29,7 @@ from ftbench.results.record import RunRecord
 from ftbench.terms import json_safe
 
 FORMATS: tuple[str, ...] = ("csv", "md", "json")
-_SECTION_ORDER = ("params", "timing", "memory", "metrics")
+_SECTION_ORDER = ("params", "timing", "memory", "metrics", "baseline")
 
 
 class ExportError(FtbenchError):
@@ -174,7 +174,9 @@ def _md_section(section: Section, references: bool) -> list[str]:
 
 def _md_header(column: Column) -> str:
     """Full metric names in Markdown: a README has the width a terminal lacks."""
-    return column.key.removeprefix("metrics.") if column.kind == "metric" else column.header
+    if column.kind != "metric":
+        return column.header
+    return column.key.removeprefix("metrics.").replace("baseline.", "base ", 1)
 
 
 def _trainable(count: Stat, pct: Stat) -> str:
@@ -192,7 +194,7 @@ def _md_notes(section: Section, references: bool) -> list[str]:
     if section.rate_note:
         notes.append(section.rate_note[0].upper() + section.rate_note[1:] + ".")
     for front, what in ((section.params_front, "trainable parameters"),
-                        (section.memory_front, None)):
+                        (section.memory_front, None), (section.time_front, "training time")):
         if front is None or front.points < 2:
             continue
         cost = what or f"peak {MEMORY_NAMES.get(front.cost, front.cost)} memory"

@@ -32,6 +32,9 @@ PRIMARY_METRICS: dict[str, tuple[str, ...]] = {name: info.primary for name, info
 TASK_METRICS: dict[str, tuple[str, ...]] = {name: info.metrics for name, info in TASK_INFO.items()}
 # Metrics where neither direction is "better" (a rate of predicted no-answers is descriptive).
 NEUTRAL_METRICS: frozenset[str] = frozenset({"no_answer_rate", "has_answer_rate"})
+# Metrics where lower is better (causal-lm: perplexity, losses, forgetting).
+LOWER_METRICS: frozenset[str] = frozenset({"perplexity", "response_loss", "general_loss",
+                                           "forgetting", "loss"})
 # Peak-memory sources, most specific first (docs/design.md: torch allocator, NVML, process RSS).
 MEMORY_KEYS: tuple[str, ...] = (
     "memory.torch_peak_allocated_mb", "memory.nvml_peak_used_mb", "memory.process_peak_rss_mb",
@@ -59,11 +62,14 @@ RATE_KEYS: dict[str, tuple[str, str]] = {
     "rate.tokens_per_s": ("timing.steady_tokens_per_s", "timing.tokens_per_s"),
     "rate.tflops": ("timing.steady_tflops", "timing.achieved_tflops"),
     "rate.mfu": ("timing.steady_mfu", "timing.mfu"),
+    # causal-lm: the loss-bearing (response) tokens alone
+    "rate.trained_tokens_per_s": ("timing.steady_trained_tokens_per_s",
+                                  "timing.trained_tokens_per_s"),
 }
 # Every record's CSV row carries both sets, so a spreadsheet can tell them apart.
 STEADY_TIMING_KEYS: tuple[str, ...] = (
     "warmup_steps", "steady_steps", "steady_s", "steady_samples_per_s", "steady_tokens_per_s",
-    "steady_tflops", "steady_mfu",
+    "steady_tflops", "steady_mfu", "steady_trained_tokens_per_s",
 )
 WHOLE_RUN_MARK = "†"
 # What makes two runs' figures comparable: runs that differ in any of these measure different
@@ -92,9 +98,10 @@ def run_values(record: RunRecord) -> dict[str, float]:
 
     Adds ``params.trainable_pct`` (trainable / total, in %) because readers compare shares,
     and a share computed per run stays right when totals differ (LoRA adds parameters).
+    A causal-LM run's base-model figures come as ``baseline.<metric>``.
     """
     values: dict[str, float] = {}
-    for section in ("params", "timing", "memory", "metrics"):
+    for section in ("params", "timing", "memory", "metrics", "baseline"):
         block = getattr(record, section)
         if not isinstance(block, dict):
             continue
@@ -181,7 +188,7 @@ def flatten_record(record: RunRecord) -> dict[str, Any]:
         "seed": record.seed, "status": record.status, "error": record.error,
         "created_at": record.created_at, "finished_at": record.finished_at,
     }
-    for section in ("params", "timing", "memory", "metrics"):
+    for section in ("params", "timing", "memory", "metrics", "baseline"):
         block = getattr(record, section)
         for key, raw in (block.items() if isinstance(block, dict) else ()):
             value = _scalar(raw)
@@ -415,6 +422,7 @@ class Section:
     memory_key: str | None = None
     params_front: Front | None = None
     memory_front: Front | None = None
+    time_front: Front | None = None   # causal-lm sections: the metric against training time
     notes: list[str] = field(default_factory=list)
     per_run: bool = False  # one row per run (no averaging) instead of one per group
     budget: str = ""  # with --by-budget: what sets this section's budget apart ("max_steps 5")
@@ -501,6 +509,7 @@ class Section:
             "pareto": {
                 "params": self.params_front.to_dict() if self.params_front else None,
                 "memory": self.memory_front.to_dict() if self.memory_front else None,
+                "time": self.time_front.to_dict() if self.time_front else None,
             },
         }
 
@@ -642,6 +651,8 @@ def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
         section.memory_key = memory_key(groups)
         section.params_front = front(groups, section.primary_metric, "params.trainable")
         section.memory_front = front(groups, section.primary_metric, section.memory_key)
+        if task == "causal-lm":
+            section.time_front = front(groups, section.primary_metric, "timing.train_s")
         section.notes = _section_notes(section, per_run)
         if ties:
             from ftbench.report.stats import tie_note

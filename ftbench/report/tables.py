@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ftbench.report.groups import (
-    MEMORY_KEYS, MEMORY_NAMES, NEUTRAL_METRICS, RATE_KEYS, WHOLE_RUN_MARK, Comparison, Group,
+    LOWER_METRICS, MEMORY_KEYS, MEMORY_NAMES, NEUTRAL_METRICS, RATE_KEYS, WHOLE_RUN_MARK, Comparison, Group,
     ReferenceRow, Section, Stat, fmt_count, fmt_number, fmt_pct, fmt_stat,
 )
 
@@ -51,7 +51,19 @@ class Column:
 def _metric_header(key: str) -> str:
     name = key.removeprefix("metrics.")
     return {"exact_match": "EM", "start_accuracy": "start acc", "end_accuracy": "end acc",
-            "no_answer_rate": "no-ans", "precision": "prec"}.get(name, name)
+            "no_answer_rate": "no-ans", "precision": "prec", "perplexity": "ppl",
+            "response_loss": "resp loss", "general_loss": "gen loss",
+            "forgetting": "forget"}.get(name, name)
+
+
+def _better(key: str) -> str | None:
+    name = key.removeprefix("metrics.")
+    return None if name in NEUTRAL_METRICS else "min" if name in LOWER_METRICS else "max"
+
+
+# causal-lm: the task metrics a table shows (the rest are in CSV / JSON), the base model's
+# score beside the tuned one, and the rates of every real token and of the trained ones
+LM_TABLE_METRICS = ("metrics.exact_match", "metrics.perplexity", "metrics.forgetting")
 
 
 def _present(section: Section, key: str, references: bool) -> bool:
@@ -62,9 +74,16 @@ def _present(section: Section, key: str, references: bool) -> bool:
 
 def section_columns(section: Section, *, references: bool = True) -> tuple[list[Column], list[Column]]:
     """(result columns, cost columns) that have at least one value to show."""
-    results = [Column(k, _metric_header(k), "metric",
-                      None if k.removeprefix("metrics.") in NEUTRAL_METRICS else "max")
-               for k in section.metric_keys(references)]
+    keys = section.metric_keys(references)
+    if section.task == "causal-lm":
+        keys = [k for k in keys if k in LM_TABLE_METRICS]
+    results = [Column(k, _metric_header(k), "metric", _better(k)) for k in keys]
+    if section.task == "causal-lm":
+        for i, column in enumerate(results):   # the base model's score before the tuned one
+            base = column.key.replace("metrics.", "baseline.", 1)
+            if column.key == "metrics.exact_match" and _present(section, base, False):
+                results.insert(i, Column(base, "base EM", "metric", None))
+                break
     if results and _present(section, "timing.steps", False):
         # How long each run trained: a 5-step run beside a 50-step one must be visible.
         results.insert(0, Column("timing.steps", "steps", "int", None))
@@ -74,6 +93,9 @@ def section_columns(section: Section, *, references: bool = True) -> tuple[list[
         Column("timing.train_s", "train s", "seconds", "min"),
         # Steady state after warm-up where measured (RATE_KEYS); † marks whole-run figures.
         Column("rate.samples_per_s", "samples/s", "rate", "max"),
+        *((Column("rate.tokens_per_s", "tokens/s", "rate", "max"),
+           Column("rate.trained_tokens_per_s", "trained tok/s", "rate", "max"))
+          if section.task == "causal-lm" else ()),
         Column("rate.mfu", "MFU", "fraction", "max"),  # GPU runs on a known device only
         *(Column(k, f"{MEMORY_NAMES[k]} MB", "mb", "min") for k in MEMORY_KEYS),
     ]

@@ -1,6 +1,6 @@
 """The run record: one JSON document per run, versioned.
 
-Schema version 1 (docs/run-format.md). Every key below is always present; values that could not be
+Schema version 2 (docs/run-format.md). Every key below is always present; values that could not be
 measured are ``None`` (JSON ``null``), never invented. ``parse_record`` validates a document
 read from disk and raises `RecordError` with one line on anything it does not understand;
 records with a newer ``schema_version`` are refused rather than guessed at, and older versions
@@ -13,6 +13,12 @@ compared from; see `ftbench.plan.judge`), stored next to
 what was measured so the estimator is judged by the records it serves. It is null in records
 written before ftbench stored it, and when the prediction itself failed; it is never filled in
 afterwards.
+
+Version 2 added ``baseline`` and ``samples`` for generative (causal-LM) runs: the base model's
+figures measured before training the same way as the tuned ones in ``metrics`` (an object, or
+null for the other tasks), and a few held-out prompts with the gold answer and the base and
+tuned generations (a list of objects, empty for the other tasks). Version-1 files load through
+`MIGRATIONS` with ``baseline`` null and ``samples`` empty.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any, Callable
 
 from ftbench.errors import FtbenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled", "diverged")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -52,7 +58,12 @@ def _empty_timing() -> dict[str, Any]:
             # torchrun runs: processes, and samples per optimizer step over all of them
             # (batch_size stays per device); samples_per_s / tokens_per_s are then summed over
             # the ranks. Null in one-process runs and in records written before them.
-            "world_size": None, "global_batch_size": None}
+            "world_size": None, "global_batch_size": None,
+            # causal-lm: loss-bearing (response) tokens trained on and their rate, apart from
+            # every real token above; the base model's measurement before training (not in
+            # train_s or eval_s). Null for the other tasks and in older records.
+            "trained_tokens": None, "trained_tokens_per_s": None,
+            "steady_trained_tokens_per_s": None, "base_eval_s": None}
 
 
 def _empty_memory() -> dict[str, Any]:
@@ -91,6 +102,8 @@ class RunRecord:
     environment: dict[str, Any] = field(default_factory=dict)
     references: list[dict[str, Any]] = field(default_factory=list)
     prediction: dict[str, Any] | None = None                    # see the module docstring
+    baseline: dict[str, Any] | None = None                      # causal-lm: the base model
+    samples: list[dict[str, Any]] = field(default_factory=list)  # causal-lm: generations
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +127,8 @@ class RunRecord:
             "environment": self.environment,
             "references": self.references,
             "prediction": self.prediction,
+            "baseline": self.baseline,
+            "samples": self.samples,
         }
 
     # Convenience accessors used by reports.
@@ -136,9 +151,17 @@ class RunRecord:
         return str(self.spec.get("task", "classification"))
 
 
-# Migrations: MIGRATIONS[n] turns a version-n document into version n+1. None exist yet; the
-# mechanism is here so that version 2 adds one function instead of `.get(key, default)` guesses.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no generative runs: no base-model figures, no sample generations."""
+    out = dict(doc)
+    out["baseline"] = None
+    out["samples"] = []
+    out["schema_version"] = 2
+    return out
+
+
+# Migrations: MIGRATIONS[n] turns a version-n document into version n+1.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
@@ -163,6 +186,8 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "data_info": dict,
     "references": list,
     "prediction": (dict, type(None)),
+    "baseline": (dict, type(None)),
+    "samples": list,
 }
 
 
@@ -235,6 +260,10 @@ def parse_record(doc: Any) -> RunRecord:
     }
     for section, keys in measured.items():
         _check_numbers(section, doc[section], keys)
+    if doc.get("baseline") is not None:
+        _check_numbers("baseline", doc["baseline"])
+    if not all(isinstance(s, dict) for s in doc.get("samples", [])):
+        raise RecordError("samples should be a list of objects")
     per_rank = doc["memory"].get("per_rank")
     if per_rank is not None and not (isinstance(per_rank, list)
                                      and all(isinstance(r, dict) for r in per_rank)):
@@ -264,6 +293,8 @@ def parse_record(doc: Any) -> RunRecord:
         environment=doc["environment"],
         references=doc.get("references", []),
         prediction=doc.get("prediction"),
+        baseline=doc.get("baseline"),
+        samples=doc.get("samples", []),
     )
 
 

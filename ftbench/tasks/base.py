@@ -23,6 +23,9 @@ class Prepared:
     collator: Any = None                  # None: engine.collate.PadCollator
     label_names_for_trainer: list[str] | None = None
     metric_transform: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda m: m)
+    # causal-lm: measures the base model before training and the tuned one after it, the same
+    # way (`ftbench.tasks.causal_lm_eval.SFTEvaluator`); None for the other tasks
+    generative: Any = None
 
 
 class Task(Protocol):

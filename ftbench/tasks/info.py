@@ -22,6 +22,10 @@ TASK_INFO: dict[str, TaskInfo] = {
                                ("accuracy", "precision", "recall", "f1")),
     "qa": TaskInfo("qa", ("exact_match", "f1"),
                    ("exact_match", "f1", "start_accuracy", "end_accuracy", "no_answer_rate")),
+    # exact match of the generated final answer; data without checkable answers has none
+    "causal-lm": TaskInfo("causal-lm", ("exact_match",),
+                          ("exact_match", "perplexity", "response_loss", "general_loss",
+                           "forgetting")),
 }
 UNKNOWN_TASK_PRIMARY: tuple[str, ...] = ("accuracy", "exact_match", "f1")
 SHORT_NAMES: dict[str, str] = {"accuracy": "acc", "exact_match": "EM", "f1": "F1"}

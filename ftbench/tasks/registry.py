@@ -18,4 +18,8 @@ def get_task(name: str) -> Any:
         except ImportError:
             raise FtbenchError("the qa task is not available in this version of ftbench") from None
         return QATask()
-    raise FtbenchError(f"unknown task '{name}' (known: classification, qa)")
+    if name == "causal-lm":
+        from ftbench.tasks.causal_lm import CausalLMTask
+
+        return CausalLMTask()
+    raise FtbenchError(f"unknown task '{name}' (known: classification, qa, causal-lm)")

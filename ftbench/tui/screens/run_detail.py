@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ftbench.tui.format import STATUS_STYLE, count, duration, mb, number, one_line, rate, short_time
+from ftbench.tui.sft_view import comparison_table, is_generative, samples_table
 from ftbench.tui.widgets.eval_chart import EvalChart
 from ftbench.tui.widgets.loss_chart import LossChart
 from ftbench.tui.widgets.navbar import NavBar
@@ -89,6 +90,12 @@ def facts(record: RunRecord) -> Group:
     t.add_row("steps", Text(f"{count(timing.get('steps'))} of {count(timing.get('total_steps'))}"))
     t.add_row("samples/s", Text(rate(timing.get("samples_per_s"))))
     t.add_row("tokens/s", Text(rate(timing.get("tokens_per_s"))))
+    if timing.get("trained_tokens_per_s") is not None:  # causal-lm: the response tokens alone
+        t.add_row("trained tok/s", Text(rate(timing.get("trained_tokens_per_s"))))
+    if "base_eval_s" in timing and is_generative(record):
+        t.add_row("base eval", Text(f"{_value(timing.get('base_eval_s'))} s"
+                                    + ("" if timing.get("base_eval_s") is not None
+                                       else " (reused)")))
     m = _grid("Memory (peaks)")
     m.add_row("torch allocated", Text(mb(memory.get("torch_peak_allocated_mb"))))
     m.add_row("torch reserved", Text(mb(memory.get("torch_peak_reserved_mb"))))
@@ -120,7 +127,9 @@ def facts(record: RunRecord) -> Group:
     for line in s.get("substitutions") or []:
         spec.add_row("offline", _value(line))
     blank = Text("")
-    return Group(metrics_table(record), blank, p, blank, t, blank, m, blank, spec, blank, env)
+    lm = [comparison_table(record), blank, samples_table(record), blank] \
+        if is_generative(record) else []
+    return Group(metrics_table(record), blank, *lm, p, blank, t, blank, m, blank, spec, blank, env)
 
 
 def plan_vs_measured(record: RunRecord) -> Text | None:

@@ -15,6 +15,7 @@ from textual.widgets import ProgressBar, Static
 
 from ftbench.tui.format import STATUS_STYLE, duration
 from ftbench.tui.session import QueueItem, RunQueue
+from ftbench.tui.sft_view import base_to_tuned
 
 
 class ProgressPanel(Vertical):
@@ -88,11 +89,21 @@ class ProgressPanel(Vertical):
             if steps:
                 msg.append(f" · {steps}/{total_steps or '?'} steps · train "
                            f"{duration(timing.get('train_s'))}", style="")
+                change = base_to_tuned(record) if record is not None else None
+                if change:  # causal-lm: the base model and the tuned one, measured alike
+                    msg.append(f" · {change}", style="bold")
             elif item.error:
                 msg.append(f": {item.error}", style=STATUS_STYLE.get(item.status, ""))
             stats.update(msg)
             return
         if feed.started is None:
+            base = feed.evaluating   # a causal-LM run measures its base model before training
+            if base is not None and base.total:
+                bar.update(total=base.total, progress=base.done)
+                stats.update(Text(f" measuring the base model · batch {base.done}/{base.total} · "
+                                  f"{duration(feed.eval_elapsed())}", no_wrap=True,
+                                  overflow="ellipsis"))
+                return
             bar.update(total=None)
             stats.update(Text(" preparing: libraries, model and data", style="dim italic",
                               no_wrap=True, overflow="ellipsis"))
