@@ -20,11 +20,11 @@ import json
 import tempfile
 import time
 
-T0 = time.perf_counter()
+T0 = time.perf_counter()  # before the heavy imports: the script's start-up counts
 
-import torch
-from peft import LoraConfig, TaskType, get_peft_model
-from transformers import (
+import torch  # noqa: E402
+from peft import LoraConfig, TaskType, get_peft_model  # noqa: E402
+from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
     DataCollatorForSeq2Seq,
@@ -32,8 +32,8 @@ from transformers import (
     TrainingArguments,
 )
 
-from ftbench.data.math_problems import Difficulty, generate
-from ftbench.models import resolve_model
+from ftbench.data.math_problems import Difficulty, generate  # noqa: E402
+from ftbench.models import resolve_model  # noqa: E402
 
 
 class CountingTrainer(Trainer):

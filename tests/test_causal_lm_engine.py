@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
+import torch
 
 from ftbench.cli import main
 from ftbench.engine.runner import run

@@ -10,9 +10,7 @@ embeddings.
 from __future__ import annotations
 
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
+import torch
 
 from ftbench.errors import MethodError, MethodUnsupported
 from ftbench.methods import apply_method, count_parameters, head_module_names
