@@ -181,6 +181,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
     c.table(doc, TOP, "", built_by=Preset)
     data = c.table(doc["data"], DATA, "data.", built_by=DataSpec)
     train = c.table(doc["train"], TRAIN, "train.", built_by=TrainParams)
+    data_spec = c.build(DataSpec, "data.", **data)  # its values' types, checked once
     _check_dataset(data, c)
     if "epochs" not in train and "max_steps" not in train:
         raise c.fail("train", "set epochs or max_steps")
@@ -214,7 +215,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Preset:
         reproduces=doc["reproduces"],
         model=doc["model"],
         task=doc["task"],
-        data=c.build(DataSpec, "data.", **data),
+        data=data_spec,
         train=train_params,
         methods=tuple(methods),
         seeds=doc.get("seeds", 1),
