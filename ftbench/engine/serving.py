@@ -140,7 +140,7 @@ def size_on_disk(model: Any, method: str) -> dict[str, Any]:
     try:
         if method in PEFT_METHODS:
             model.save_pretrained(str(folder), safe_serialization=True)
-            what = "adapter (peft save_pretrained: adapter weights and trained head)"
+            what = "adapter (peft save_pretrained: the adapter weights, and a trained task head)"
         elif method == "full":
             model.save_pretrained(str(folder))
             what = "full checkpoint (save_pretrained)"
@@ -166,6 +166,11 @@ def size_on_disk(model: Any, method: str) -> dict[str, Any]:
 def _base(model: Any, method: str) -> Iterator[Any]:
     if method not in PEFT_METHODS:
         raise _NotMeasured(WHY_NO_BASE.get(method, "not measured: no adapter to disable"))
+    if method == "prefix":
+        # the wrapped model called directly gets no prefix (peft 0.22's disable_adapter fails
+        # for prompt learning on models without prepare_inputs_for_generation)
+        yield model.get_base_model()
+        return
     with model.disable_adapter():
         yield model
 
