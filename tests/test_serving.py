@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,34 @@ from test_causal_lm_engine import sft_spec
 from test_engine import tiny_spec
 
 
+FEW = (("WARMUP", 1), ("REPEATS", 3), ("BATCHES", 2), ("GEN_REPEATS", 2), ("NEW_TOKENS", 5))
+
+
 @pytest.fixture(autouse=True)
 def few_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fewer timed calls: the tests check what is recorded, not how fast."""
-    for name, value in (("WARMUP", 1), ("REPEATS", 3), ("BATCHES", 2), ("GEN_REPEATS", 2),
-                        ("NEW_TOKENS", 5)):
+    for name, value in FEW:
         monkeypatch.setattr(serving, name, value)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real runs: LoRA and full fine-tuning measuring serving, head-only not asking for it."""
+    folder = tmp_path_factory.mktemp("serving-runs")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FEW:
+            patch.setattr(serving, name, value)
+        for method, on in (("lora", True), ("full", True), ("head-only", False)):
+            spec = tiny_spec(method, steps=3)
+            spec = amend(spec, train=amend(spec.train, serving=on, precision="fp32"))
+            assert run(spec, runs_dir=folder).record.status == "completed"
+    return folder
+
+
+def _record(folder: Path, method: str) -> Any:
+    from ftbench.results.store import load_runs
+
+    return next(r for r in load_runs(folder).records if r.method == method)
 
 
 def _serving_run(spec: Any, tmp_path: Path, precision: str = "fp32") -> Any:
@@ -70,9 +93,8 @@ def test_sizes_are_the_safetensors_files_and_an_adapter_is_far_smaller_than_a_ch
     assert set(Path(tempfile.gettempdir()).glob("ftbench-serving-*")) == before  # removed
 
 
-def test_merged_lora_gives_the_unmerged_logits_and_the_base_differs(tmp_path: Path) -> None:
-    record = _serving_run(tiny_spec("lora", steps=3), tmp_path)
-    s = record.serving
+def test_merged_lora_gives_the_unmerged_logits_and_the_base_differs(runs: Path) -> None:
+    s = _record(runs, "lora").serving
     assert s["kind"] == "forward" and s["precision"] == "fp32"
     for variant in ("base", "unmerged", "merged"):
         assert s[variant]["latency_ms"] > 0 and s[variant]["samples_per_s"] > 0, variant
@@ -95,8 +117,7 @@ def test_merged_lora_gives_the_unmerged_logits_and_the_base_differs(tmp_path: Pa
 
 
 @pytest.mark.parametrize("method, words", [("adapters", "not mergeable"),
-                                           ("prefix", "not mergeable"),
-                                           ("full", "not applicable")])
+                                           ("prefix", "not mergeable")])
 def test_a_method_that_cannot_merge_records_why(method: str, words: str, tmp_path: Path) -> None:
     args = {"num_virtual_tokens": 4} if method == "prefix" else {}
     record = _serving_run(tiny_spec(method, steps=2, **args), tmp_path)
@@ -123,9 +144,17 @@ def test_causal_lm_records_time_to_first_token_and_tokens_per_second(tmp_path: P
     assert s["size_bytes"] > 0 and s["size_files"] == ["adapter_model.safetensors"]
 
 
-def test_off_by_default_and_turned_on_by_the_preset_or_the_flag(tmp_path: Path) -> None:
-    record = run(tiny_spec("head-only", steps=1), runs_dir=tmp_path).record
-    assert record.status == "completed" and record.serving is None
+def test_full_fine_tuning_ships_a_checkpoint_and_has_nothing_to_merge(runs: Path) -> None:
+    lora, full = _record(runs, "lora").serving, _record(runs, "full").serving
+    assert full["size_files"] == ["model.safetensors"] and full["size_of"].startswith("full")
+    assert lora["size_bytes"] * 10 < full["size_bytes"]
+    assert full["merged"] is None and full["merged_note"].startswith("not applicable")
+    assert full["base"] is None and full["base_note"].startswith("not measured")
+    assert full["unmerged"]["latency_ms"] > 0
+
+
+def test_off_by_default_and_turned_on_by_the_preset_or_the_flag(runs: Path) -> None:
+    assert _record(runs, "head-only").serving is None
     text = """
 title = "t"
 description = "d"
@@ -158,3 +187,68 @@ def test_the_run_flag_reaches_the_overrides() -> None:
     for argv, expected in (([], None), (["--serving"], True), (["--no-serving"], False)):
         args = parser.parse_args(["run", "--preset", "quickstart", *argv])
         assert _overrides(args).serving is expected
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from ftbench.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def test_compare_shows_a_serving_table_and_fronts_beside_a_run_without_serving(runs: Path) -> None:
+    code, text = _cli("compare", "--runs-dir", str(runs), "--width", "160")
+    assert code == 0
+    table = text[text.index("— serving"):]
+    assert "size" in table and "b1 ms base" in table and "samples/s merged" in table
+    rows = {line.split()[0]: line for line in table.splitlines()[:12]
+            if line.strip().startswith(("lora", "full", "head-only"))}
+    assert set(rows) == {"lora", "full", "head-only"}   # the run without serving: dashes
+    assert rows["head-only"].split()[2:] == ["-"] * 7
+    assert rows["full"].split()[3] == "-"               # no base for full fine-tuning
+    assert "Pareto front, accuracy vs latency ms (b1)" in text
+    assert "Pareto front, accuracy vs size on disk MB" in text
+    code, doc = _cli("compare", "--runs-dir", str(runs), "--json")
+    pareto = json.loads(doc)["sections"][0]["pareto"]
+    assert pareto["latency"]["cost"] == "serving.latency_ms" and pareto["latency"]["points"] == 2
+    assert pareto["size"]["points"] == 2
+
+
+def test_export_carries_the_serving_columns(runs: Path) -> None:
+    import csv
+    import io
+
+    code, text = _cli("export", "--runs-dir", str(runs), "--format", "csv")
+    assert code == 0
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(text))}
+    lora = _record(runs, "lora").serving
+    assert int(float(rows["lora"]["serving.size_bytes"])) == lora["size_bytes"]
+    assert float(rows["lora"]["serving.merged.latency_ms"]) == lora["merged"]["latency_ms"]
+    assert rows["full"]["serving.merged_note"].startswith("not applicable")
+    assert rows["head-only"]["serving.size_bytes"] == ""
+    code, md = _cli("export", "--runs-dir", str(runs), "--format", "md")
+    assert "#### test: serving" in md and "| b1 ms merged |" in md
+    assert "Pareto front, accuracy vs size on disk" in md
+    code, doc = _cli("export", "--runs-dir", str(runs), "--format", "json")
+    by_method = {r["method"]: r for r in json.loads(doc)}
+    assert by_method["lora"]["serving"] == lora and by_method["head-only"]["serving"] is None
+
+
+def test_a_record_written_before_serving_existed_loads_and_compares() -> None:
+    from ftbench.report.groups import build_comparison
+    from ftbench.results.store import load_runs
+
+    old = sorted(Path(__file__).parent.joinpath("fixtures", "runs").glob("*.json"))
+    assert old and all("serving" not in json.loads(p.read_text()) for p in old)
+    loaded = load_runs(Path(__file__).parent / "fixtures" / "runs")
+    assert loaded.records and all(r.serving is None for r in loaded.records)
+    comparison = build_comparison(loaded.records)
+    assert all(s.latency_front is None and s.size_front is None for s in comparison.sections)
+    from ftbench.report.tables import serving_table
+
+    assert all(serving_table(s) is None for s in comparison.sections)

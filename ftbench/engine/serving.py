@@ -306,7 +306,7 @@ class ForwardInputs(Inputs):
                    for i in range(REPEATS)]
         batches = [_on(self.collate(rows), device) for rows in self._batches()]
         for i in range(WARMUP):
-            runner.call(lambda: model(**singles[i % len(singles)]))
+            runner.call(lambda i=i: model(**singles[i % len(singles)]))
         latency = statistics.median(runner.seconds(lambda s=s: model(**s)) for s in singles)
         runner.call(lambda: model(**batches[0]))   # warm-up at the eval batch's shapes
         total = sum(runner.seconds(lambda b=b: model(**b)) for b in batches)
