@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                      help="torch.compile the model (default: auto, on a CUDA GPU for long runs); "
                           "compile time is left out of the steady-state figures")
+    run.add_argument("--serving", action=argparse.BooleanOptionalAction, default=None,
+                     help="after the final evaluation, measure serving cost: size on disk, "
+                          "latency and throughput of base, unmerged and merged model "
+                          "(default: the preset's [train] serving, off)")
     run.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     run.add_argument("--trust-remote-code", action="store_true",
                      help="let a model folder run its own Python code (off by default; recorded)")
@@ -260,7 +264,7 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         max_steps=args.max_steps, seeds=args.seeds, offline=args.offline,
         report_to=_split(getattr(args, "report_to", [])), train_size=args.train_size,
         eval_size=args.eval_size, compile=getattr(args, "compile", None),
-        batch_size=getattr(args, "batch_size", None),
+        batch_size=getattr(args, "batch_size", None), serving=getattr(args, "serving", None),
         trust_remote_code=args.trust_remote_code, allow_pickle=getattr(args, "allow_pickle", False),
     )
 

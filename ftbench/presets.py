@@ -284,6 +284,7 @@ class Overrides:
     offline: bool = False
     report_to: tuple[str, ...] = ()
     compile: bool | None = None            # None: the preset's choice (default auto)
+    serving: bool | None = None            # None: the preset's choice (default off)
     batch_size: int | str | None = None    # a number or "auto"
     train_size: int | None = None
     eval_size: int | None = None
@@ -335,6 +336,8 @@ def expand(preset: Preset, overrides: Overrides = Overrides()) -> list[RunSpec]:
         train_changes["torch_compile"] = overrides.compile
     if overrides.batch_size is not None:
         train_changes["batch_size"] = overrides.batch_size
+    if overrides.serving is not None:
+        train_changes["serving"] = overrides.serving
     if overrides.max_steps is not None:
         train = preset.train
         train_changes.update(

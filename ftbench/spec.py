@@ -99,6 +99,10 @@ class TrainParams:
     # None ("auto"): engine/autobatch.resolve_compile decides and records why (off until compile
     # is measured to pay on a GPU); compile time is in train_s, left out of the steady state
     torch_compile: bool | None = ruled(Rule("bool"), default=None)
+    # measure the serving cost after the final evaluation (engine/serving.py, docs/serving.md):
+    # size on disk, latency and throughput of the base, unmerged and merged model; off by
+    # default (it times many forwards), never counted in training time
+    serving: bool = ruled(Rule("bool"), default=False)
 
     def __post_init__(self) -> None:
         validate_fields(self, SpecError)

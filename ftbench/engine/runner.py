@@ -556,6 +556,11 @@ class _Session:
         allocated, reserved = torch_peaks(torch, self.device)
         self.record.memory["torch_peak_allocated_mb"] = _round(allocated)
         self.record.memory["torch_peak_reserved_mb"] = _round(reserved)
+        if self.record.status == "completed" and spec.train.serving:  # opt-in; after the peaks
+            from ftbench.engine.serving import measure_run
+
+            self.record.serving = measure_run(self.trainer, prepared, spec.method.name, spec.task,
+                                              self.device, precision, self.log, self.world.size)
 
     def _collator(self, prepared: Any, tokenizer: Any, compiled: bool) -> Any:
         from ftbench.engine import levers

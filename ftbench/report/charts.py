@@ -11,7 +11,8 @@ explicitly; `_Plot` speaks both, so either installed version works.
 
 What the charts show (docs/seeds.md): each method's primary metric with error bars when seeds > 1,
 the metric over steps per run, trainable parameters on a log scale, train time, peak memory,
-and the two Pareto fronts (metric vs trainable parameters, metric vs peak memory) with the
+and the Pareto fronts (metric vs trainable parameters, vs peak memory and, where the runs
+measured their serving cost, vs latency and vs size on disk) with the
 front connected and its members named. Reference figures never enter a chart: they are not
 measured here, and a chart mixing them would invite the comparison docs/seeds.md warns against.
 """
@@ -447,7 +448,8 @@ def pareto_chart(section: Section, which: str = "params", width: int = 80, heigh
     on the front" is answered by looking. The caption (not a legend box, which would hide
     points) lists the front in cost order.
     """
-    front: Front | None = {"params": section.params_front, "time": section.time_front}.get(
+    front: Front | None = {"params": section.params_front, "time": section.time_front,
+                           "latency": section.latency_front, "size": section.size_front}.get(
         which, section.memory_front)
     if front is None or front.points < 2:
         return None
@@ -464,7 +466,8 @@ def pareto_chart(section: Section, which: str = "params", width: int = 80, heigh
 
     name = _metric_name(front.metric)
     cost_name = "trainable params (log)" if log else "train s" if which == "time" \
-        else f"peak {MEMORY_NAMES[front.cost]} MB"
+        else _serving_cost_name(section) if which == "latency" \
+        else "size on disk MB" if which == "size" else f"peak {MEMORY_NAMES[front.cost]} MB"
     title = f"{section.preset}: Pareto front, {name} vs {cost_name.removesuffix(' (log)')}"
     xs = [x_of(c) for _, c, _ in points]
     ys = [m for _, _, m in points]
@@ -509,6 +512,11 @@ def pareto_chart(section: Section, which: str = "params", width: int = 80, heigh
     return Chart(title, text + "\n" + _wrap(caption, width))
 
 
+def _serving_cost_name(section: Section) -> str:
+    """The latency axis: a batch-1 forward, or a generated token for a causal LM."""
+    return "ms per token (b1)" if section.task == "causal-lm" else "latency ms (b1)"
+
+
 def _wrap(text: str, width: int) -> str:
     import textwrap
 
@@ -535,6 +543,8 @@ def section_charts(section: Section, width: int = 80, height: int = 20,
         lambda: pareto_chart(section, "params", width, height, colorless),
         lambda: pareto_chart(section, "memory", width, height, colorless),
         lambda: pareto_chart(section, "time", width, height, colorless),   # causal-lm only
+        lambda: pareto_chart(section, "latency", width, height, colorless),  # serving measured
+        lambda: pareto_chart(section, "size", width, height, colorless),
     )
     return [chart for make in makers if (chart := make()) is not None]
 

@@ -29,7 +29,7 @@ from ftbench.results.record import RunRecord
 from ftbench.terms import json_safe
 
 FORMATS: tuple[str, ...] = ("csv", "md", "json")
-_SECTION_ORDER = ("params", "timing", "memory", "metrics", "baseline")
+_SECTION_ORDER = ("params", "timing", "memory", "metrics", "baseline", "serving")
 
 
 class ExportError(FtbenchError):
@@ -169,7 +169,32 @@ def _md_section(section: Section, references: bool) -> list[str]:
             lines.append(_md_row(cells))
     lines.append("")
     lines.extend(_md_notes(section, references))
+    lines.extend(_md_serving(section))
     return lines
+
+
+def _md_serving(section: Section) -> list[str]:
+    """The serving table (size, latency, throughput) where runs measured it."""
+    from ftbench.report.serving import serving_columns, serving_note
+
+    columns = [Column(*c) for c in serving_columns(section.task)
+               if any(g.mean(c[0]) is not None for g in section.groups)]
+    if not columns:
+        return []
+    header = ["method", "seed" if section.per_run else "n"] + [c.header for c in columns]
+    lines = [f"#### {section.preset}: serving", "", _md_row(header),
+             _md_row(["---"] + ["---:"] * (len(columns) + 1))]
+    best = {c.key: best_groups(section.groups, c) for c in columns}
+    for g in section.groups:
+        count = (str(g.runs[0].seed) if g.runs[0].seed is not None else "-") \
+            if section.per_run else str(g.n)
+        cells = [_md_escape(g.key.method), count]
+        for c in columns:
+            text = fmt_stat(g.stat(c.key), c.kind)
+            cells.append(f"**{text}**" if id(g) in best[c.key] and text != "-" else text)
+        lines.append(_md_row(cells))
+    note = serving_note([r for g in section.groups for r in g.completed], section.task)
+    return lines + [""] + [f"- {_md_escape(line)}" for line in note.splitlines()] + [""]
 
 
 def _md_header(column: Column) -> str:
@@ -194,7 +219,9 @@ def _md_notes(section: Section, references: bool) -> list[str]:
     if section.rate_note:
         notes.append(section.rate_note[0].upper() + section.rate_note[1:] + ".")
     for front, what in ((section.params_front, "trainable parameters"),
-                        (section.memory_front, None), (section.time_front, "training time")):
+                        (section.memory_front, None), (section.time_front, "training time"),
+                        (section.latency_front, "serving latency"),
+                        (section.size_front, "size on disk")):
         if front is None or front.points < 2:
             continue
         cost = what or f"peak {MEMORY_NAMES.get(front.cost, front.cost)} memory"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple, Sequence
 
 from ftbench.report.pareto import Point, pareto_front
+from ftbench.report.serving import LATENCY_KEY, SIZE_KEY, serving_text, serving_values
 from ftbench.results.record import RunRecord
 from ftbench.tasks.info import TASK_INFO, primary_metrics
 from ftbench.terms import number
@@ -121,6 +122,7 @@ def run_values(record: RunRecord) -> dict[str, float]:
     if any(steady in values for steady, _ in RATE_KEYS.values()) \
             and "timing.warmup_steps" in values:
         values["rate.warmup_steps"] = values["timing.warmup_steps"]
+    values.update(serving_values(record))  # serving.* (report/serving.py), where measured
     return values
 
 
@@ -201,6 +203,8 @@ def flatten_record(record: RunRecord) -> dict[str, Any]:
     row["params.trainable_pct"] = round(pct, 6) if pct is not None else None
     row["throughput_basis"] = "whole run" if values.get("rate.whole_run") else \
         "steady state" if any(k in values for k in RATE_KEYS) else None
+    row.update(serving_text(record))
+    row.update({k: v for k, v in values.items() if k.startswith("serving.")})
     return row
 
 
@@ -423,6 +427,8 @@ class Section:
     params_front: Front | None = None
     memory_front: Front | None = None
     time_front: Front | None = None   # causal-lm sections: the metric against training time
+    latency_front: Front | None = None  # runs that measured serving: metric vs latency
+    size_front: Front | None = None     # ... and metric vs size on disk
     notes: list[str] = field(default_factory=list)
     per_run: bool = False  # one row per run (no averaging) instead of one per group
     budget: str = ""  # with --by-budget: what sets this section's budget apart ("max_steps 5")
@@ -510,6 +516,8 @@ class Section:
                 "params": self.params_front.to_dict() if self.params_front else None,
                 "memory": self.memory_front.to_dict() if self.memory_front else None,
                 "time": self.time_front.to_dict() if self.time_front else None,
+                "latency": self.latency_front.to_dict() if self.latency_front else None,
+                "size": self.size_front.to_dict() if self.size_front else None,
             },
         }
 
@@ -653,6 +661,8 @@ def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
         section.memory_front = front(groups, section.primary_metric, section.memory_key)
         if task == "causal-lm":
             section.time_front = front(groups, section.primary_metric, "timing.train_s")
+        section.latency_front = front(groups, section.primary_metric, LATENCY_KEY)
+        section.size_front = front(groups, section.primary_metric, SIZE_KEY)
         section.notes = _section_notes(section, per_run)
         if ties:
             from ftbench.report.stats import tie_note

@@ -276,12 +276,15 @@ def section_tables(section: Section, width: int | None = None, *,
 
     The widest layout that fits wins: one table; else results and cost tables; else the same
     two with two-line cells. Nothing is dropped, so an 80-column terminal shows every figure.
+    Where runs measured their serving cost, a serving table follows (`serving_table`).
     """
     results, cost = section_columns(section, references=references)
+    serving = serving_table(section, width)
+    extra = [serving] if serving is not None else []
     wide = _Builder(section, False, references)
     combined = wide.table([*results, *cost], _title(section, None), True, True)
     if width is None or not (results and cost) or _fits(combined, width):
-        return [combined]
+        return [combined, *extra]
     narrow = _Builder(section, True, references)
     tables = []
     for columns, part, status, caption, count in ((results, "results", True, False, True),
@@ -290,7 +293,23 @@ def section_tables(section: Section, width: int | None = None, *,
         if not _fits(table, width):
             table = narrow.table(columns, _title(section, part), status, caption, count)
         tables.append(table)
-    return tables
+    return [*tables, *extra]
+
+
+def serving_table(section: Section, width: int | None = None) -> Table | None:
+    """The section's serving cost (size, latency, throughput), or None where no run measured it."""
+    from ftbench.report.serving import serving_columns, serving_note
+
+    columns = [Column(*c) for c in serving_columns(section.task) if _present(section, c[0], False)]
+    if not columns:
+        return None
+    title = _title(section, "serving")
+    table = _Builder(section, False, False).table(columns, title, False, False)
+    if width is not None and not _fits(table, width):
+        table = _Builder(section, True, False).table(columns, title, False, False)
+    table.caption = Text(serving_note([r for g in section.groups for r in g.completed],
+                                      section.task))
+    return table
 
 
 def comparison_tables(comparison: Comparison, width: int | None = None, *,

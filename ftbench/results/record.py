@@ -19,6 +19,12 @@ figures measured before training the same way as the tuned ones in ``metrics`` (
 null for the other tasks), and a few held-out prompts with the gold answer and the base and
 tuned generations (a list of objects, empty for the other tasks). Version-1 files load through
 `MIGRATIONS` with ``baseline`` null and ``samples`` empty.
+
+``serving`` (added within version 2: older files read it as null) is the run's serving cost,
+measured after the final evaluation when the run asked for it (`ftbench.engine.serving`,
+docs/serving.md): size on disk of what would ship, and latency / throughput of the base,
+unmerged and merged model, with the reason in words where a variant was not measured. Null
+when the run did not ask for it, or did not complete.
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ class RunRecord:
     prediction: dict[str, Any] | None = None                    # see the module docstring
     baseline: dict[str, Any] | None = None                      # causal-lm: the base model
     samples: list[dict[str, Any]] = field(default_factory=list)  # causal-lm: generations
+    serving: dict[str, Any] | None = None                       # see the module docstring
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +136,7 @@ class RunRecord:
             "prediction": self.prediction,
             "baseline": self.baseline,
             "samples": self.samples,
+            "serving": self.serving,
         }
 
     # Convenience accessors used by reports.
@@ -188,6 +196,7 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "prediction": (dict, type(None)),
     "baseline": (dict, type(None)),
     "samples": list,
+    "serving": (dict, type(None)),
 }
 
 
@@ -262,6 +271,8 @@ def parse_record(doc: Any) -> RunRecord:
         _check_numbers(section, doc[section], keys)
     if doc.get("baseline") is not None:
         _check_numbers("baseline", doc["baseline"])
+    if doc.get("serving") is not None:
+        _check_numbers("serving", doc["serving"])
     if not all(isinstance(s, dict) for s in doc.get("samples", [])):
         raise RecordError("samples should be a list of objects")
     per_rank = doc["memory"].get("per_rank")
@@ -295,6 +306,7 @@ def parse_record(doc: Any) -> RunRecord:
         prediction=doc.get("prediction"),
         baseline=doc.get("baseline"),
         samples=doc.get("samples", []),
+        serving=doc.get("serving"),
     )
 
 
