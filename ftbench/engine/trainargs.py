@@ -6,7 +6,7 @@ compile) and read back what the Trainer will do. `training_kwargs` returns a
 plain dict (easy to compare in a table-driven test); `training_args` builds the object.
 
 Evaluation order is not set here: length grouping is a *training* sampler choice, and
-transformers 5 would apply it to evaluation too; `ftbench.engine.runner`'s Trainer subclass
+transformers 5 would apply it to evaluation too; `ftbench.engine.measured`'s Trainer subclass
 evaluates longest first and hands the metrics every prediction back in dataset order
 (`_get_eval_sampler`, `evaluation_loop`, engine/evalorder.py).
 """
