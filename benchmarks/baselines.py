@@ -67,7 +67,7 @@ def plain_trainer(folder: str, method: str, texts: list[str], labels: list[int],
     from transformers import (AutoTokenizer, DataCollatorWithPadding, Trainer, TrainerCallback,
                               TrainingArguments)
 
-    from ftbench.engine.callbacks import steady_window
+    from ftbench.engine.steady import steady_window
 
     cuda = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -94,17 +94,18 @@ class Bench:
         return list(d.train_texts), [int(y) for y in d.train_labels]
 
     # --- runners -------------------------------------------------------------------------
-    def ftbench(self, spec: Any, hooks: Any = None) -> dict[str, Any]:
+    def ftbench(self, spec: Any) -> dict[str, Any]:
         from ftbench.engine.runner import run
+        from ftbench.plan.record import prediction_for_record
 
-        record = run(spec, runs_dir=self.runs, hooks=hooks).record
+        record = run(spec, runs_dir=self.runs, predict=prediction_for_record).record
         _free()
         return _from_record(record)
 
     def baseline(self, which: str, kind: str, method: str, batch: int) -> dict[str, Any]:
         import baselines
 
-        from ftbench.engine.callbacks import warmup_steps
+        from ftbench.engine.steady import warmup_steps
         from ftbench.models import resolve_model
 
         texts, labels = self.texts(batch)

@@ -111,21 +111,22 @@ def cpu_child(model: str, method: str, batch: int, seq: int, steps: int, data: s
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    from ftbench.engine import runner
+    from ftbench.engine import build, runner
+    from ftbench.plan.record import prediction_for_record
 
     baseline: dict[str, float] = {}
-    build = runner._Session._build_model
+    build_model = build.build_model
 
-    def measured_build(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def measured_build(*args: Any, **kwargs: Any) -> Any:
         gc.collect()
         Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to now
         baseline["rss"] = _rss_mb()[0]
-        return build(self, *args, **kwargs)
+        return build_model(*args, **kwargs)
 
-    runner._Session._build_model = measured_build
+    build.build_model = measured_build
     spec = make_spec(model, method, batch, seq, steps, Path(data), "fp32")
     with tempfile.TemporaryDirectory() as runs:
-        finished = runner.run(spec, runs_dir=runs)
+        finished = runner.run(spec, runs_dir=runs, predict=prediction_for_record)
     peak = _rss_mb()[1]
     record = finished.record
     prediction = record.prediction or {}

@@ -354,7 +354,7 @@ def _spread(args: argparse.Namespace) -> tuple[str, Any] | None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from ftbench.plan.cli import plan_command
+    from ftbench.plan_cli import plan_command
 
     return plan_command(args, _overrides(args))
 

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any, Callable, TextIO
 
 from rich import box
@@ -259,8 +260,9 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
     """Run the specs in order; print progress; return the exit code. ``runner`` replaces the
     in-process `engine.runner.run` (a torchrun launch: `distributed.launch.run_distributed`)."""
     from ftbench.engine.runner import run as run_here
+    from ftbench.plan.record import prediction_for_record
 
-    run = runner or run_here
+    run = runner or partial(run_here, predict=prediction_for_record)
     out = stream or (sys.stderr if as_json else sys.stdout)
     tty = out.isatty()
     console = Console(file=out, highlight=False)

@@ -10,7 +10,8 @@ import torch
 
 from ftbench.engine.autobatch import (CPU_BATCH, MAX_BATCH, find_batch_size, resolve_compile,
                                       start_size)
-from ftbench.engine.runner import Hooks, _is_oom, run
+from ftbench.engine.failures import is_oom as _is_oom
+from ftbench.engine.runner import run
 from ftbench.presets import Overrides, PresetError, expand, load_preset, parse_preset_text
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
 
@@ -88,18 +89,18 @@ def test_engine_probes_and_trains_at_the_size_that_fits(tmp_path: Path) -> None:
         probes.append(size)
         oom_above(8)(size)
 
-    record = run(spec(), runs_dir=tmp_path, hooks=Hooks(on_probe=hook)).record
+    record = run(spec(), runs_dir=tmp_path, on_probe=hook).record
     assert record.status == "completed", record.error
     assert probes == [32, 16, 8]
     assert record.timing["batch_size"] == 8 and record.timing["train_samples"] == 3 * 8
     assert "32: out of memory, 16: out of memory, 8: fits" in record.environment["batch_size_auto"]
     assert record.spec["train"]["batch_size"] == "auto"      # what was asked stays in the spec
-    nothing = run(spec(), runs_dir=tmp_path, hooks=Hooks(on_probe=oom_above(0))).record
+    nothing = run(spec(), runs_dir=tmp_path, on_probe=oom_above(0)).record
     assert nothing.status == "failed" and nothing.error.startswith("out of memory")
 
 
 def test_fixed_batch_is_recorded_and_not_probed(tmp_path: Path) -> None:
-    record = run(spec(batch=4), runs_dir=tmp_path, hooks=Hooks(on_probe=oom_above(0))).record
+    record = run(spec(batch=4), runs_dir=tmp_path, on_probe=oom_above(0)).record
     assert record.status == "completed" and record.timing["batch_size"] == 4
     assert "batch_size_auto" not in record.environment
     assert record.environment["torch_compile"] is False

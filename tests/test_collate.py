@@ -9,13 +9,13 @@ from transformers import DataCollatorWithPadding
 
 from ftbench.engine.collate import PadCollator, pad_multiple
 from ftbench.models import resolve_model
-from ftbench.engine.runner import _load_tokenizer
+from ftbench.engine.build import load_tokenizer
 from ftbench.tasks.classification import tokenize
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return _load_tokenizer(resolve_model("tiny-bert").path)
+    return load_tokenizer(resolve_model("tiny-bert").path)
 
 
 def _features(tokenizer, n: int = 37):

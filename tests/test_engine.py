@@ -9,9 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from faults import scale_loss
 
 from ftbench.engine.events import Eval, Log, RunFinished, RunStarted, Step
-from ftbench.engine.runner import Hooks, run
+from ftbench.engine.runner import run
 from ftbench.results.record import SCHEMA_VERSION
 from ftbench.results.store import load_runs
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
@@ -90,7 +91,7 @@ def test_cancel_saves_a_cancelled_record(tmp_path: Path) -> None:
         if step == 2:
             cancel.set()
 
-    finished = run(tiny_spec(steps=50), cancel=cancel, runs_dir=tmp_path, hooks=Hooks(on_step=stop_after_two))
+    finished = run(tiny_spec(steps=50), cancel=cancel, runs_dir=tmp_path, on_step=stop_after_two)
     assert finished.record.status == "cancelled"
     assert finished.record.timing["steps"] == 2
     assert "cancelled at step 2 of 50" in finished.record.error
@@ -99,7 +100,7 @@ def test_cancel_saves_a_cancelled_record(tmp_path: Path) -> None:
 
 def test_nan_loss_is_diverged(tmp_path: Path) -> None:
     events = Collector()
-    finished = run(tiny_spec(), events, runs_dir=tmp_path, hooks=Hooks(loss_override=float("nan")))
+    finished = run(tiny_spec(), events, runs_dir=tmp_path, wrap_model=scale_loss(float("nan")))
     assert finished.record.status == "diverged"
     assert "step 1" in finished.record.error
     assert finished.record.timing["steps"] == 1
@@ -111,7 +112,7 @@ def test_exception_mid_training_is_a_failed_record(tmp_path: Path) -> None:
         if step == 3:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    finished = run(tiny_spec(), runs_dir=tmp_path, hooks=Hooks(on_step=boom))
+    finished = run(tiny_spec(), runs_dir=tmp_path, on_step=boom)
     record = finished.record
     assert record.status == "failed"
     assert record.error.startswith("out of memory:") and "batch_size" in record.error
@@ -201,7 +202,7 @@ def test_short_run_has_no_steady_window(tmp_path: Path) -> None:
 
 
 def test_steady_window_math() -> None:
-    from ftbench.engine.callbacks import steady_window, warmup_steps
+    from ftbench.engine.steady import steady_window, warmup_steps
 
     assert warmup_steps(50) == 10 and warmup_steps(500) == 50 and warmup_steps(50, compiled=True) == 20
     pts = [{"step": s, "t": 1.0 + 0.5 * s, "samples": 8 * s, "tokens": 100 * s} for s in (5, 10, 15, 20)]

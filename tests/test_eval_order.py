@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import torch
 
-from ftbench.engine.runner import Hooks, run
+from ftbench.engine.runner import run
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
 
 
@@ -58,7 +58,7 @@ class Oracle(torch.nn.Module):
 
 
 def test_oracle_scores_one_through_the_real_eval_path_with_length_grouping(tmp_path: Path) -> None:
-    record = run(qa_spec(group=True), runs_dir=tmp_path, hooks=Hooks(wrap_model=Oracle)).record
+    record = run(qa_spec(group=True), runs_dir=tmp_path, wrap_model=Oracle).record
     assert record.status == "completed", record.error
     assert record.environment["train_sampling"] == "group_by_length"
     assert record.environment["eval_sampling"].startswith("sorted by length, longest first")
@@ -100,7 +100,7 @@ def test_classification_eval_order_unaffected_by_grouping(tmp_path: Path) -> Non
 def test_oracle_scores_one_sorted_and_unsorted(lever_off: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FTBENCH_LEVERS_OFF", lever_off)
-    record = run(qa_spec(group=False), runs_dir=tmp_path, hooks=Hooks(wrap_model=Oracle)).record
+    record = run(qa_spec(group=False), runs_dir=tmp_path, wrap_model=Oracle).record
     assert record.status == "completed", record.error
     assert record.environment["eval_sampling"].startswith(
         "sequential" if lever_off else "sorted by length")
@@ -147,7 +147,7 @@ class BatchShapes(torch.nn.Module):
 def test_evaluation_batches_run_longest_first_padded_to_their_own_longest(tmp_path: Path) -> None:
     seen: list[tuple[int, list[int]]] = []
     spec = qa_spec(group=False)
-    record = run(spec, runs_dir=tmp_path, hooks=Hooks(wrap_model=lambda m: BatchShapes(m, seen))).record
+    record = run(spec, runs_dir=tmp_path, wrap_model=lambda m: BatchShapes(m, seen)).record
     assert record.status == "completed", record.error
     evaluations = record.metrics["windows"]
     batches = seen[-math.ceil(evaluations / spec.train.eval_batch_size):]  # the last evaluation

@@ -76,6 +76,7 @@ def test_a_window_that_cannot_reset_the_high_water_mark_says_so(monkeypatch: pyt
 def test_two_cpu_runs_in_one_process_are_both_measured(tmp_path: Path) -> None:
     from ftbench.engine.runner import run
     from ftbench.plan.judge import prediction_error
+    from ftbench.plan.record import prediction_for_record
     from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
 
     def spec(method: str) -> RunSpec:
@@ -84,7 +85,8 @@ def test_two_cpu_runs_in_one_process_are_both_measured(tmp_path: Path) -> None:
                        train=TrainParams(batch_size=8, max_length=32, max_steps=2, logging_steps=1),
                        method=MethodSpec(method))
 
-    first, second = (run(spec(m), runs_dir=tmp_path).record for m in ("full", "lora"))
+    first, second = (run(spec(m), runs_dir=tmp_path, predict=prediction_for_record).record
+                     for m in ("full", "lora"))
     for record, before in ((first, None), (second, 1)):
         window = record.prediction["rss_window"]
         assert window["how"] == "kernel high-water mark" and window["problem"] is None

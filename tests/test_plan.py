@@ -282,13 +282,14 @@ def test_record_keeps_the_prediction_and_old_records_read_as_null() -> None:
 
 def test_a_run_stores_its_prediction_next_to_what_it_measured(tmp_path) -> None:
     from ftbench.engine.runner import run
+    from ftbench.plan.record import prediction_for_record
     from ftbench.results.store import load_runs
 
     spec = RunSpec(preset="t", model="tiny-bert", task="classification",
                    data=DataSpec(name="synthetic-sentiment", train_size=16, eval_size=8),
                    train=TrainParams(batch_size=4, max_length=32, max_steps=2, logging_steps=1),
                    method=MethodSpec("lora"))
-    finished = run(spec, runs_dir=tmp_path)
+    finished = run(spec, runs_dir=tmp_path, predict=prediction_for_record)  # as the front ends do
     assert finished.record.status == "completed"
     [saved] = load_runs(tmp_path).records
     assert saved.prediction["params"]["trainable"] == saved.params["trainable"]

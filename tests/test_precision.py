@@ -81,7 +81,7 @@ class AutocastProbe(torch.nn.Module):
 @pytest.mark.parametrize("feature", ["AVX512-BF16", None])
 def test_a_run_records_the_precision_that_ran(feature: str | None, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from ftbench.engine.runner import Hooks, run
+    from ftbench.engine.runner import run
 
     monkeypatch.setattr(precision, "cpu_bf16_feature", lambda torch=None: feature)
     spec = RunSpec(preset="p", model="tiny-bert", task="classification",
@@ -90,7 +90,7 @@ def test_a_run_records_the_precision_that_ran(feature: str | None, tmp_path: Pat
                                      logging_steps=1, precision="auto"),
                    method=MethodSpec(name="full"), seed=1)
     seen: list[bool] = []
-    record = run(spec, runs_dir=tmp_path, hooks=Hooks(wrap_model=lambda m: AutocastProbe(m, seen))).record
+    record = run(spec, runs_dir=tmp_path, wrap_model=lambda m: AutocastProbe(m, seen)).record
     assert record.status == "completed", record.error
     expected = "bf16" if feature else "fp32"
     assert record.environment["precision"] == expected

@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from ftbench.engine.events import CancelRequest, Eval, EvalProgress, Step, StepProgress
-from ftbench.engine.runner import Hooks, run
+from ftbench.engine.runner import run
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
 
 
@@ -28,8 +29,10 @@ def spec(steps: int | None = None, eval_steps: int | None = None, logging_steps:
 
 def test_step_progress_between_logging_steps_and_eval_as_its_own_phase(tmp_path: Path) -> None:
     events: list[object] = []
-    slow = Hooks(on_step=lambda step: time.sleep(0.3))  # slower than the 0.25 s throttle
-    finished = run(spec(), events.append, runs_dir=tmp_path, hooks=slow)
+    def slow(step: int) -> None:
+        time.sleep(0.3)  # slower than the 0.25 s throttle
+
+    finished = run(spec(), events.append, runs_dir=tmp_path, on_step=slow)
     assert finished.record.status == "completed", finished.record.error
     progress = [e for e in events if isinstance(e, StepProgress)]
     # every optimizer step, though the loss is logged only every third step
@@ -54,14 +57,14 @@ def test_step_progress_is_throttled_by_the_host_clock(tmp_path: Path) -> None:
     assert steps == sorted(set(steps))
 
 
-def _cancel_at(cancel: threading.Event, step: int, evaluate: bool) -> Hooks:
+def _cancel_at(cancel: threading.Event, step: int, evaluate: bool) -> Callable[[int], None]:
     def hook(n: int) -> None:
         if n == step:
             if isinstance(cancel, CancelRequest):
                 cancel.request(evaluate=evaluate)
             else:
                 cancel.set()
-    return Hooks(on_step=hook)
+    return hook
 
 
 def test_cancel_stops_without_the_epoch_end_evaluation(tmp_path: Path) -> None:
@@ -69,7 +72,7 @@ def test_cancel_stops_without_the_epoch_end_evaluation(tmp_path: Path) -> None:
     for cancel in (threading.Event(), CancelRequest()):
         events: list[object] = []
         finished = run(spec(), events.append, cancel, runs_dir=tmp_path,
-                       hooks=_cancel_at(cancel, 2, evaluate=False))
+                       on_step=_cancel_at(cancel, 2, evaluate=False))
         record = finished.record
         assert record.status == "cancelled" and record.timing["steps"] == 2
         assert not [e for e in events if isinstance(e, (Eval, EvalProgress))]
@@ -82,7 +85,7 @@ def test_cancel_and_evaluate_evaluates_once_at_the_cancel_step(tmp_path: Path) -
         cancel = CancelRequest()
         events: list[object] = []
         finished = run(spec(eval_steps=eval_steps), events.append, cancel, runs_dir=tmp_path,
-                       hooks=_cancel_at(cancel, 2, evaluate=True))
+                       on_step=_cancel_at(cancel, 2, evaluate=True))
         record = finished.record
         assert record.status == "cancelled" and record.timing["steps"] == 2
         assert [e.step for e in events if isinstance(e, Eval)] == [2]

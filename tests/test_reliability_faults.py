@@ -1,4 +1,5 @@
-"""Reliability: faults injected during training through the engine's own `Hooks` (issue 6).
+"""Reliability: faults injected during training through the engine's own collaborators
+(`run`'s ``on_step``, ``on_batch``, ``saver``, ``gpu_sampler``, ``wrap_model``; issue 6).
 
 Out-of-memory (CUDA, CPU), exceptions in data loading, NaN/inf loss, interrupts, an unwritable
 runs folder or a full disk at save time, NVML failing mid-run, a front end that raises. Every
@@ -22,9 +23,10 @@ from unittest import mock
 
 import pytest
 import torch
+from faults import raise_after_build, scale_loss
 
 from ftbench.engine.events import GpuSample, Log, RunFinished, Step
-from ftbench.engine.runner import Hooks, run
+from ftbench.engine.runner import run
 from ftbench.results import store
 from ftbench.results.store import StoreError, save_record
 from ftbench.spec import DataSpec, MethodSpec, RunSpec, TrainParams
@@ -65,11 +67,13 @@ class Events(list):
         return [e for e in self if isinstance(e, kind)]
 
 
-def attempt(tally: Any, runs: Path, hooks: Hooks | None = None, run_spec: RunSpec | None = None,
-            cancel: threading.Event | None = None, emit: Callable[[Any], None] | None = None) -> RunFinished:
+def attempt(tally: Any, runs: Path, run_spec: RunSpec | None = None,
+            cancel: threading.Event | None = None, emit: Callable[[Any], None] | None = None,
+            **engine: Any) -> RunFinished:
+    """One run with the engine's collaborators ``engine`` (fault injection) replaced."""
     events = Events()
     with tally.case(CATEGORY):
-        finished = run(run_spec or spec(), emit or events, cancel, runs_dir=runs, hooks=hooks)
+        finished = run(run_spec or spec(), emit or events, cancel, runs_dir=runs, **engine)
     record = finished.record
     assert record.error is None or "\n" not in record.error
     assert record.finished_at is not None
@@ -105,7 +109,7 @@ OOMS = {
 
 @pytest.mark.parametrize("kind", list(OOMS))
 def test_out_of_memory_mid_training_is_a_failed_record(tally: Any, tmp_path: Path, kind: str) -> None:
-    finished = attempt(tally, tmp_path / "runs", Hooks(on_step=at_step(2, OOMS[kind])))
+    finished = attempt(tally, tmp_path / "runs", on_step=at_step(2, OOMS[kind]))
     record = finished.record
     assert record.status == "failed"
     assert record.error.startswith("out of memory:") and "batch_size" in record.error
@@ -114,10 +118,7 @@ def test_out_of_memory_mid_training_is_a_failed_record(tally: Any, tmp_path: Pat
 
 
 def test_out_of_memory_after_the_model_is_built(tally: Any, tmp_path: Path) -> None:
-    def oom() -> None:
-        raise OOMS["cuda"]
-
-    record = attempt(tally, tmp_path / "runs", Hooks(before_train=oom)).record
+    record = attempt(tally, tmp_path / "runs", wrap_model=raise_after_build(OOMS["cuda"])).record
     assert record.status == "failed" and record.error.startswith("out of memory:")
     assert record.params["total"] and record.series["train"] == []
 
@@ -127,7 +128,7 @@ def test_out_of_memory_during_evaluation(tally: Any, tmp_path: Path) -> None:
         if n == 4:
             raise OOMS["cuda"]
 
-    record = attempt(tally, tmp_path / "runs", Hooks(on_batch=on_batch)).record
+    record = attempt(tally, tmp_path / "runs", on_batch=on_batch).record
     assert record.status == "failed" and record.error.startswith("out of memory:")
     assert record.timing["steps"] == 3 and len(record.series["train"]) == 3
 
@@ -143,7 +144,7 @@ def test_exception_in_data_loading(tally: Any, tmp_path: Path, exc: BaseExceptio
         if n == 3:
             raise exc
 
-    record = attempt(tally, tmp_path / "runs", Hooks(on_batch=on_batch)).record
+    record = attempt(tally, tmp_path / "runs", on_batch=on_batch).record
     assert record.status == "failed"
     assert record.error.startswith(type(exc).__name__)
     # the loader works a batch ahead, so the third batch fails during step 1 or 2
@@ -174,14 +175,14 @@ def test_bad_data_files_fail_cleanly(tally: Any, tmp_path: Path, name: str) -> N
 
 @pytest.mark.parametrize("factor", [float("nan"), float("inf")], ids=["nan", "inf"])
 def test_non_finite_loss_is_diverged(tally: Any, tmp_path: Path, factor: float) -> None:
-    finished = attempt(tally, tmp_path / "runs", Hooks(loss_override=factor))
+    finished = attempt(tally, tmp_path / "runs", wrap_model=scale_loss(factor))
     record = finished.record
     assert record.status == "diverged" and "step 1" in record.error
     assert record.series["train"][0]["loss"] is None  # NaN is not JSON: stored as null
 
 
 def test_keyboard_interrupt_mid_step_is_cancelled(tally: Any, tmp_path: Path) -> None:
-    record = attempt(tally, tmp_path / "runs", Hooks(on_step=at_step(2, KeyboardInterrupt()))).record
+    record = attempt(tally, tmp_path / "runs", on_step=at_step(2, KeyboardInterrupt())).record
     assert record.status == "cancelled" and record.error == "cancelled at step 1 of 3"
 
 
@@ -192,7 +193,7 @@ def test_cancel_from_a_front_end_is_cancelled(tally: Any, tmp_path: Path) -> Non
         if step == 2:
             cancel.set()
 
-    record = attempt(tally, tmp_path / "runs", Hooks(on_step=hook), cancel=cancel).record
+    record = attempt(tally, tmp_path / "runs", on_step=hook, cancel=cancel).record
     assert record.status == "cancelled" and record.timing["steps"] == 2
 
 
@@ -207,7 +208,7 @@ def test_system_exit_is_saved_then_let_through(tally: Any, tmp_path: Path) -> No
     runs = tmp_path / "runs"
     tally.add(CATEGORY)
     with pytest.raises(SystemExit):
-        run(spec(), runs_dir=runs, hooks=Hooks(on_step=at_step(2, SystemExit(3))))
+        run(spec(), runs_dir=runs, on_step=at_step(2, SystemExit(3)))
     [path] = list(runs.iterdir())
     record = store.load_file(path)
     assert record.status == "failed" and record.error == "SystemExit: 3"
@@ -223,7 +224,7 @@ class Unprintable(Exception):
                                  RuntimeError(""), Unprintable(), RuntimeError("é" * 10_000)],
                          ids=["multiline", "empty", "unprintable", "huge"])
 def test_odd_exceptions_still_give_one_line(tally: Any, tmp_path: Path, exc: BaseException) -> None:
-    record = attempt(tally, tmp_path / "runs", Hooks(on_step=at_step(1, exc))).record
+    record = attempt(tally, tmp_path / "runs", on_step=at_step(1, exc)).record
     assert record.status == "failed" and record.error.startswith(type(exc).__name__)
 
 
@@ -235,7 +236,7 @@ def test_unwritable_runs_folder_falls_back_and_says_where(tally: Any, tmp_path: 
         raise StoreError(f"cannot write to runs folder {folder}: Permission denied")
 
     runs = tmp_path / "runs"
-    finished = attempt(tally, runs, Hooks(save=refuse))
+    finished = attempt(tally, runs, saver=refuse)
     assert finished.record.status == "completed"
     assert finished.path == str(fallback / f"{finished.record.run_id}.json")
     assert "Permission denied" in finished.save_error and str(fallback) in finished.save_error
@@ -278,7 +279,7 @@ class FullDisk:
 def test_full_disk_at_save_leaves_no_partial_file(tally: Any, tmp_path: Path, fallback: Path,
                                                   where: str) -> None:
     runs = tmp_path / "runs"
-    finished = attempt(tally, runs, Hooks(save=FullDisk(where)), run_spec=spec(steps=2))
+    finished = attempt(tally, runs, saver=FullDisk(where), run_spec=spec(steps=2))
     assert "No space left on device" in finished.save_error
     assert list(runs.iterdir()) == []  # the half-written temporary file was removed
     tally.check_saved(CATEGORY, fallback, [finished.record])
@@ -297,7 +298,7 @@ def test_nowhere_to_save_says_so_and_keeps_the_record(tally: Any, tmp_path: Path
     events = Events()
     runs = tmp_path / "runs"
     with tally.case(CATEGORY):
-        finished = run(spec(steps=2), events, runs_dir=runs, hooks=Hooks(save=refuse))
+        finished = run(spec(steps=2), events, runs_dir=runs, saver=refuse)
     assert finished.path is None and finished.record.status == "completed"
     assert "was not saved" in finished.save_error and "Read-only" in finished.save_error
     assert any(isinstance(e, Log) and e.level == "error" and "not saved" in e.message for e in events)
@@ -332,7 +333,7 @@ def test_nvml_failing_mid_run_keeps_training(tally: Any, tmp_path: Path) -> None
     events = Events()
     runs = tmp_path / "runs"
     with tally.case(CATEGORY):
-        finished = run(spec(), events, runs_dir=runs, hooks=Hooks(on_step=on_step, gpu_sampler=gpu))
+        finished = run(spec(), events, runs_dir=runs, on_step=on_step, gpu_sampler=gpu)
     record = finished.record
     assert record.status == "completed" and record.timing["steps"] == 3
     assert record.memory["nvml_peak_used_mb"] >= 1001.0 and record.series["gpu"]
@@ -348,17 +349,16 @@ def test_nvml_failing_mid_run_keeps_training(tally: Any, tmp_path: Path) -> None
 def test_nvml_failing_from_the_start(tally: Any, tmp_path: Path) -> None:
     gpu = FlakyGpu()
     gpu.broken.set()
-    record = attempt(tally, tmp_path / "runs", Hooks(gpu_sampler=gpu), run_spec=spec(steps=2)).record
+    record = attempt(tally, tmp_path / "runs", gpu_sampler=gpu, run_spec=spec(steps=2)).record
     assert record.status == "completed" and record.series["gpu"] == []
     assert record.memory["nvml_peak_used_mb"] is None and "GPU is lost" in record.environment["nvml_error"]
 
 
-def test_nvml_fault_hook(tally: Any, tmp_path: Path) -> None:
-    def fault() -> None:
+def test_nvml_library_missing(tally: Any, tmp_path: Path) -> None:
+    def no_library(sample: Any) -> None:  # a GPU whose NVML library cannot be loaded
         raise OSError("libnvidia-ml.so.1: cannot open shared object file")
 
-    record = attempt(tally, tmp_path / "runs", Hooks(gpu_sampler=FlakyGpu(), nvml_fault=fault),
-                     run_spec=spec(steps=2)).record
+    record = attempt(tally, tmp_path / "runs", gpu_sampler=no_library, run_spec=spec(steps=2)).record
     assert record.status == "completed" and "libnvidia-ml" in record.environment["nvml_error"]
 
 

@@ -1,7 +1,7 @@
 """Reliability: `ftbench run --headless` under Ctrl+C, SIGTERM and faults (issue 6).
 
 In-process through `ftbench.cli.main` (the real signal handlers are installed; the signal is
-raised from inside a training step through the engine's hooks), so each case costs a tiny run,
+raised from inside a training step through the engine's `on_step`), so each case costs a tiny run,
 not a Python start-up. tests/test_cli.py covers the same signals on a real subprocess.
 Exit codes: 0 completed, 1 failed / diverged / not saved anywhere, 2 usage, 130 interrupted.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from faults import scale_loss
 
 from ftbench.cli import main
 from ftbench.engine import runner
-from ftbench.engine.runner import Hooks
 from ftbench.results.store import load_runs
 
 CATEGORY = "signals & exit codes"
@@ -64,12 +64,15 @@ def preset(tmp_path: Path) -> Path:
     return path
 
 
-def with_hooks(monkeypatch: pytest.MonkeyPatch, make: Callable[[], Hooks]) -> None:
-    """Every run the headless front end starts gets fresh fault-injection hooks."""
+Engine = dict[str, Any]  # keyword arguments for the engine's `run`: its collaborators
+
+
+def with_engine(monkeypatch: pytest.MonkeyPatch, make: Callable[[], Engine]) -> None:
+    """Every run the headless front end starts gets fresh fault-injecting collaborators."""
     real = runner.run
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        return real(*args, hooks=make(), **kwargs)
+        return real(*args, **make(), **kwargs)
 
     monkeypatch.setattr(runner, "run", run)
 
@@ -86,21 +89,21 @@ def headless(tally: Any, preset: Path, runs: Path, *extra: str) -> tuple[int, st
     return code, out.getvalue(), err.getvalue()
 
 
-def raise_signal_at(step: int, sig: int, times: int = 1) -> Callable[[], Hooks]:
+def raise_signal_at(step: int, sig: int, times: int = 1) -> Callable[[], Engine]:
     """Deliver ``sig`` ``times`` times inside training step ``step`` (as a user pressing keys)."""
-    def make() -> Hooks:
+    def make() -> Engine:
         def on_step(n: int) -> None:
             if n == step:
                 for _ in range(times):
                     signal.raise_signal(sig)
-        return Hooks(on_step=on_step)
+        return {"on_step": on_step}
     return make
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_signal_cancels_saves_and_exits_130(tally: Any, preset: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch, sig: int) -> None:
-    with_hooks(monkeypatch, raise_signal_at(2, sig))
+    with_engine(monkeypatch, raise_signal_at(2, sig))
     runs = tmp_path / "runs"
     code, out, _ = headless(tally, preset, runs)
     assert code == 130, out
@@ -113,7 +116,7 @@ def test_signal_cancels_saves_and_exits_130(tally: Any, preset: Path, tmp_path: 
 
 def test_second_ctrl_c_aborts_at_once_and_still_saves(tally: Any, preset: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    with_hooks(monkeypatch, raise_signal_at(2, signal.SIGINT, times=2))
+    with_engine(monkeypatch, raise_signal_at(2, signal.SIGINT, times=2))
     runs = tmp_path / "runs"
     code, _, _ = headless(tally, preset, runs)
     assert code == 130
@@ -124,7 +127,7 @@ def test_second_ctrl_c_aborts_at_once_and_still_saves(tally: Any, preset: Path, 
 
 def test_sigterm_while_json_output_keeps_stdout_parseable(tally: Any, preset: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    with_hooks(monkeypatch, raise_signal_at(1, signal.SIGTERM))
+    with_engine(monkeypatch, raise_signal_at(1, signal.SIGTERM))
     runs = tmp_path / "runs"
     code, out, _ = headless(tally, preset, runs, "--json")
     payload = json.loads(out)
@@ -139,16 +142,16 @@ def test_failure_exits_1_and_the_queue_goes_on(tally: Any, preset: Path, tmp_pat
 
     first = [True]
 
-    def make() -> Hooks:
+    def make() -> Engine:
         oom = first[0]
         first[0] = False
 
         def on_step(n: int) -> None:
             if oom and n == 2:
                 raise _torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
-        return Hooks(on_step=on_step)
+        return {"on_step": on_step}
 
-    with_hooks(monkeypatch, make)
+    with_engine(monkeypatch, make)
     runs = tmp_path / "runs"
     code, out, _ = headless(tally, preset, runs)
     assert code == 1
@@ -160,7 +163,7 @@ def test_failure_exits_1_and_the_queue_goes_on(tally: Any, preset: Path, tmp_pat
 
 def test_diverged_exits_1(tally: Any, preset: Path, tmp_path: Path,
                           monkeypatch: pytest.MonkeyPatch) -> None:
-    with_hooks(monkeypatch, lambda: Hooks(loss_override=float("nan")))
+    with_engine(monkeypatch, lambda: {"wrap_model": scale_loss(float("nan"))})
     runs = tmp_path / "runs"
     code, _, _ = headless(tally, preset, runs, "--method", "head-only")
     assert code == 1
@@ -176,7 +179,7 @@ def test_unwritable_runs_folder_says_where_the_record_went(tally: Any, preset: P
     def refuse(record: Any, folder: Any) -> Path:
         raise PermissionError(errno.EACCES, "Permission denied", str(folder))
 
-    with_hooks(monkeypatch, lambda: Hooks(save=refuse))
+    with_engine(monkeypatch, lambda: {"saver": refuse})
     runs = tmp_path / "runs"
     code, out, _ = headless(tally, preset, runs, "--method", "head-only")
     assert code == 0  # completed, and saved (elsewhere, said in one line)
@@ -195,7 +198,7 @@ def test_nowhere_to_save_prints_the_record_and_exits_1(tally: Any, preset: Path,
         monkeypatch.setattr(tempfile, "tempdir", str(blocker / "tmp"))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with_hooks(monkeypatch, lambda: Hooks(save=refuse))
+    with_engine(monkeypatch, lambda: {"saver": refuse})
     runs = tmp_path / "runs"
     code, out, _ = headless(tally, preset, runs, "--method", "head-only")
     assert code == 1

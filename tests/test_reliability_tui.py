@@ -10,13 +10,14 @@ import errno
 import json
 import tempfile
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from ftbench.engine.runner import Hooks
+from ftbench.engine.runner import run
 from ftbench.results.store import load_runs
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.screens.compare import CompareScreen
@@ -31,8 +32,10 @@ CATEGORY = "run files"
 CPU = Machine(False, reason="tests")
 
 
-def make_app(runs: Path, hooks: Hooks | None = None) -> FtbenchApp:
-    return FtbenchApp(runs, presets=[tiny_preset()], machine=CPU, cursor_blink=False, hooks=hooks)
+def make_app(runs: Path, **engine: Any) -> FtbenchApp:
+    """The app with the engine's collaborators ``engine`` (``gpu_sampler``, ``saver``,
+    ``runner``) replaced."""
+    return FtbenchApp(runs, presets=[tiny_preset()], machine=CPU, cursor_blink=False, **engine)
 
 
 def notifications(app: FtbenchApp) -> list[tuple[str, str]]:
@@ -98,7 +101,8 @@ async def test_out_of_memory_and_nvml_failure_in_the_app(tally: Any, tmp_path: P
             first.set()
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
 
-    app = make_app(runs, Hooks(on_step=on_step, gpu_sampler=FlakyGpu()))
+    gpu = FlakyGpu()  # the app's GPU panel and the engine read the same simulated GPU
+    app = make_app(runs, gpu_sampler=gpu, runner=partial(run, on_step=on_step, gpu_sampler=gpu))
     seen = notifications(app)
     tally.add("training faults", 2)
     with tally.guard("training faults"):
@@ -126,7 +130,7 @@ async def test_record_that_cannot_be_saved_is_reported_in_the_app(
         monkeypatch.setattr(tempfile, "tempdir", str(blocker / "tmp"))  # no fallback either
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    app = make_app(tmp_path / "runs", Hooks(save=refuse))
+    app = make_app(tmp_path / "runs", saver=refuse)
     seen = notifications(app)
     tally.add("training faults")
     with tally.guard("training faults"):

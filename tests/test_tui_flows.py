@@ -34,23 +34,27 @@ from tui_helpers import (
 CPU = Machine(False, reason="tests")
 
 
-def make_app(runs: Path, *presets: Any, hooks: Any = None) -> FtbenchApp:
+def make_app(runs: Path, *presets: Any, runner: Any = None) -> FtbenchApp:
     return FtbenchApp(runs, presets=list(presets) or [tiny_preset()], machine=CPU,
-                      cursor_blink=False, hooks=hooks)
+                      cursor_blink=False, runner=runner)
 
 
 def slow_steps() -> Any:
-    """Engine hooks that make each training step sleep a little.
+    """The engine, with each training step sleeping a little (its ``on_step``).
 
     A tiny model's step is nearly all Python and keeps the process busy, and the pilot waits
     for an idle process after every key (up to a second each). Sleeping in each step leaves
     the process mostly idle, so keys are handled promptly while the run stays in flight.
     """
     import time
+    from functools import partial
 
-    from ftbench.engine.runner import Hooks
+    from ftbench.engine.runner import run
 
-    return Hooks(on_step=lambda step: time.sleep(0.3))
+    def slow(step: int) -> None:
+        time.sleep(0.3)
+
+    return partial(run, on_step=slow)
 
 
 def spy_notifications(app: FtbenchApp) -> list[tuple[str, str]]:
@@ -141,7 +145,7 @@ async def test_cancel_a_run_then_quit_during_the_next(tmp_path: Path) -> None:
         '[[methods]]\nname = "head-only"',
         '[[methods]]\nname = "head-only"\n\n[[methods]]\nname = "bitfit"')
     runs = tmp_path / "runs"
-    app = make_app(runs, parse_preset_text(text, default_name="long"), hooks=slow_steps())
+    app = make_app(runs, parse_preset_text(text, default_name="long"), runner=slow_steps())
 
     def training(index: int) -> bool:
         q = app.queue
@@ -732,9 +736,7 @@ async def start_first_item_on_live_screen(app: FtbenchApp, pilot: Any) -> Any:
 
 async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -> None:
     """Issue 11: a queued GPU run shows the device from NVML at once, not "no NVIDIA GPU".
-    The GPU is simulated through the engine's sampler hook."""
-    from ftbench.engine.runner import Hooks
-
+    The GPU is simulated through the app's (and the engine's) GPU sampler."""
     reads: list[int] = []
 
     def fake_gpu(sample: Any) -> None:
@@ -743,7 +745,7 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
 
     h200 = Machine(True, "NVIDIA H200", 143771.0)
     app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h200,
-                     cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpu))
+                     cursor_blink=False, gpu_sampler=fake_gpu)
     async with app.run_test(size=(120, 40)) as pilot:
         await start_first_item_on_live_screen(app, pilot)  # the engine is still loading: no events
         await pilot.pause()
@@ -765,15 +767,14 @@ async def test_memory_panel_shows_the_gpu_while_a_run_prepares(tmp_path: Path) -
 async def test_memory_panel_shows_one_row_per_gpu_of_a_multi_process_run(
         tmp_path: Path, gpus: tuple[int, ...]) -> None:
     """Issue 15: with the GPUs of a multi-process run (its launch), the app reads each through
-    NVML (the sampler hook here) and the panel shows a row per GPU; a one-GPU run keeps the
+    NVML (a simulated GPU sampler here) and the panel shows a row per GPU; a one-GPU run keeps the
     single "used" line, from its own samples."""
     from ftbench.engine.events import GpuSample
-    from ftbench.engine.runner import Hooks
     from tui_helpers import TWO_GPUS, fake_gpus
 
     h100 = Machine(True, "NVIDIA H100", 81559.0)
     app = FtbenchApp(tmp_path / "runs", presets=[tiny_preset()], machine=h100, gpus=gpus,
-                     cursor_blink=False, hooks=Hooks(gpu_sampler=fake_gpus(TWO_GPUS)))
+                     cursor_blink=False, gpu_sampler=fake_gpus(TWO_GPUS))
     async with app.run_test(size=(120, 40)) as pilot:
         item = await start_first_item_on_live_screen(app, pilot)
         await pilot.pause()

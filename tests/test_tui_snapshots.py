@@ -112,7 +112,6 @@ def test_live_running_gpu_memory_panel(snap_compare: Any, runs: Path) -> None:
 
 def test_live_running_two_gpus_memory_panel(snap_compare: Any, runs: Path) -> None:
     """Issue 15: a multi-process run on two GPUs, each read by the app (one row per GPU)."""
-    from ftbench.engine.runner import Hooks
     from tui_helpers import TWO_GPUS, fake_gpus
 
     async def scene(pilot: Any) -> None:
@@ -122,7 +121,7 @@ def test_live_running_two_gpus_memory_panel(snap_compare: Any, runs: Path) -> No
 
     app = FtbenchApp(runs, presets=[demo_preset(), gpu_preset(), tiny_preset()],
                      machine=Machine(True, "NVIDIA H100", 81559.0), cursor_blink=False,
-                     gpus=(0, 1), hooks=Hooks(gpu_sampler=fake_gpus(TWO_GPUS)))
+                     gpus=(0, 1), gpu_sampler=fake_gpus(TWO_GPUS))
     assert snap_compare(app, run_before=scene, terminal_size=LARGE)
 
 

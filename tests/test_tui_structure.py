@@ -69,7 +69,7 @@ def test_the_controller_saves_the_run_in_progress_when_the_worker_fails(tmp_path
 
     class FakeApp:
         runs_dir = tmp_path
-        hooks = None
+        saver = None
 
     controller = TrainingController(FakeApp())  # type: ignore[arg-type]
     spec = _spec()

@@ -174,7 +174,8 @@ def test_gpu_samples_carry_the_torch_allocator_peaks() -> None:
     """The memory panel shows torch's peak allocated/reserved next to each NVML sample."""
     import types
 
-    from ftbench.engine.runner import Hooks, _Session
+    from ftbench.engine.session import Session
+    from ftbench.engine.world import World
     from ftbench.engine.telemetry import TelemetrySample
     from ftbench.presets import expand
     from ftbench.results.record import RunRecord
@@ -182,12 +183,12 @@ def test_gpu_samples_carry_the_torch_allocator_peaks() -> None:
     spec = expand(tiny_preset())[0]
     seen: list[object] = []
     record = RunRecord("r", "tiny", "full", "failed", "2026-01-01T00:00:00+00:00", {})
-    session = _Session(spec, record, seen.append, threading.Event(), Hooks())
+    session = Session(spec, record, seen.append, threading.Event(), World())
     mib = 2**20
     session.device = "cuda"
     session.torch = types.SimpleNamespace(cuda=types.SimpleNamespace(
         max_memory_allocated=lambda: 1385.24 * mib, max_memory_reserved=lambda: 1702 * mib))
-    session._on_gpu_sample(TelemetrySample(t=0.5, rss_mb=900.0, gpu_used_mb=2100.0,
+    session.on_gpu_sample(TelemetrySample(t=0.5, rss_mb=900.0, gpu_used_mb=2100.0,
                                            gpu_total_mb=143771.0, gpu_util=88.0))
     (sample,) = seen
     assert isinstance(sample, GpuSample)
@@ -195,7 +196,7 @@ def test_gpu_samples_carry_the_torch_allocator_peaks() -> None:
     assert (sample.torch_peak_allocated_mb, sample.torch_peak_reserved_mb) == (1385.2, 1702.0)
     # a counter that cannot be read leaves the peaks unknown, and the sample still goes out
     session.torch = types.SimpleNamespace(cuda=None)
-    session._on_gpu_sample(TelemetrySample(t=1.0, rss_mb=900.0, gpu_used_mb=2200.0,
+    session.on_gpu_sample(TelemetrySample(t=1.0, rss_mb=900.0, gpu_used_mb=2200.0,
                                            gpu_total_mb=143771.0, gpu_util=90.0))
     assert seen[-1].torch_peak_allocated_mb is None and seen[-1].used_mb == 2200.0
 

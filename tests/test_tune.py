@@ -229,7 +229,9 @@ def test_sweep_runs_trials_then_finals_linked_by_study(tmp_path: Path, capsys: p
 
 
 def test_a_diverged_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    from ftbench.engine.runner import Hooks, run
+    from faults import scale_loss
+
+    from ftbench.engine.runner import run
     from ftbench.presets import expand, parse_preset_text
     from ftbench.tune.sweep import plan_sweep, run_sweep
 
@@ -237,8 +239,8 @@ def test_a_diverged_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> N
 
     def first_diverges(spec, emit, cancel, **kwargs):
         calls["n"] += 1
-        hooks = Hooks(loss_override=float("nan")) if calls["n"] == 1 else None
-        return run(spec, emit, cancel, runs_dir=kwargs["runs_dir"], hooks=hooks)
+        wrap = scale_loss(float("nan")) if calls["n"] == 1 else None
+        return run(spec, emit, cancel, runs_dir=kwargs["runs_dir"], wrap_model=wrap)
 
     preset = parse_preset_text(PRESET.format(steps=2, extra=""))
     specs = [s for s in expand(preset) if s.method.name == "full"][:1]

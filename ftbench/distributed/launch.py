@@ -259,7 +259,7 @@ def conclude(spec: RunSpec, run_id: str, runs_dir: Any, supervisor: Supervisor, 
     """The run's final record once its processes have ended: rank 0's own when it saved one,
     else a failed (or cancelled) record saved here (`runner.save_failed`), naming the first
     rank that failed and keeping what rank 0 measured."""
-    from ftbench.engine.runner import save_failed
+    from ftbench.engine.saving import save_failed
 
     finished = supervisor.finished
     failure = supervisor.first_failure()
@@ -297,7 +297,7 @@ def conclude(spec: RunSpec, run_id: str, runs_dir: Any, supervisor: Supervisor, 
 
 
 def _unsaved(spec: RunSpec, run_id: str) -> Any:
-    from ftbench.engine.runner import _now
+    from ftbench.engine.failures import now as _now
     from ftbench.results.record import RunRecord
 
     return RunRecord(run_id=run_id, preset=spec.preset, method=spec.method.name, status="failed",

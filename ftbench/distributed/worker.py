@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from ftbench.distributed.wire import Sender, control
     from ftbench.engine import world as worlds
     from ftbench.engine.events import ignore
-    from ftbench.engine.runner import Hooks, run
+    from ftbench.engine.runner import run
+    from ftbench.plan.record import prediction_for_record
     from ftbench.spec import Reference, RunSpec
 
     args = sys.argv[1:] if argv is None else argv
@@ -79,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     sender.send(control("hello", rank=world.rank, run_id=job["run_id"], pid=os.getpid()))
     spec = replace(RunSpec.from_dict(job["spec"]),
                    references=tuple(Reference(**r) for r in job.get("references", [])))
-    hooks = Hooks(on_step=fault_hook(world.rank))
     try:
         finished = run(spec, sender.emit if world.is_main else ignore, cancel,
-                       runs_dir=job.get("runs_dir"), run_id=job["run_id"], hooks=hooks,
+                       runs_dir=job.get("runs_dir"), run_id=job["run_id"],
+                       predict=prediction_for_record, on_step=fault_hook(world.rank),
                        world=world, environment=job.get("environment") or {})
     except KeyboardInterrupt:  # a second signal: the engine saved the run before this
         sender.send(control("bye", rank=world.rank, status="cancelled"))

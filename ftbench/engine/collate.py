@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ftbench.engine import levers
+
 # Inputs padded with 0 whatever the tokenizer; input_ids take the tokenizer's pad id.
 _ZERO_PADDED = ("attention_mask", "token_type_ids", "special_tokens_mask")
 
@@ -63,8 +65,6 @@ class PadCollator:
 def pad_multiple(device: str, compiled: bool) -> int:
     """Round padded lengths to 64 under compile (few shapes), 8 on a GPU (tensor-core tiles),
     not at all on a CPU (no gain; keeps CPU results identical to per-batch padding)."""
-    from ftbench.engine import levers
-
     if not levers.on("pad_multiple"):
         return 1
     if compiled:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ftbench import __version__
+from ftbench.engine import telemetry
 
 
 def _version(dist: str) -> str | None:
@@ -51,11 +55,6 @@ def collect(device: str, torch: Any | None = None, *, cuda_index: int = 0,
     """Environment block of a run record. ``torch`` is passed in so this module imports none.
     ``cuda_index`` / ``nvml_index``: this process's GPU as torch and as NVML number it (they
     differ under CUDA_VISIBLE_DEVICES; see `ftbench.engine.world`)."""
-    import os
-
-    from ftbench import __version__
-    from ftbench.engine.telemetry import nvml_info
-
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -79,7 +78,7 @@ def collect(device: str, torch: Any | None = None, *, cuda_index: int = 0,
     if device == "cuda" and torch is not None:
         env["cuda"] = torch.version.cuda
         env["device_name"] = torch.cuda.get_device_name(cuda_index)
-        info = nvml_info(nvml_index)
+        info = telemetry.nvml_info(nvml_index)
         if info.available:
             env["driver"] = info.driver
             env["gpu_memory_mb"] = info.total_mb

@@ -6,7 +6,7 @@ dataset-order batch computes (the first batch is also the largest, so an evaluat
 does not fit fails at once). Per-example post-processing (QA span mapping: prediction i
 belongs to window i and its question) needs dataset order, so `restore` undoes the sort on
 every per-example array before any metric sees it (DESIGN: evaluation results are in
-dataset order). The Trainer subclass in `ftbench.engine.runner` uses this for evaluation
+dataset order). The Trainer subclass in `ftbench.engine.measured` uses this for evaluation
 and prediction alike; training batches are untouched.
 """
 

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.engine.events import Eval, EvalProgress
+from ftbench.methods.lm import is_tied, untie_note
+from ftbench.methods.peft_methods import keep_4bit_trainable
 from ftbench.results.record import RunRecord
 
 # (model files, precision, device, 4-bit, eval inputs) -> (run id, measurement); a few entries
@@ -58,14 +60,10 @@ class GenerativeRun:
         self.tied = False
 
     def before_method(self, model: Any) -> None:
-        from ftbench.methods.lm import is_tied
-
         self.tied = is_tied(model)
         if getattr(model, "is_loaded_in_4bit", False):
             # before its first eval-mode forward: bitsandbytes' CPU repacking would leave the
             # QLoRA adapters untrainable (methods/peft_methods.py)
-            from ftbench.methods.peft_methods import keep_4bit_trainable
-
             keep_4bit_trainable(model)
         if self.device == "cuda" and not getattr(model, "is_loaded_in_4bit", False):
             model.to("cuda")   # where the Trainer would put it; 4-bit models are already there
@@ -134,8 +132,6 @@ class GenerativeRun:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def after_method(self, model: Any, method: str) -> None:
-        from ftbench.methods.lm import is_tied, untie_note
-
         untied = self.tied and not is_tied(model)
         self.record.model_info["tied_embeddings"] = untie_note(method, self.tied, untied)
 

@@ -30,6 +30,7 @@ import ctypes
 import ctypes.util
 import gc
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 STATUS = Path("/proc/self/status")
@@ -115,3 +116,23 @@ def _status_mb(key: str) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def run_baseline(device: str) -> dict[str, Any]:
+    """Just before a run's model loads: open its window on a CPU (close any earlier one
+    elsewhere) and say what its memory figures are measured from, for ``record.prediction``:
+    ``baseline_rss_mb``, and on a CPU how the peak is read (``rss_window``)."""
+    if device != "cpu":
+        close_window()
+        return {"baseline_rss_mb": _rss_mb()}
+    window = open_window()
+    return {"baseline_rss_mb": window.baseline_mb, "rss_window": window.to_dict()}
+
+
+def _rss_mb() -> float | None:
+    try:
+        import psutil
+
+        return round(psutil.Process().memory_info().rss / 2**20, 1)
+    except Exception:
+        return None

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+from ftbench.errors import FtbenchError
+
 # The training step's levers (what benchmarks/gpu.py measures in steady samples/s), then the
 # ones around it (evaluation, data preparation), which a training rate does not show.
 LEVERS = ("pad_collator", "pad_multiple", "fused_adamw")
@@ -31,8 +33,6 @@ def levers_off() -> frozenset[str]:
     names = frozenset(n.strip() for n in raw.split(",") if n.strip())
     unknown = sorted(names - set(KNOWN))
     if unknown:
-        from ftbench.errors import FtbenchError
-
         raise FtbenchError(f"FTBENCH_LEVERS_OFF: unknown lever {unknown[0]!r} (known: {', '.join(KNOWN)})")
     return names
 

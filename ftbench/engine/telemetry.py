@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ftbench.engine import hostmem
+
 INTERVAL_S = 0.5
 MB = 1024 * 1024
 
@@ -62,16 +64,20 @@ class TelemetrySample:
     gpu_index: int = 0  # the NVML index read (a test sampler may simulate several GPUs by it)
 
 
+# Fills a sample's GPU fields for its ``gpu_index``; raises when the GPU cannot be read.
+GpuSampler = Callable[[TelemetrySample], None]
+
+
 @dataclass
 class Telemetry:
     """Background sampler. `start()`, `stop()`; read peaks and the GPU series afterwards."""
 
-    use_nvml: bool
+    # the GPU query, filling a sample for its ``gpu_index`` (`nvml_sample` on an NVIDIA GPU;
+    # a test passes a simulated GPU, or one that fails); None: no GPU is sampled
+    sampler: GpuSampler | None = None
     on_gpu_sample: Callable[[TelemetrySample], None] | None = None
     interval_s: float = INTERVAL_S
     gpu_index: int = 0
-    fault: Callable[[], None] | None = None  # test hook: raise inside a sample
-    sampler: Callable[[TelemetrySample], None] | None = None  # test hook: replaces the NVML query
     peak_rss_mb: float | None = None
     peak_gpu_used_mb: float | None = None
     gpu_series: list[dict[str, float | None]] = field(default_factory=list)
@@ -87,8 +93,6 @@ class Telemetry:
         self._thread.start()
 
     def stop(self) -> None:
-        from ftbench.engine import hostmem
-
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -108,11 +112,9 @@ class Telemetry:
         sample = TelemetrySample(t=t, rss_mb=_rss_mb(), gpu_index=self.gpu_index)
         if sample.rss_mb is not None:
             self.peak_rss_mb = max(self.peak_rss_mb or 0.0, sample.rss_mb)
-        if self.use_nvml and self.nvml_error is None:
+        if self.sampler is not None and self.nvml_error is None:
             try:
-                if self.fault is not None:
-                    self.fault()
-                (self.sampler or self._nvml)(sample)
+                self.sampler(sample)
             except Exception as exc:  # NVML failing mid-run: stop sampling it, keep training
                 self.nvml_error = f"NVML failed at t={t:.1f}s: {exc}"
         if sample.gpu_used_mb is not None:
@@ -122,15 +124,17 @@ class Telemetry:
             if self.on_gpu_sample is not None:
                 self.on_gpu_sample(sample)
 
-    def _nvml(self, sample: TelemetrySample) -> None:
-        import pynvml
 
-        handle = pynvml.nvmlDeviceGetHandleByIndex(self.gpu_index)
-        mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-        util = pynvml.nvmlDeviceGetUtilizationRates(handle)
-        sample.gpu_used_mb = mem.used / MB
-        sample.gpu_total_mb = mem.total / MB
-        sample.gpu_util = float(util.gpu)
+def nvml_sample(sample: TelemetrySample) -> None:
+    """The real `GpuSampler`: NVML's used and total memory and utilisation."""
+    import pynvml
+
+    handle = pynvml.nvmlDeviceGetHandleByIndex(sample.gpu_index)
+    mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    util = pynvml.nvmlDeviceGetUtilizationRates(handle)
+    sample.gpu_used_mb = mem.used / MB
+    sample.gpu_total_mb = mem.total / MB
+    sample.gpu_util = float(util.gpu)
 
 
 def _rss_mb() -> float | None:

@@ -6,7 +6,7 @@ compile) and read back what the Trainer will do. `training_kwargs` returns a
 plain dict (easy to compare in a table-driven test); `training_args` builds the object.
 
 Evaluation order is not set here: length grouping is a *training* sampler choice, and
-transformers 5 would apply it to evaluation too; `ftbench.engine.runner`'s Trainer subclass
+transformers 5 would apply it to evaluation too; `ftbench.engine.measured`'s Trainer subclass
 evaluates longest first and hands the metrics every prediction back in dataset order
 (`_get_eval_sampler`, `evaluation_loop`, engine/evalorder.py).
 """
@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from ftbench.engine import levers
+from ftbench.engine.world import DDP_TIMEOUT_S, backend
 from ftbench.spec import RunSpec
 
 
@@ -56,8 +57,6 @@ def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str
     eval_bs = train.eval_batch_size or batch * 2
     ddp: dict[str, Any] = {}
     if world_size > 1:
-        from ftbench.engine.world import DDP_TIMEOUT_S, backend
-
         # average_tokens_across_devices off: transformers 5 would multiply the loss by the
         # world size for every model whose forward takes **kwargs, including classification
         # heads that average over their own batch (logged and eval loss x2 with 2 ranks). Off,

@@ -38,7 +38,8 @@ from ftbench.tui.widgets.memory_panel import Machine
 from ftbench.tui.workspace import CompareRequest, Workspace
 
 if TYPE_CHECKING:
-    from ftbench.engine.runner import Hooks
+    from ftbench.engine.runner import Saver
+    from ftbench.engine.telemetry import GpuSampler
     from ftbench.plan.device import DeviceInfo
     from ftbench.prepare import Prepared
     from ftbench.spec import Preset, RunSpec
@@ -82,7 +83,8 @@ class FtbenchApp(App[None]):
         *,
         presets: list[Preset] | None = None,
         machine: Machine | None = None,
-        hooks: Hooks | None = None,
+        gpu_sampler: GpuSampler | None = None,
+        saver: Saver | None = None,
         cursor_blink: bool = True,
         start: Prepared | None = None,
         runner: Callable[..., Any] | None = None,
@@ -113,7 +115,10 @@ class FtbenchApp(App[None]):
         if machine is not None:
             self.set_reactive(FtbenchApp.machine, machine)
         self._probe = machine is None
-        self.hooks = hooks
+        # the GPU query (None: NVML) for the panels and the engine; a test simulates a GPU
+        self.gpu_sampler = gpu_sampler
+        # writes a run's record (None: the engine's own); a test simulates a full disk
+        self.saver = saver
         self.cursor_blink = cursor_blink
         self.controller = TrainingController(self)
         self._quitting = False
@@ -130,7 +135,7 @@ class FtbenchApp(App[None]):
     def probe_machine(self) -> Machine:
         from ftbench.engine.telemetry import nvml_info
 
-        sampler = self.hooks.gpu_sampler if self.hooks is not None else None
+        sampler = self.gpu_sampler
         if sampler is not None:  # a simulated GPU (tests): the same device the engine sees
             from ftbench.tui.gpu_probe import gpu_now
 

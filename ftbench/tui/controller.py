@@ -83,18 +83,26 @@ class TrainingController:
             self.post(partial(ItemStarted, queue, item))
             loaded = _Loading()  # a plan in progress (the start dialog) finishes first
             try:
-                from ftbench.engine.runner import run  # torch and transformers load here
-
                 emit = self.emitter(item, loaded.release)
                 if self.app.runner is not None:  # e.g. a torchrun launch (ftbench.distributed)
                     finished = self.app.runner(item.spec, emit, cancel, runs_dir=self.app.runs_dir)
                 else:
-                    finished = run(item.spec, emit, cancel, runs_dir=self.app.runs_dir,
-                                   hooks=self.app.hooks)
+                    finished = self.run_here(item.spec, emit, cancel)
             finally:
                 loaded.release()
             self.ended(queue, item, finished)
         self.done(queue)
+
+    def run_here(self, spec: Any, emit: Any, cancel: Any) -> RunFinished:
+        """The engine in this process, with the app's GPU query and record writer."""
+        from ftbench.engine.runner import run  # torch and transformers load as the run starts
+        from ftbench.plan.record import prediction_for_record
+
+        return run(spec, emit, cancel, runs_dir=self.app.runs_dir, predict=prediction_for_record,
+                   gpu_sampler=self.app.gpu_sampler, **self.saver())
+
+    def saver(self) -> dict[str, Any]:
+        return {"saver": self.app.saver} if self.app.saver is not None else {}
 
     # --- what the queue's life says: its log first (the screens read it), then a message --
     def ended(self, queue: RunQueue, item: QueueItem, finished: RunFinished) -> None:
@@ -163,7 +171,8 @@ class TrainingController:
         elif item is not None:
             from ftbench.engine.runner import save_failed
 
-            finished = save_failed(item.spec, text, runs_dir=self.app.runs_dir, hooks=self.app.hooks)
+            finished = save_failed(item.spec, text, runs_dir=self.app.runs_dir,
+                                   **self.saver())
             queue.finish(item, finished.record, finished.path)
         queue.stop()
         queue.take_next()  # marks the rest skipped

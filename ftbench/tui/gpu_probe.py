@@ -3,9 +3,10 @@
 A queued run spends tens of seconds importing torch and loading the model before the engine's
 telemetry thread samples NVML; the panel shows the device in the meantime (name, total, used)
 from here. NVML only, never torch, and called from a worker thread, never the UI thread.
-``sampler`` is the engine's test hook (`Hooks.gpu_sampler`): it fills a `TelemetrySample`
-in place of the NVML query, so a GPU can be simulated on a CPU machine; the sample's
-``gpu_index`` says which GPU is read, so a sampler can simulate several (`gpus_now`).
+``sampler`` is the engine's GPU query (`ftbench.engine.telemetry.GpuSampler`; None: NVML
+here): a test's fills a `TelemetrySample` in place of the NVML query, so a GPU can be
+simulated on a CPU machine; the sample's ``gpu_index`` says which GPU is read, so a sampler
+can simulate several (`gpus_now`).
 """
 
 from __future__ import annotations

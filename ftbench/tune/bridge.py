@@ -11,6 +11,7 @@ specs go straight to the engine. When the last trial of the queue is done, the f
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,9 +47,11 @@ class QueuedSweep:
 
     def __call__(self, spec: RunSpec, emit: Callable[[Any], None], cancel: threading.Event, *,
                  runs_dir: Any = None, **kwargs: Any) -> Any:
-        from ftbench.engine.runner import run
+        from ftbench.engine.runner import run as engine_run
+        from ftbench.plan.record import prediction_for_record
         from ftbench.tune.study import claim
 
+        run = partial(engine_run, predict=prediction_for_record)
         if spec.tune.get("role") != "trial" or spec.tune.get("trial") != -1:
             return run(spec, emit, cancel, runs_dir=runs_dir, **kwargs)
         m = next(m for m in self.plan.methods if m.method == spec.method.name)

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -147,7 +148,7 @@ def trial_spec(m: MethodSweep, plan: SweepPlan, number: int, index: int, params:
 
 def run_trial(m: MethodSweep, plan: SweepPlan, study: Any, storage: Any, trial: Any, params: dict[str, Any],
               index: int, emit: Callable[[Any], None], cancel: threading.Event, runs_dir: str | None,
-              run: Callable[..., Any], hooks: Any = None) -> tuple[str, Any]:
+              run: Callable[..., Any]) -> tuple[str, Any]:
     """Train one trial, record it in its run file and the study; its status and `RunFinished`."""
     from optuna.trial import TrialState
 
@@ -156,10 +157,9 @@ def run_trial(m: MethodSweep, plan: SweepPlan, study: Any, storage: Any, trial: 
 
     spec = trial_spec(m, plan, trial.number, index, params)
     watch = Watch(trial, spec.task, cancel, emit)
-    kwargs = {"runs_dir": runs_dir} | ({"hooks": hooks} if hooks is not None else {})
     with Heartbeat(storage, trial):
         try:
-            finished = run(spec, watch, cancel, **kwargs)
+            finished = run(spec, watch, cancel, runs_dir=runs_dir)
         except KeyboardInterrupt:
             trial.set_user_attr("status", "cancelled")
             study.tell(trial, state=TrialState.FAIL)
@@ -198,15 +198,16 @@ def run_trial(m: MethodSweep, plan: SweepPlan, study: Any, storage: Any, trial: 
 
 
 def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stream: TextIO | None = None,
-              trials_only: bool = False, run: Callable[..., Any] | None = None, hooks: Any = None,
+              trials_only: bool = False, run: Callable[..., Any] | None = None,
               cancel: threading.Event | None = None,
               emit: Callable[[Any], None] | None = None) -> int:
     """Run this worker's share of the trials, then the final runs; the exit code."""
     from ftbench.engine.runner import run as run_here
     from ftbench.headless import Interrupts, PlainPrinter
+    from ftbench.plan.record import prediction_for_record
     from ftbench.tune.study import claim
 
-    run = run or run_here
+    run = run or partial(run_here, predict=prediction_for_record)
     out = stream or (sys.stderr if as_json else sys.stdout)
     cancel = cancel or threading.Event()
     printer = emit or PlainPrinter(out)
@@ -233,7 +234,7 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
                 say(f"trial {index}/{total} {m.method} {shown} (study trial #{trial.number})")
                 try:
                     status, _ = run_trial(m, plan, study, storage, trial, params, index, printer, cancel,
-                                       runs_dir, run, hooks)
+                                       runs_dir, run)
                 except KeyboardInterrupt:
                     cancel.set()
                     break

@@ -205,8 +205,7 @@ class LiveScreen(MainScreen):
     def read_gpu(self) -> Any:
         from ftbench.tui.gpu_probe import gpu_now
 
-        hooks = self.app.hooks
-        return gpu_now(hooks.gpu_sampler if hooks is not None else None)
+        return gpu_now(self.app.gpu_sampler)
 
     def poll_gpus(self) -> None:
         """While a multi-process run is in progress on a GPU machine, read every GPU it uses
@@ -225,8 +224,7 @@ class LiveScreen(MainScreen):
     def read_gpus(self) -> Any:
         from ftbench.tui.gpu_probe import gpus_now
 
-        hooks = self.app.hooks
-        return gpus_now(hooks.gpu_sampler if hooks is not None else None, self.app.gpus)
+        return gpus_now(self.app.gpu_sampler, self.app.gpus)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.SUCCESS:
