@@ -3,7 +3,9 @@
 Everything comes from the model's config on the meta device (`ftbench.plan.meta`): parameter
 counts from the method's own code, weight bytes by dtype, what autograd saves (traced at
 batch 1 and 2: every saved activation has a batch dimension, so the saved bytes are a line in
-the batch size, which also gives the largest batch that fits), and the analytic FLOPs.
+the batch size, which also gives the largest batch that fits), what a forward that saves
+nothing holds at once (traced the same way, in training and in evaluation mode: the
+evaluation runs at its own batch size), and the analytic FLOPs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Iterable
 
 from ftbench.errors import FtbenchError
 from ftbench.plan.device import DeviceInfo
+from ftbench.plan.live import LINE_BATCHES, peak_lines
 from ftbench.plan.memory import MB, MemoryParts, assemble
 from ftbench.plan.timing import TimeEstimate, estimate_time, planned_steps
 from ftbench.spec import RunSpec
@@ -112,12 +115,23 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
     one, two = (_trace(meta, spec.task, b, seq, mixed, device.kind) for b in (1, 2))
     activations = _activation_line(one, two, gc)
     big = _line(one.largest, two.largest)
+    forward_train, forward_eval = (
+        _peak_line(*(_forward_live(meta, spec.task, b, seq, mixed, device.kind, training)
+                     for b in LINE_BATCHES))
+        for training in (True, False))
+
+    def forward_working_set(batch: int) -> int:
+        # the Trainer's rule (`engine.trainargs`; the SFT evaluator's too): twice the
+        # training batch unless eval_batch_size is set
+        eval_batch = spec.train.eval_batch_size or 2 * batch
+        return max(forward_train.at(batch), forward_eval.at(eval_batch))
 
     half = sum(n for kind, n in counts.trainable_by_dtype.items() if kind in ("fp16", "bf16"))
 
     def parts(batch: int) -> MemoryParts:
         return assemble(counts.weight_bytes, counts.trainable_bytes, counts.trainable, half,
-                        activations(batch), big.at(batch), device.kind, device.name)
+                        activations(batch), big.at(batch), forward_working_set(batch),
+                        device.kind, device.name)
 
     if spec.train.batch_size == "auto":
         # what the run's probe (engine/autobatch.py) looks for: the largest power of two that
@@ -205,9 +219,43 @@ def _fit(parts: Any, memory: MemoryParts, device: DeviceInfo) -> tuple[bool | No
 
 
 def _trace(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str) -> Any:
-    import torch
-
     from ftbench.plan.trace import trace_saved
+
+    return trace_saved(meta.model, meta.blocks, _inputs(task, batch, seq), mixed_dtype=mixed,
+                       device=kind)
+
+
+def _forward_live(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str,
+                  training: bool) -> list[int]:
+    from ftbench.plan.trace import trace_forward_live
+
+    return trace_forward_live(meta.model, _inputs(task, batch, seq), mixed_dtype=mixed,
+                              device=kind, training=training)
+
+
+@dataclass(frozen=True)
+class PeakLine:
+    """The highest of several lines in the batch size (the bytes alive at each allocation of
+    a forward, `ftbench.plan.live.peak_lines`)."""
+
+    lines: tuple[tuple[int, int], ...]
+
+    def at(self, batch: int) -> int:
+        return max((a + s * batch for a, s in self.lines), default=0)
+
+
+def _peak_line(at_two: list[int], at_three: list[int]) -> PeakLine:
+    lines = peak_lines(at_two, at_three)
+    if not lines:  # the forwards branched on the batch size: the line through the two peaks
+        top_two, top_three = max(at_two, default=0), max(at_three, default=0)
+        lines = [(3 * top_two - 2 * top_three, top_three - top_two)]
+    return PeakLine(tuple(lines))
+
+
+def _inputs(task: str, batch: int, seq: int) -> dict[str, Any]:
+    """A padded batch of full sequences with the task's labels (the loss is computed in
+    training and in evaluation)."""
+    import torch
 
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
@@ -218,7 +266,7 @@ def _trace(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str) ->
         inputs["labels"] = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     else:
         inputs["labels"] = torch.zeros(batch, dtype=torch.long, device="meta")
-    return trace_saved(meta.model, meta.blocks, inputs, mixed_dtype=mixed, device=kind)
+    return inputs
 
 
 __all__ = ["Prediction", "predict", "resolve_precision"]

@@ -4,7 +4,9 @@ The peak of a training step with AdamW (``zero_grad(set_to_none=True)``, as the 
 
 * during the forward pass: weights + optimizer states + the activations saved for backward;
 * during the backward pass activations are freed as gradients appear, so the step peaks at
-  ``weights + optimizer + max(activations + backward working set, gradients)``.
+  ``weights + optimizer + max(activations + backward working set, gradients)``;
+* a forward that saves nothing (an evaluation, or a frozen backbone's training forward) still
+  holds each layer's outputs while the next one is computed: its forward working set.
 
 Parts:
 
@@ -19,6 +21,9 @@ Parts:
 * activations: what autograd saves, traced on the meta device (`ftbench.plan.trace`), with
   or without gradient checkpointing; the backward working set is twice the largest saved
   tensor (its gradient and the gradient flowing into it).
+* forward working set: the most bytes of non-weight tensors alive at once in a forward that
+  saves nothing (traced, `ftbench.plan.trace.trace_forward_live`), the larger of the training
+  forward at the training batch and the evaluation's at the evaluation batch.
 * overhead: on CUDA the cuBLAS/cuBLASLt workspaces, which PyTorch takes from its caching
   allocator (so they count in ``max_memory_allocated``), and, outside the allocator, the
   CUDA context and the allocator's reserve slack, which count against the free memory NVML
@@ -67,6 +72,7 @@ class MemoryParts:
     master_copies: int
     activations: int
     backward_working_set: int
+    forward_working_set: int
     workspace: int              # counted in the allocator peak (cuBLAS) or the RSS (CPU runtime)
     outside_allocator: int      # CUDA context + reserve slack; on CPU glibc's retained heap
 
@@ -76,8 +82,23 @@ class MemoryParts:
 
     @property
     def peak(self) -> int:
-        """``max_memory_allocated`` on CUDA, RSS growth on CPU."""
-        dynamic = max(self.activations + self.backward_working_set, self.gradients)
+        """``max_memory_allocated`` on CUDA, RSS growth on CPU.
+
+        Weights, optimizer states and master copies live for the whole run; on top of them,
+        three moments that never overlap:
+
+        * the training step's forward and backward: the saved activations plus the backward
+          working set (gradients appear as activations are freed, so a step that ends with
+          every gradient alive is the second term);
+        * the optimizer step: every gradient, the activations freed;
+        * a forward that saves nothing: the forward working set. In an evaluation there is
+          nothing saved and no gradient (the Trainer zeroes them to None after every step,
+          before it evaluates); a frozen backbone's training forward saves next to nothing,
+          and a trainable model's forward saves most of what it holds, so the saved
+          activations already count it.
+        """
+        dynamic = max(self.activations + self.backward_working_set, self.gradients,
+                      self.forward_working_set)
         return self.weights_total + self.optimizer + self.master_copies + dynamic + self.workspace
 
     @property
@@ -104,8 +125,8 @@ def workspace_bytes(device: str, device_name: str | None) -> tuple[int, int]:
 
 
 def assemble(weights: dict[str, int], trainable_bytes: int, trainable_elements: int,
-             half_trainable_elements: int, activations: int, largest_saved: int, device: str,
-             device_name: str | None) -> MemoryParts:
+             half_trainable_elements: int, activations: int, largest_saved: int,
+             forward_working_set: int, device: str, device_name: str | None) -> MemoryParts:
     inside, context = workspace_bytes(device, device_name)
     parts = MemoryParts(
         weights=dict(weights),
@@ -114,6 +135,7 @@ def assemble(weights: dict[str, int], trainable_bytes: int, trainable_elements: 
         master_copies=4 * half_trainable_elements,
         activations=activations,
         backward_working_set=2 * largest_saved,
+        forward_working_set=forward_working_set,
         workspace=inside,
         outside_allocator=0,
     )

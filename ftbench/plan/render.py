@@ -46,7 +46,7 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
     table = Table(title=f"ftbench plan · {preset} · {first.model} · {where}{free}",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
     cuda = first.device.kind == "cuda"
-    columns = ["method", "train", "weights", "grads", "adamw", "activ", "other", "PEAK"]
+    columns = ["method", "train", "weights", "grads", "adamw", "activ", "fwd", "other", "PEAK"]
     columns += ["needs"]
     columns += ["reported"] if references else []
     columns += ["step", "run", "fits", "max bs"]
@@ -60,6 +60,7 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
         cells = [p.method, _count(p.trainable), _weights(m["weights_mb"]),
                  format_mb(m["gradients_mb"]), format_mb(m["optimizer_mb"] + m["master_copies_mb"]),
                  format_mb(m["activations_mb"] + m["backward_working_set_mb"]),
+                 format_mb(m["forward_working_set_mb"]),
                  format_mb(m["workspace_mb"]), format_mb(p.peak_mb)]
         cells.append(format_mb(p.device_total_mb))
         if references is not None:
@@ -71,7 +72,10 @@ def plan_table(preset: str, rows: list[Prediction], references: dict[str, float]
     basis = "; ".join(dict.fromkeys(p.time.basis for p in rows))
     table.caption = (
         f"batch {first.batch_size} x {first.max_length} tokens, {first.precision}, {gc} gradient "
-        "checkpointing; memory in MB, weights fp32 unless named; train = trainable parameters. "
+        "checkpointing; memory in MB, weights fp32 unless named; train = trainable parameters; "
+        "activ = saved for backward plus the backward working set; fwd = what a forward that "
+        "saves nothing holds at once (evaluation at its batch, a frozen backbone): PEAK counts "
+        "the larger of activ, grads and fwd. "
         + ("PEAK predicts torch.cuda.max_memory_allocated (other = cuBLAS workspaces); needs adds "
            "the CUDA context and the allocator's reserve slack, and is what must be free (fits). "
            if cuda else "PEAK is what the run holds at its peak (other = the training runtime); "

@@ -27,6 +27,11 @@ Three things the meta device does not do the way the real device does are reprod
   never its input, and ``Linear4bit`` returns its result in its input's dtype (fp32 after an
   fp32 LayerNorm, even under autocast, so the GELU after it saves fp32); the meta forward of a
   ``Linear4bit`` is replaced by a matmul that does the same and whose saves are not recorded.
+
+`trace_forward_live` runs the same mode once more without autograd (``torch.no_grad``), as a
+frozen backbone's forward or an evaluation runs, and records the most bytes of non-weight
+tensors alive at once (`ftbench.plan.live`): the forward working set that saves nothing for
+backward and so never shows in `trace_saved`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+
+from ftbench.plan.live import LiveBytes
+from ftbench.plan.live import nbytes as _bytes
 
 # CUDA autocast op lists (torch.amp docs, "CUDA Ops that can autocast to float16/float32").
 _LOW_PRECISION = ("linear", "matmul", "bmm", "mm", "addmm", "baddbmm", "addbmm", "conv1d",
@@ -68,10 +76,6 @@ class SavedProfile:
         if not self.blocks:
             return self.total
         return self.other + sum(self.block_inputs) + max(max(self.blocks), self.cached_copies)
-
-
-def _bytes(t: Any) -> int:
-    return int(t.numel()) * int(t.element_size())
 
 
 class _Recorder:
@@ -136,14 +140,22 @@ def _block_hooks(recorder: _Recorder, blocks: list[Any]) -> list[Any]:
     return handles
 
 
-def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
+def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str,
+                live: LiveBytes | None = None) -> Any:
     """A TorchFunctionMode (thread-local, unlike patching torch) that applies CUDA autocast's
     casting rules when ``mixed_dtype`` is set and records what the target device's attention
-    kernel keeps (see the module docstring)."""
+    kernel keeps (see the module docstring). With ``live``, every tensor an op returns and
+    every cast it makes is counted there while it is referenced."""
     import torch
     from torch.overrides import TorchFunctionMode
 
     def cast(value: Any, to: Any) -> Any:
+        out = _cast(value, to)
+        if live is not None and out is not value:
+            live.add(out)
+        return out
+
+    def _cast(value: Any, to: Any) -> Any:
         if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dtype == to:
             return value
         if id(value) in recorder.params:
@@ -166,6 +178,13 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
         bound.update({k: v for k, v in kwargs.items() if k in names})
         dropout = float(bound.get("dropout_p") or 0.0)
         if device == "cpu" and dropout > 0:  # CPU runs the math path: the meta trace is right
+            q, k = bound["query"], bound["key"]
+            if live is not None and not (q.requires_grad or k.requires_grad):
+                # Without autograd nothing of the math path is saved, but inside the kernel the
+                # softmaxed scores, dropout's noise and its output (each batch x heads x seq x
+                # seq) are alive at once (torch's _scaled_dot_product_attention_math).
+                scores = int(q.numel() // q.shape[-1]) * int(k.shape[-2]) * int(q.element_size())
+                live.bump(3 * scores)
             return func(*args, **kwargs)
         with recorder.quiet():
             out = func(*args, **kwargs)
@@ -195,14 +214,15 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str) -> Any:
                 if target is not None:
                     args = tuple(cast(a, target) for a in args)
                     kwargs = {k: cast(v, target) for k, v in kwargs.items()}
-            if name == "scaled_dot_product_attention":
-                return sdpa(func, args, kwargs)
             if name in ("__bool__", "item") and args and getattr(args[0], "is_meta", False):
                 # A data-dependent shortcut (transformers asks "is the mask all ones?", "are
                 # these packed sequences?"): meta tensors have no values, so answer "no", the
                 # general path, which is also the one padded batches take.
                 return False
-            return func(*args, **kwargs)
+            out = sdpa(func, args, kwargs) if name == "scaled_dot_product_attention" else func(*args, **kwargs)
+            if live is not None:
+                live.add(out)
+            return out
 
     return TraceMode()
 
@@ -264,3 +284,28 @@ def trace_saved(model: Any, blocks: list[Any], inputs: dict[str, Any], *, mixed_
         for handle in handles:
             handle.remove()
     return recorder.profile
+
+
+def trace_forward_live(model: Any, inputs: dict[str, Any], *, mixed_dtype: Any, device: str,
+                       training: bool) -> list[int]:
+    """The bytes of non-weight tensors alive after every allocation of one forward of the meta
+    ``model`` on ``inputs`` that saves nothing for backward (``torch.no_grad``); its maximum is
+    what an evaluation (``training=False``: dropout off) or a frozen backbone's training
+    forward (``training=True``) holds at once besides the weights, e.g. a block's FFN input,
+    intermediate and activation output. Autocast's cached casts of trainable weights count:
+    autocast keeps them for the forward. See `ftbench.plan.live.peak_lines`."""
+    import torch
+
+    recorder = _Recorder(model, [])
+    live = LiveBytes(recorder.params)
+    was_training = model.training
+    model.train(training)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_quiet_4bit(recorder, model))
+            stack.enter_context(torch.no_grad())
+            stack.enter_context(_trace_mode(recorder, mixed_dtype, device, live))
+            model(**inputs)
+    finally:
+        model.train(was_training)
+    return live.timeline
