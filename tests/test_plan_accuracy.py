@@ -34,15 +34,15 @@ def test_cpu_predictions_are_within_20_percent_of_the_measured_rss_growth() -> N
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_head_only_is_predicted_within_25_percent() -> None:
-    """Head-only on tiny-bert grows by ~38 MB and the plan says ~30.5 MB: about 7 MB is not
-    modelled (not forward transients: the largest op output is 0.5 MB), so it sat at -19.7 to
-    -20.8 % from run to run against 20 %. docs/plan-vs-measured.md explains the gap."""
-    doc, proc = _plan_accuracy("head-only", "--tolerance", "0.25")
+def test_head_only_is_predicted_within_20_percent() -> None:
+    """Head-only on tiny-bert grows by ~38 MB. Before the plan counted the forward working set
+    it said ~30.5 MB (-19.7 to -20.8 % from run to run, checked at 25 %); with it, ~35 MB
+    (-7.7 %): the training forward's attention (dropout on: the math path, its seq x seq
+    scores alive together) is what a frozen backbone holds at once."""
+    doc, proc = _plan_accuracy("head-only")
     [r] = doc["rows"]
     assert r["trainable"] == r["predicted_trainable"], r
-    assert r["predicted_mb"] < r["measured_fixed_mb"], r  # the gap is known to be an under-estimate
-    assert abs(r["error_fixed"]) <= doc["tolerance"] == 0.25, r
+    assert abs(r["error_fixed"]) <= doc["tolerance"] == 0.20, r
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 

@@ -8,9 +8,9 @@ On a CPU the measurement is the RSS growth from just before the model loaded: th
 includes the freed heap glibc keeps resident (its dynamic mmap threshold), which the plan counts
 in "needs" (``memory.device_total_mb``: PEAK plus that heap), not in PEAK; so a CPU run is judged
 against needs. Measured on this project's 2-core CPU, the quickstart in one process (full, LoRA,
-head-only; docs/plan-vs-measured.md): needs was 6 % and 18 % below the growth for full and
-LoRA, and 67 % below it for head-only, whose growth is mostly transient forward tensors and
-retained heap the plan does not model.
+head-only, bf16; docs/plan-vs-measured.md): needs was 24 % and 33 % below the growth for full
+and LoRA, and 59 % below it for head-only, whose growth is mostly heap glibc retains (the plan
+counts its forward working set now, not that heap).
 
 A CPU run is "not measurable", with the reason, when its growth cannot be trusted: it was
 recorded before ftbench measured from a trimmed baseline (an earlier run's freed heap, reused
