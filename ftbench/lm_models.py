@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ftbench.errors import ModelUnavailable
+from ftbench.paths import building_folder, cache_dir
 from ftbench.text import error_line
 
 SMOLLM2_NAME = "smollm2-135m"
@@ -44,8 +43,6 @@ _CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 
 
 def _cache_root() -> Path:
-    from ftbench.paths import cache_dir
-
     return cache_dir() / "models"
 
 
@@ -77,21 +74,11 @@ def convert_gguf(gguf: Path, sha256: str | None, label: str, origin: str) -> Pat
     folder = _cache_root() / f"{label}-{digest[:12]}-v{_CONVERT_VERSION}"
     if (folder / "done").is_file():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{label}.", dir=folder.parent))
-    try:
+    with building_folder(folder, label) as tmp:
         _convert_into(gguf, tmp)
         (tmp / "ftbench_source.json").write_text(json.dumps({
             "converted_from": origin, "gguf_sha256": digest,
             "note": "weights dequantized from GGUF to float32 by transformers"}, indent=2))
-        (tmp / "done").write_text("ok")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "done").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
@@ -146,17 +133,13 @@ def converted_from(folder: str | Path) -> dict[str, Any] | None:
 
 def tiny_llama_folder() -> Path:
     """Build (once) and return the folder of the random-init tiny Llama with its tokenizer."""
-    from ftbench.paths import cache_dir
-
     folder = cache_dir() / "tiny" / f"{TINY_LLAMA_NAME}-v{_TINY_VERSION}"
     if (folder / "done").is_file():
         return folder
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_LLAMA_NAME}.", dir=folder.parent))
-    try:
+    with building_folder(folder, TINY_LLAMA_NAME) as tmp:
         tokenizer = char_tokenizer()
         tokenizer.save_pretrained(tmp)
         config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
@@ -171,14 +154,6 @@ def tiny_llama_folder() -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "ftbench_tiny.json").write_text(json.dumps({"name": TINY_LLAMA_NAME,
                                                            "random_init": True}))
-        (tmp / "done").write_text("ok")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "done").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -21,14 +21,12 @@ unless the caller allows pickle-based files.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ftbench.errors import ModelUnavailable
+from ftbench.paths import building_folder, cache_dir
 from ftbench.lm_models import (SMOLLM2_DESCRIPTION, SMOLLM2_NAME, TINY_LLAMA_DESCRIPTION,
                                TINY_LLAMA_NAME)
 
@@ -163,8 +161,6 @@ def _tiny_config(name: str, vocab_size: int) -> Any:
 
 def tiny_model_folder(name: str) -> Path:
     """Build (once) and return the folder of a tiny random-init model with its tokenizer."""
-    from ftbench.paths import cache_dir
-
     if name == TINY_LLAMA_NAME:
         from ftbench.lm_models import tiny_llama_folder
 
@@ -175,9 +171,7 @@ def tiny_model_folder(name: str) -> Path:
     import torch
     from transformers import AutoModel, BertTokenizer
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
-    try:
+    with building_folder(folder, name) as tmp:
         if name in _BASE_SIZE:
             # only the WordPiece vocabulary (~230 KB), never MiniLM's 90 MB of weights
             from ftbench.bundles import minilm_vocab
@@ -197,13 +191,4 @@ def tiny_model_folder(name: str) -> Path:
             model = AutoModel.from_config(config)
         model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "ftbench_tiny.json").write_text(json.dumps({"name": name, "random_init": True}))
-        (tmp / "done").write_text("ok")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            # Another process built it first: keep theirs.
-            if not (folder / "done").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -240,23 +240,10 @@ def pair_columns(options: dict[str, Any]) -> tuple[str, str, str | None]:
 
 def read_pairs(path: Path, options: dict[str, Any]) -> list[SFTExample]:
     """Examples of one local file; one-line `DataUnavailable` when its columns are missing."""
-    import pandas as pd
-
-    from ftbench.data.sources import FILE_FORMATS, _read_frame
+    from ftbench.data.sources import read_frame
 
     prompt_col, response_col, answer_col = pair_columns(options)
-    if not path.is_file():
-        raise DataUnavailable(f"data file {path} not found")
-    fmt = FILE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataUnavailable(f"data file {path}: unknown format {path.suffix or '(none)'!r} "
-                              f"(use {', '.join(sorted(FILE_FORMATS))})")
-    try:
-        frame = _read_frame(path, fmt, pd)
-    except DataUnavailable:
-        raise
-    except Exception as exc:  # pandas / pyarrow parse errors have many types
-        raise DataUnavailable(f"data file {path}: cannot parse as {fmt} ({error_line(exc)})") from None
+    frame = read_frame(path)
     wanted = [prompt_col, response_col] + ([answer_col] if answer_col else [])
     missing = [c for c in wanted if c not in frame.columns]
     if missing:

@@ -394,20 +394,7 @@ def load_file(spec: DataSpec, seed: int) -> ClassificationData:
 
 def read_table(path: Path, spec: DataSpec) -> dict[str, list[Any]]:
     """Columns ``text``, ``label`` (and ``pair``) of one local file, as Python lists."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise DataUnavailable(f"data file {path} not found")
-    fmt = FILE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataUnavailable(f"data file {path}: unknown format {path.suffix or '(none)'!r} "
-                              f"(use {', '.join(sorted(FILE_FORMATS))})")
-    try:
-        frame = _read_frame(path, fmt, pd)
-    except DataUnavailable:
-        raise
-    except Exception as exc:  # pandas / pyarrow parse errors have many types
-        raise DataUnavailable(f"data file {path}: cannot parse as {fmt} ({error_line(exc)})") from None
+    frame = read_frame(path)
     wanted = {"text": spec.text_column, "label": spec.label_column}
     if spec.text_pair_column:
         wanted["pair"] = spec.text_pair_column
@@ -423,6 +410,26 @@ def read_table(path: Path, spec: DataSpec) -> dict[str, list[Any]]:
     if "pair" in out:
         out["pair"] = [clean_text(str(t)) for t in out["pair"]]
     return out
+
+
+def read_frame(path: Path) -> Any:
+    """A local data file (csv, tsv, json, jsonl, parquet) as a pandas frame; one-line
+    `DataUnavailable` when it is missing, of another format or cannot be parsed."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataUnavailable(f"data file {path} not found")
+    fmt = FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataUnavailable(f"data file {path}: unknown format {path.suffix or '(none)'!r} "
+                              f"(use {', '.join(sorted(FILE_FORMATS))})")
+    try:
+        frame = _read_frame(path, fmt, pd)
+    except DataUnavailable:
+        raise
+    except Exception as exc:  # pandas / pyarrow parse errors have many types
+        raise DataUnavailable(f"data file {path}: cannot parse as {fmt} ({error_line(exc)})") from None
+    return frame
 
 
 def _read_frame(path: Path, fmt: str, pd: Any) -> Any:
