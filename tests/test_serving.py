@@ -252,3 +252,30 @@ def test_a_record_written_before_serving_existed_loads_and_compares() -> None:
     from ftbench.report.tables import serving_table
 
     assert all(serving_table(s) is None for s in comparison.sections)
+
+
+
+def test_the_runs_memory_peak_is_read_before_serving_copies_the_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merging copies the model: that is a serving cost, not the run's peak (plan vs measured
+    holds the peak against the plan), so the peak is in the record before serving starts."""
+    from ftbench.engine import train
+
+    memory: dict[str, Any] = {}
+    seen: dict[str, Any] = {}
+    original_train, original_measure = train.train, train.measure_run
+
+    def keep_memory(session: Any, *args: Any) -> Any:
+        memory.update(record=session.record.memory)
+        return original_train(session, *args)
+
+    def watched(*args: Any) -> Any:
+        seen["peak_rss_mb"] = memory["record"].get("process_peak_rss_mb")
+        return original_measure(*args)
+
+    monkeypatch.setattr(train, "train", keep_memory)
+    monkeypatch.setattr(train, "measure_run", watched)
+    record = _serving_run(tiny_spec("lora", steps=2), tmp_path)
+    assert record.serving is not None
+    assert seen["peak_rss_mb"] is not None and seen["peak_rss_mb"] > 0
+    assert record.memory["process_peak_rss_mb"] == seen["peak_rss_mb"]

@@ -185,6 +185,12 @@ class Session:
                             sample.gpu_total_mb or 0.0, sample.gpu_util,
                             round_or_none(allocated), round_or_none(reserved)))
 
+    def stop_telemetry(self) -> None:
+        """Stop sampling and put the run's memory peaks and GPU series in the record (once)."""
+        if self.telemetry is not None:
+            record_telemetry(self.record, self.telemetry, self.log)
+            self.telemetry = None
+
     # --- always runs ---------------------------------------------------------------------
     def finish(self) -> None:
         """Fill timing, memory, metrics and series from whatever was measured. Idempotent."""
@@ -197,8 +203,7 @@ class Session:
             os.environ.pop("TENSORBOARD_LOGGING_DIR", None)  # the next run gets its own folder
         record = self.record
         record.finished_at = now()
-        if self.telemetry is not None:
-            record_telemetry(record, self.telemetry, self.log)
+        self.stop_telemetry()
         record.timing["total_s"] = round_or_none(time.perf_counter() - self.t_start, 3)
         if self.callback is None:
             return

@@ -117,6 +117,9 @@ def train(session: Session, model: Any, tokenizer: Any, prepared: Any) -> None:
     record.memory["torch_peak_allocated_mb"] = round_or_none(allocated)
     record.memory["torch_peak_reserved_mb"] = round_or_none(reserved)
     if record.status == "completed" and spec.train.serving:  # opt-in; after the peaks
+        # The run's memory is read first: serving copies the model to merge it, which is a
+        # serving cost, not the run's peak (plan vs measured would count it).
+        session.stop_telemetry()
         record.serving = measure_run(trainer, prepared, spec.method.name, spec.task, device,
                                      session.precision, session.log, world.size)
 
