@@ -63,7 +63,6 @@ async def draw(out: Path = HERE, live_upto: int = 30) -> None:
     from ftbench.presets import expand, load_preset
     from ftbench.results.store import load_file
     from ftbench.tui.app import FtbenchApp
-    from ftbench.tui.messages import RunEnded
     from ftbench.tui.session import RunQueue
     from ftbench.tui.widgets.chart import PlotView
     from ftbench.tui.widgets.memory_panel import Machine
@@ -89,9 +88,9 @@ async def draw(out: Path = HERE, live_upto: int = 30) -> None:
                 emit(event)
             if index == 0:
                 path = DATA / "runs" / f"{entry['run_id']}.json"
-                finished = load_file(path)
-                queue.finish(item, finished, str(path))
-                app.post_message(RunEnded(item, RunFinished(finished, str(path))))
+                finished = load_file(path)  # ended as the training worker ends a run
+                shown = path.relative_to(HERE.parent)  # the same on every machine
+                app.controller.ended(queue, item, RunFinished(finished, str(shown)))
         for _ in range(3):
             await pilot.pause()
         app.clear_notifications()
