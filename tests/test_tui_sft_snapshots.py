@@ -19,6 +19,7 @@ import pytest
 from ftbench.presets import parse_preset_text
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.widgets.memory_panel import Machine
+from tui_helpers import open_live_queue, settle
 
 DETAIL = Path(__file__).parent / "fixtures" / "sft_detail"
 CPU = Machine(False, reason="NVML unavailable")
@@ -119,16 +120,9 @@ def sft_events(run_id: str, upto: int, total: int = 150, finished: bool = False)
 
 async def show_sft(pilot: Any, finished: bool) -> None:
     from ftbench.engine.events import RunFinished
-    from ftbench.presets import expand
-    from ftbench.tui.session import RunQueue
-    from ftbench.tui.widgets.chart import PlotView
 
     app = pilot.app
-    await pilot.press("2")
-    preset = app.presets[0]
-    queue = RunQueue(preset.name, expand(preset))
-    app.queue = queue
-    app.screen.show_all()
+    queue = await open_live_queue(pilot)
     item, _ = queue.take_next()
     emit = app._emitter(item)
     for event in sft_events("lora-run", 150 if finished else 80, finished=finished):
@@ -139,12 +133,7 @@ async def show_sft(pilot: Any, finished: bool) -> None:
         queue.stop()
         queue.take_next()
         app.controller.done(queue)
-    for _ in range(3):
-        await pilot.pause()
-    app.clear_notifications()
-    for chart in app.screen.query(PlotView):
-        chart.redraw_if_needed()
-    await pilot.pause()
+    await settle(pilot)
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])

@@ -199,14 +199,10 @@ def fake_gpus(gpus: dict[int, tuple[float, float, float]]) -> Any:
     return sampler
 
 
-async def show_scene(pilot: Any, scene: str) -> None:
-    """Put the app in one of the live states through its real message path."""
-    from dataclasses import replace
-
-    from ftbench.engine.events import Log, RunFinished
+async def open_live_queue(pilot: Any) -> Any:
+    """The live view (key 2) watching a fresh queue of the app's first preset; the queue."""
     from ftbench.presets import expand
     from ftbench.tui.session import RunQueue
-    from ftbench.tui.widgets.chart import PlotView
 
     app = pilot.app
     await pilot.press("2")
@@ -214,6 +210,30 @@ async def show_scene(pilot: Any, scene: str) -> None:
     queue = RunQueue(preset.name, expand(preset))
     app.queue = queue
     app.screen.show_all()
+    return queue
+
+
+async def settle(pilot: Any) -> None:
+    """Let the posted messages land and the charts draw once more, no notification on top."""
+    from ftbench.tui.widgets.chart import PlotView
+
+    app = pilot.app
+    for _ in range(3):
+        await pilot.pause()
+    app.clear_notifications()
+    for chart in app.screen.query(PlotView):
+        chart.redraw_if_needed()
+    await pilot.pause()
+
+
+async def show_scene(pilot: Any, scene: str) -> None:
+    """Put the app in one of the live states through its real message path."""
+    from dataclasses import replace
+
+    from ftbench.engine.events import Log, RunFinished
+
+    app = pilot.app
+    queue = await open_live_queue(pilot)
     gpu = scene == "gpu"
 
     def finish(item: Any, record: Any) -> None:  # as the training worker does
@@ -246,9 +266,4 @@ async def show_scene(pilot: Any, scene: str) -> None:
             emit = app._emitter(item)
             for event in step_events("lora-run", 30, gpu=gpu):
                 emit(event)
-    for _ in range(3):
-        await pilot.pause()
-    app.clear_notifications()
-    for chart in app.screen.query(PlotView):
-        chart.redraw_if_needed()
-    await pilot.pause()
+    await settle(pilot)
