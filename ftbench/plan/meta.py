@@ -80,11 +80,9 @@ def build_meta_model(spec: RunSpec, config: Any, compute_dtype: Any) -> MetaMode
         with init_empty_weights(include_buffers=True):
             model = cls.from_config(config, trust_remote_code=spec.trust_remote_code,
                                     dtype=weight_dtype(config))
-        # Tie lm_head to the input embeddings (SmolLM2) as loading does: the process-wide
-        # variant of init_empty_weights re-created every parameter and undid the tie.
-        if getattr(model.config, "tie_word_embeddings", False):
-            model.tie_weights()
-        with init_empty_weights(include_buffers=True):  # thread-local, as above
+            # Tie lm_head to the input embeddings (SmolLM2) as loading does.
+            if getattr(model.config, "tie_word_embeddings", False):
+                model.tie_weights()
             if qconfig is not None:
                 quantized = _quantize_on_meta(model, qconfig, compute_dtype)
             heads = head_module_names(model)
