@@ -141,3 +141,22 @@ def test_a_misspelt_lever_stops_the_cli_before_training(tmp_path) -> None:
         "ftbench: error: FTBENCH_LEVERS_OFF: unknown lever 'pad_colator' (known: pad_collator, "
         "pad_multiple, fused_adamw, eval_sort, prepared_cache)"]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("task, eval_steps, strategy, loss_only", [
+    ("classification", None, "epoch", False),
+    ("classification", 10, "steps", False),
+    # the SFT evaluator measures the tuned model's held-out loss when training ends: the
+    # Trainer evaluates only when asked to, and never gathers a causal LM's logits
+    ("causal-lm", None, "no", True),
+    ("causal-lm", 10, "steps", True),
+])
+def test_when_the_trainer_evaluates(task: str, eval_steps: int | None, strategy: str,
+                                    loss_only: bool) -> None:
+    kw = training_kwargs(replace(spec(eval_steps=eval_steps), task=task), device="cpu",
+                         precision="fp32")
+    assert (kw["eval_strategy"], kw["prediction_loss_only"]) == (strategy, loss_only)
+    # TrainingArguments accepts them
+    args = training_args(replace(spec(eval_steps=eval_steps), task=task), device="cpu",
+                         precision="fp32", output_dir="unused")
+    assert (str(args.eval_strategy.value), args.prediction_loss_only) == (strategy, loss_only)

@@ -28,6 +28,16 @@ def group_by_length(spec: RunSpec, device: str) -> bool:
     return device == "cuda" if asked is None else asked
 
 
+def eval_strategy(spec: RunSpec) -> str:
+    """When the Trainer evaluates: every ``eval_steps`` if set, else after each epoch. A causal
+    LM without ``eval_steps`` is not evaluated by the Trainer at all: the SFT evaluator measures
+    the tuned model's held-out loss (and more) when training ends
+    (`ftbench.engine.generative`), so an epoch-end evaluation would repeat that loss."""
+    if spec.train.eval_steps:
+        return "steps"
+    return "no" if spec.task == "causal-lm" else "epoch"
+
+
 def planned_steps(train: Any, train_size: int | None, batch_size: int | None = None) -> int | None:
     """Optimizer steps the run will take (max_steps wins, as in the Trainer); None when the
     training-set size is unknown. ``batch_size``: the size `"auto"` settled on, if any."""
@@ -80,8 +90,11 @@ def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str
         # True would pull the loss to the host every step to test it (a sync per step);
         # ftbench checks the logged mean instead (callbacks.EventCallback.on_log).
         logging_nan_inf_filter=False,
-        eval_strategy="steps" if train.eval_steps else "epoch",
+        eval_strategy=eval_strategy(spec),
         eval_steps=train.eval_steps,
+        # A causal LM's held-out loss is all the Trainer evaluates; kept logits (eval rows x
+        # length x vocabulary: 3.1 GB for sft-quickstart) would only be gathered and dropped
+        prediction_loss_only=spec.task == "causal-lm",
         save_strategy="no",
         report_to=list(spec.report_to) or "none",
         seed=spec.seed,
