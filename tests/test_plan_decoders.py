@@ -79,3 +79,30 @@ def test_decoder_flops_count_every_linear_and_the_tied_head() -> None:
     # full fine-tuning: forward, activation gradients through both blocks, weight gradients of
     # every linear (the tied head's too)
     assert count.train_per_token == 2 * count.forward_per_token + 2 * linear
+
+
+def test_a_causal_lm_is_evaluated_in_the_sft_evaluators_loss_chunks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without eval_steps the Trainer never evaluates a causal LM (engine.trainargs); the SFT
+    # evaluator's loss forwards take rows whose fp32 logits stay under LOSS_LOGITS_BYTES, so
+    # the planned evaluation forward is that many rows, not eval_batch_size's
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from ftbench.plan import estimate
+    from ftbench.tasks.causal_lm_eval import LOSS_LOGITS_BYTES
+
+    smollm2 = SimpleNamespace(vocab_size=49152)
+    spec = lm_spec("lora", seq=160)
+    rows = LOSS_LOGITS_BYTES // (160 * 49152 * 4)
+    assert rows == 4
+    assert estimate.eval_forward_rows(spec, smollm2, 50) == rows
+    assert estimate.eval_forward_rows(spec, smollm2, 2) == 2
+    periodic = replace(spec, train=replace(spec.train, eval_steps=10))
+    assert estimate.eval_forward_rows(periodic, smollm2, 50) == 50
+    assert estimate.eval_forward_rows(replace(spec, task="classification"), smollm2, 50) == 50
+    # the prediction follows (tiny-llama's 100-token vocabulary: chunks of 2 rows here)
+    monkeypatch.setattr(estimate, "LOSS_LOGITS_BYTES", 2 * 160 * 100 * 4)
+    chunked, trainer = (estimate.predict(replace(s, train=replace(s.train, eval_batch_size=50)),
+                                         CPU).memory.forward_working_set for s in (spec, periodic))
+    assert chunked < trainer

@@ -19,6 +19,7 @@ from ftbench.plan.live import LINE_BATCHES, peak_lines
 from ftbench.plan.memory import MB, MemoryParts, assemble
 from ftbench.plan.timing import TimeEstimate, estimate_time, planned_steps
 from ftbench.spec import RunSpec
+from ftbench.tasks.causal_lm_eval import LOSS_LOGITS_BYTES
 
 MAX_BATCH = 65_536
 
@@ -123,7 +124,7 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
     def forward_working_set(batch: int) -> int:
         # the Trainer's rule (`engine.trainargs`; the SFT evaluator's too): twice the
         # training batch unless eval_batch_size is set
-        eval_batch = spec.train.eval_batch_size or 2 * batch
+        eval_batch = eval_forward_rows(spec, config, spec.train.eval_batch_size or 2 * batch)
         return max(forward_train.at(batch), forward_eval.at(eval_batch))
 
     half = sum(n for kind, n in counts.trainable_by_dtype.items() if kind in ("fp16", "bf16"))
@@ -174,6 +175,19 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
                             "(the peak plus the heap glibc keeps)"),
         notes=tuple(notes),
     )
+
+
+def eval_forward_rows(spec: RunSpec, config: Any, eval_batch: int) -> int:
+    """The most sequences one evaluation forward takes. A causal LM is evaluated by the
+    Trainer only every ``eval_steps`` (`engine.trainargs.eval_strategy`); otherwise only by the
+    SFT evaluator, whose loss forwards take as many rows as keep their fp32 logits under
+    `LOSS_LOGITS_BYTES` (its generation keeps one position's logits: less)."""
+    if spec.task != "causal-lm" or spec.train.eval_steps:
+        return eval_batch
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    if vocab <= 0:
+        return eval_batch
+    return min(eval_batch, max(1, LOSS_LOGITS_BYTES // (spec.train.max_length * vocab * 4)))
 
 
 def _line(at_one: float, at_two: float) -> Line:
