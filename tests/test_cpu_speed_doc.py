@@ -33,7 +33,8 @@ def test_the_smoke_check_section_quotes_its_json() -> None:
     [rep] = json.loads((DOCS / "cpu-speed" / "imdb-strategies-smoke.json").read_text())
     page = (DOCS / "cpu-speed.md").read_text(encoding="utf-8")
     before, after = rep["before"], rep["after"]
-    assert f"| {before['wall_s']:.1f} s | {after['wall_s']:.1f} s | **{after['wall_s'] / before['wall_s']:.3f}** |" in page
+    assert f"| {before['wall_s']:.1f} s | {after['wall_s']:.1f} s | " \
+           f"**{after['wall_s'] / before['wall_s']:.3f}** |" in page
     assert f"| {before['train_eval_s']:.1f} s | {after['train_eval_s']:.1f} s | " \
            f"{after['train_eval_s'] / before['train_eval_s']:.3f} |" in page
     assert f"| {before['cpu_s']:.1f} s | {after['cpu_s']:.1f} s | {after['cpu_s'] / before['cpu_s']:.3f} |" in page
