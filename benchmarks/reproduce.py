@@ -12,6 +12,10 @@ Budgets (``PLAN`` below, one entry per preset):
   models and data). A preset runs at its full size where that fits about 25 minutes on a
   2-core CPU, otherwise at a reduced size that the table states in its row.
 * ``--gpu``: every preset at its own size, offline as well (the GPU machine has no hub), one GPU.
+* Tuning: a preset whose entry has ``cpu_tune`` also runs ``ftbench run --tune`` on a CPU, at
+  the same reduced size and seeds (docs/tuning.md): trials on a validation carve of the
+  training split, then the best learning rate per method on the whole split (the finals). The
+  table shows each method's tuned finals in a row under its default-rate row.
 
     python benchmarks/reproduce.py                      # run the CPU plan, then write the table
     python benchmarks/reproduce.py --report-only        # rewrite it from docs/reproduction-runs/
@@ -49,10 +53,14 @@ class Entry:
     cpu_seeds: int | None = None         # None: the preset's own number of seeds
     skip_cpu: str = ""                   # a reason not to run it on a CPU at all
     tiny_dataset: str = "synthetic-sentiment"  # --tiny: tiny-bert on in-process data
+    cpu_tune: tuple[str, ...] = ()       # `--tune` flags: a second, tuned CPU run ('' = none)
 
 
 TINY = ("--model", "tiny-bert", "--max-steps", "2", "--train-size", "16", "--eval-size", "16",
         "--seeds", "1")
+# --tiny's sweep: 2 rates; 40 examples of batch 8 leave one batch for the 20 % validation carve
+TINY_TUNE = ("--model", "tiny-bert", "--max-steps", "2", "--train-size", "40", "--eval-size",
+             "16", "--batch-size", "8", "--seeds", "1", "--tune", "--tune-grid", "1e-4,1e-3")
 
 
 REDUCED = "reduced for a 2-core CPU (full size predicts over 25 min)"
@@ -62,18 +70,23 @@ PLAN: tuple[Entry, ...] = (
     Entry("peft-synthetic", ("--train-size", "1500", "--eval-size", "500"), REDUCED,
           cpu_seeds=3),
     Entry("imdb-strategies", ("--train-size", "320", "--eval-size", "200"), REDUCED,
-          cpu_seeds=3),
+          cpu_seeds=3, cpu_tune=("--tune",)),
     Entry("roberta-imdb-peft", ("--train-size", "800", "--eval-size", "400"), REDUCED),
     Entry("bert-sentiment", ("--train-size", "640", "--eval-size", "400"), REDUCED),
     Entry("distilbert-sentiment140", ("--train-size", "3200", "--eval-size", "1000"), REDUCED),
-    Entry("lora-qa", tiny_dataset="synthetic-qa"),
+    Entry("lora-qa", ("--train-size", "400", "--eval-size", "200"), REDUCED,
+          tiny_dataset="synthetic-qa"),
 )
+
+
+def _base(entry: Entry, runs_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "ftbench", "run", "--preset", entry.preset, "--headless",
+            "--offline", "--runs-dir", str(runs_dir)]
 
 
 def command(entry: Entry, runs_dir: Path, *, gpu: bool, tiny: bool) -> list[str]:
     """The `ftbench run` command line for one preset."""
-    cmd = [sys.executable, "-m", "ftbench", "run", "--preset", entry.preset, "--headless",
-           "--offline", "--runs-dir", str(runs_dir)]
+    cmd = _base(entry, runs_dir)
     if tiny:
         return cmd + [*TINY, "--dataset", entry.tiny_dataset]
     if gpu:
@@ -82,6 +95,22 @@ def command(entry: Entry, runs_dir: Path, *, gpu: bool, tiny: bool) -> list[str]
     if entry.cpu_seeds is not None:
         cmd += ["--seeds", str(entry.cpu_seeds)]
     return cmd
+
+
+def tune_command(entry: Entry, runs_dir: Path, *, tiny: bool) -> list[str] | None:
+    """The `ftbench run --tune` command line for one preset on a CPU (the CPU run's size and
+    seeds), or its tiny smoke version; None when the entry is not tuned."""
+    if not entry.cpu_tune:
+        return None
+    if tiny:
+        return _base(entry, runs_dir) + [*TINY_TUNE, "--dataset", entry.tiny_dataset]
+    return command(entry, runs_dir, gpu=False, tiny=False) + list(entry.cpu_tune)
+
+
+def commands(entry: Entry, runs_dir: Path, *, gpu: bool, tiny: bool) -> list[list[str]]:
+    """Every command one preset runs: the default-rate run, then its sweep where tuned."""
+    tuned = None if gpu else tune_command(entry, runs_dir, tiny=tiny)
+    return [command(entry, runs_dir, gpu=gpu, tiny=tiny)] + ([tuned] if tuned else [])
 
 
 def _call(cmd: list[str]) -> int:
@@ -105,18 +134,24 @@ def run_plan(entries: list[Entry], runs_dir: Path, *, gpu: bool, tiny: bool,
         if entry.skip_cpu and not (gpu or tiny):
             print(f"[reproduce] {entry.preset}: not run ({entry.skip_cpu})", flush=True)
             continue
-        cmd = command(entry, runs_dir, gpu=gpu, tiny=tiny)
-        print(f"[reproduce] $ {shlex.join(cmd[1:] if not dry_run else cmd)}", flush=True)
-        if dry_run:
-            continue
-        started = time.monotonic()
-        code = _call(cmd)
-        print(f"[reproduce] {entry.preset}: exit {code} after "
-              f"{time.monotonic() - started:.0f} s", flush=True)
-        if code == 130:
-            return code
-        worst = max(worst, code)
+        for cmd in commands(entry, runs_dir, gpu=gpu, tiny=tiny):
+            code = _run_one(cmd, entry.preset, dry_run=dry_run)
+            if code == 130:
+                return code
+            worst = max(worst, code)
     return worst
+
+
+def _run_one(cmd: list[str], preset: str, *, dry_run: bool) -> int:
+    print(f"[reproduce] $ {shlex.join(cmd[1:] if not dry_run else cmd)}", flush=True)
+    if dry_run:
+        return 0
+    started = time.monotonic()
+    code = _call(cmd)
+    what = f"{preset}{' (tune)' if '--tune' in cmd else ''}"
+    print(f"[reproduce] {what}: exit {code} after {time.monotonic() - started:.0f} s",
+          flush=True)
+    return code
 
 
 # --- the table ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -141,3 +142,48 @@ def test_verdicts_in_plain_words() -> None:
     assert _verdict(measured=None) == "not measured"
     assert _verdict(reported=None, measured=0.52).endswith(
         "measured only - at chance level: too little training at this size to judge the method")
+
+
+def test_the_cpu_plan_tunes_imdb_strategies_and_sizes_lora_qa(tmp_path: Path) -> None:
+    imdb = next(e for e in reproduce.PLAN if e.preset == "imdb-strategies")
+    default, tuned = reproduce.commands(imdb, tmp_path, gpu=False, tiny=False)
+    assert tuned == default + ["--tune"]  # the default run's size and seeds, tuned
+    assert shlex.join(tuned).endswith("--train-size 320 --eval-size 200 --seeds 3 --tune")
+    assert len(reproduce.commands(imdb, tmp_path, gpu=True, tiny=False)) == 1
+    qa = next(e for e in reproduce.PLAN if e.preset == "lora-qa")
+    assert qa.cpu_why == reproduce.REDUCED and not qa.cpu_tune  # --tune refuses QA presets
+    assert reproduce.commands(qa, tmp_path, gpu=False, tiny=False) == [
+        reproduce.command(qa, tmp_path, gpu=False, tiny=False)]
+    assert "--train-size 400 --eval-size 200" in shlex.join(
+        reproduce.command(qa, tmp_path, gpu=False, tiny=False))
+
+
+def test_dry_run_prints_the_tune_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert reproduce.main(["--dry-run", "--only", "imdb-strategies", "--runs-dir",
+                           str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].endswith("--seeds 3 --tune")
+    assert reproduce.main(["--dry-run", "--tiny", "--only", "imdb-strategies", "--runs-dir",
+                           str(tmp_path)]) == 0
+    tiny = capsys.readouterr().out.splitlines()
+    assert len(tiny) == 2 and "--tune" not in tiny[0]
+    assert "--model tiny-bert --max-steps 2" in tiny[1] and "--seeds 1" in tiny[1]
+    assert "--tune --tune-grid 1e-4,1e-3" in tiny[1]
+
+
+def test_the_tiny_sweep_passes_the_sweep_checks(tmp_path: Path) -> None:
+    """--tiny's sweep is checked as `ftbench run --tune` checks it before training anything
+    (a validation carve of at least one batch), so the CI smoke test reaches the trials."""
+    from ftbench.cli import _overrides, build_parser
+    from ftbench.presets import expand
+    from ftbench.tune.cli import config_from
+    from ftbench.tune.sweep import plan_sweep
+
+    entry = next(e for e in reproduce.PLAN if e.preset == "imdb-strategies")
+    cmd = reproduce.tune_command(entry, tmp_path, tiny=True)
+    args = build_parser().parse_args(cmd[3:])  # after `python -m ftbench`
+    preset = load_preset(args.preset)
+    plan = plan_sweep(expand(preset, _overrides(args)), config_from(args, preset), tmp_path,
+                      seeds=args.seeds)
+    assert [(m.method, m.size, m.seeds) for m in plan.methods] == [
+        (m.name, 2, [preset.seed]) for m in preset.methods]
