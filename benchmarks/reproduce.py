@@ -12,6 +12,10 @@ Budgets (``PLAN`` below, one entry per preset):
   models and data). A preset runs at its full size where that fits about 25 minutes on a
   2-core CPU, otherwise at a reduced size that the table states in its row.
 * ``--gpu``: every preset at its own size, offline as well (the GPU machine has no hub), one GPU.
+* Tuning: a preset whose entry has ``cpu_tune`` also runs ``ftbench run --tune`` on a CPU, at
+  the same reduced size and seeds (docs/tuning.md): trials on a validation carve of the
+  training split, then the best learning rate per method on the whole split (the finals). The
+  table shows each method's tuned finals in a row under its default-rate row.
 
     python benchmarks/reproduce.py                      # run the CPU plan, then write the table
     python benchmarks/reproduce.py --report-only        # rewrite it from docs/reproduction-runs/
@@ -31,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS = ROOT / "docs" / "reproduction-runs"   # the records behind the table, kept
@@ -49,10 +53,14 @@ class Entry:
     cpu_seeds: int | None = None         # None: the preset's own number of seeds
     skip_cpu: str = ""                   # a reason not to run it on a CPU at all
     tiny_dataset: str = "synthetic-sentiment"  # --tiny: tiny-bert on in-process data
+    cpu_tune: tuple[str, ...] = ()       # `--tune` flags: a second, tuned CPU run ('' = none)
 
 
 TINY = ("--model", "tiny-bert", "--max-steps", "2", "--train-size", "16", "--eval-size", "16",
         "--seeds", "1")
+# --tiny's sweep: 2 rates; 40 examples of batch 8 leave one batch for the 20 % validation carve
+TINY_TUNE = ("--model", "tiny-bert", "--max-steps", "2", "--train-size", "40", "--eval-size",
+             "16", "--batch-size", "8", "--seeds", "1", "--tune", "--tune-grid", "1e-4,1e-3")
 
 
 REDUCED = "reduced for a 2-core CPU (full size predicts over 25 min)"
@@ -62,18 +70,23 @@ PLAN: tuple[Entry, ...] = (
     Entry("peft-synthetic", ("--train-size", "1500", "--eval-size", "500"), REDUCED,
           cpu_seeds=3),
     Entry("imdb-strategies", ("--train-size", "320", "--eval-size", "200"), REDUCED,
-          cpu_seeds=3),
+          cpu_seeds=3, cpu_tune=("--tune",)),
     Entry("roberta-imdb-peft", ("--train-size", "800", "--eval-size", "400"), REDUCED),
     Entry("bert-sentiment", ("--train-size", "640", "--eval-size", "400"), REDUCED),
     Entry("distilbert-sentiment140", ("--train-size", "3200", "--eval-size", "1000"), REDUCED),
-    Entry("lora-qa", tiny_dataset="synthetic-qa"),
+    Entry("lora-qa", ("--train-size", "400", "--eval-size", "200"), REDUCED,
+          tiny_dataset="synthetic-qa"),
 )
+
+
+def _base(entry: Entry, runs_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "ftbench", "run", "--preset", entry.preset, "--headless",
+            "--offline", "--runs-dir", str(runs_dir)]
 
 
 def command(entry: Entry, runs_dir: Path, *, gpu: bool, tiny: bool) -> list[str]:
     """The `ftbench run` command line for one preset."""
-    cmd = [sys.executable, "-m", "ftbench", "run", "--preset", entry.preset, "--headless",
-           "--offline", "--runs-dir", str(runs_dir)]
+    cmd = _base(entry, runs_dir)
     if tiny:
         return cmd + [*TINY, "--dataset", entry.tiny_dataset]
     if gpu:
@@ -82,6 +95,22 @@ def command(entry: Entry, runs_dir: Path, *, gpu: bool, tiny: bool) -> list[str]
     if entry.cpu_seeds is not None:
         cmd += ["--seeds", str(entry.cpu_seeds)]
     return cmd
+
+
+def tune_command(entry: Entry, runs_dir: Path, *, tiny: bool) -> list[str] | None:
+    """The `ftbench run --tune` command line for one preset on a CPU (the CPU run's size and
+    seeds), or its tiny smoke version; None when the entry is not tuned."""
+    if not entry.cpu_tune:
+        return None
+    if tiny:
+        return _base(entry, runs_dir) + [*TINY_TUNE, "--dataset", entry.tiny_dataset]
+    return command(entry, runs_dir, gpu=False, tiny=False) + list(entry.cpu_tune)
+
+
+def commands(entry: Entry, runs_dir: Path, *, gpu: bool, tiny: bool) -> list[list[str]]:
+    """Every command one preset runs: the default-rate run, then its sweep where tuned."""
+    tuned = None if gpu else tune_command(entry, runs_dir, tiny=tiny)
+    return [command(entry, runs_dir, gpu=gpu, tiny=tiny)] + ([tuned] if tuned else [])
 
 
 def _call(cmd: list[str]) -> int:
@@ -105,24 +134,32 @@ def run_plan(entries: list[Entry], runs_dir: Path, *, gpu: bool, tiny: bool,
         if entry.skip_cpu and not (gpu or tiny):
             print(f"[reproduce] {entry.preset}: not run ({entry.skip_cpu})", flush=True)
             continue
-        cmd = command(entry, runs_dir, gpu=gpu, tiny=tiny)
-        print(f"[reproduce] $ {shlex.join(cmd[1:] if not dry_run else cmd)}", flush=True)
-        if dry_run:
-            continue
-        started = time.monotonic()
-        code = _call(cmd)
-        print(f"[reproduce] {entry.preset}: exit {code} after "
-              f"{time.monotonic() - started:.0f} s", flush=True)
-        if code == 130:
-            return code
-        worst = max(worst, code)
+        for cmd in commands(entry, runs_dir, gpu=gpu, tiny=tiny):
+            code = _run_one(cmd, entry.preset, dry_run=dry_run)
+            if code == 130:
+                return code
+            worst = max(worst, code)
     return worst
+
+
+def _run_one(cmd: list[str], preset: str, *, dry_run: bool) -> int:
+    print(f"[reproduce] $ {shlex.join(cmd[1:] if not dry_run else cmd)}", flush=True)
+    if dry_run:
+        return 0
+    started = time.monotonic()
+    code = _call(cmd)
+    what = f"{preset}{' (tune)' if '--tune' in cmd else ''}"
+    print(f"[reproduce] {what}: exit {code} after {time.monotonic() - started:.0f} s",
+          flush=True)
+    return code
 
 
 # --- the table ------------------------------------------------------------------------------
 
 SYNTHETIC = ("synthetic-sentiment",)
 CHANCE = 0.5  # every classification preset is binary and balanced
+NEAR_CHANCE = 0.05  # a metric this close to chance level (or below) is marked at chance
+AT_CHANCE = " - at chance level: too little training at this size to judge the method"
 
 
 def _metric_name(key: str | None) -> str:
@@ -133,10 +170,31 @@ def _points(value: float) -> str:
     return f"{abs(value) * 100:.1f} pt"
 
 
+def chance_level(metric: str | None, runs: Sequence[Any] = ()) -> float | None:
+    """What a model that learned nothing scores: accuracy 0.5 (balanced binary presets); for
+    QA's exact match, what answering nothing scores on the runs' eval set (their records'
+    ``data_info.baselines``; 0 without one). None for other metrics."""
+    if metric == "metrics.accuracy":
+        return CHANCE
+    if metric != "metrics.exact_match":
+        return None
+    found = [b for r in runs if isinstance(
+        b := (((r.data_info or {}).get("baselines") or {}).get("no_answer") or {})
+        .get("exact_match"), (int, float))]
+    return max(found, default=0.0)
+
+
+def at_chance(measured: float | None, level: float | None) -> bool:
+    return measured is not None and level is not None and measured < level + NEAR_CHANCE
+
+
 def verdict(*, metric: str | None, reported: float | None, measured: float | None,
             dataset: str, substitutions: list[str], reduced: str,
-            trainable_pct: tuple[float | None, float | None] = (None, None)) -> str:
-    """The row's verdict in plain words, from the figures alone (the rules are in the doc)."""
+            trainable_pct: tuple[float | None, float | None] = (None, None),
+            chance: float | None = None, why_chance: str = "") -> str:
+    """The row's verdict in plain words, from the figures alone (the rules are in the doc).
+    ``chance``: the metric's chance level (default: `chance_level` without records);
+    ``why_chance``: what an at-chance verdict says after "at chance:" (`chance_reason`)."""
     swapped = [s.split(" replaced by ")[0].split(" (")[0] + " -> " + s.rsplit(" ", 1)[-1]
                for s in substitutions if " replaced by " in s]
     why = []
@@ -147,8 +205,8 @@ def verdict(*, metric: str | None, reported: float | None, measured: float | Non
     because = f" ({'; '.join(why)})" if why else ""
     if measured is None:
         return "not measured"
-    if metric == "metrics.accuracy" and measured < CHANCE + 0.05:
-        because += " - at chance level: too little training at this size to judge the method"
+    if at_chance(measured, chance if chance is not None else chance_level(metric)):
+        because += f" - at chance: {why_chance}" if why_chance else AT_CHANCE
     name = _metric_name(metric)
     if reported is None:
         rep_pct, meas_pct = trainable_pct
@@ -168,6 +226,94 @@ def verdict(*, metric: str | None, reported: float | None, measured: float | Non
         return f"reproduced within 1 pt{because}"
     return f"{'higher' if diff > 0 else 'lower'} by {_points(diff)}{because}"
 
+
+# --- why a row is at chance: the steps it trained against the preset's full size ------------
+
+def run_steps(record: Any) -> int | None:
+    """Optimizer steps a run took: its timing, else the last step of its training series."""
+    steps = (record.timing or {}).get("steps")
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        return steps
+    series = [p.get("step") for p in (record.series or {}).get("train") or []]
+    return max((s for s in series if isinstance(s, int)), default=None)
+
+
+def full_size_steps(preset: Any, record: Any) -> tuple[int, str] | None:
+    """(steps, how) of the preset at its own size: train_size x epochs / batch. A QA run trains
+    on windows, not questions; its record's windows per question scale the preset's count."""
+    from ftbench.engine.trainargs import planned_steps
+
+    train, size = preset.train, preset.data.train_size
+    if size is None:
+        return None
+    examples, what = size, f"{size:,}"
+    info = record.data_info or {}
+    windows, questions = info.get("train_windows"), info.get("train_size")
+    if record.task == "qa" and isinstance(windows, int) and isinstance(questions, int) \
+            and questions > 0:
+        examples = round(size * windows / questions)
+        what = f"{size:,} questions ≈ {examples:,} windows"
+    steps = planned_steps(train, examples)
+    if steps is None:
+        return None
+    if train.max_steps:
+        return steps, "its max_steps"
+    epochs = f"{train.epochs:g} epoch{'s' if train.epochs != 1 else ''}"
+    accum = f" / {train.grad_accum} accumulated" if train.grad_accum > 1 else ""
+    return steps, f"{what} x {epochs} / {train.batch_size}{accum}"
+
+
+def plan_minutes(record: Any, preset: Any, steps: int, records: Sequence[Any]) -> float | None:
+    """`ftbench plan`'s training time for ``steps`` of this run's model, method and device:
+    the FLOPs per step its record's prediction holds, at the throughput plan calibrates from
+    the saved runs (ftbench.plan.timing). None when the record has no prediction, or one for
+    another batch or length than the preset's, or with gradient checkpointing (whose recomputed
+    forward the recorded FLOPs leave out)."""
+    from ftbench.plan.timing import estimate_time
+
+    pred = record.prediction or {}
+    flops = (pred.get("time") or {}).get("flops_per_step")
+    if not isinstance(flops, (int, float)) or flops <= 0 or pred.get("gradient_checkpointing") \
+            or (pred.get("batch_size"), pred.get("max_length")) != \
+            (preset.train.batch_size, preset.train.max_length):
+        return None
+    env = record.environment or {}
+    estimate = estimate_time(
+        float(flops), steps, model=record.model, method=record.method,
+        precision=str(env.get("precision") or "fp32"),
+        kind="cuda" if env.get("device_name") else "cpu", device_name=env.get("device_name"),
+        cpu=env.get("cpu"), records=records)
+    return estimate.run_s / 60 if estimate.run_s is not None else None
+
+
+def chance_reason(runs: Sequence[Any], preset: Any, records: Sequence[Any], *,
+                  reduced: bool) -> str:
+    """Why a row is at chance, in figures: ``40 optimizer steps at this reduced size; the
+    preset's full size is 1,250 steps (10,000 x 2 epochs / 16), which `ftbench plan`
+    predicts at 63 min on this CPU``; '' when the records cannot say."""
+    first = runs[0]
+    parts = []
+    level = chance_level("metrics.exact_match", runs) if first.task == "qa" else None
+    if level:
+        parts.append(f"answering nothing scores EM {level:.3f}")
+    steps = run_steps(first)
+    if steps is None:
+        return "; ".join(parts)
+    full = full_size_steps(preset, first)
+    if full is not None and full[0] <= steps:
+        return "; ".join([*parts, f"{steps:,} optimizer steps at the preset's full size"])
+    parts.append(f"{steps:,} optimizer steps at this {'reduced ' if reduced else ''}size")
+    if full is not None:
+        text = f"the preset's full size is {full[0]:,} steps ({full[1]})"
+        minutes = plan_minutes(first, preset, full[0], records)
+        if minutes is not None:
+            device = "GPU" if (first.environment or {}).get("device_name") else "CPU"
+            text += f", which `ftbench plan` predicts at {minutes:,.0f} min on this {device}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+# --- cells ----------------------------------------------------------------------------------
 
 def _hardware(record) -> str:  # a RunRecord
     env = record.environment or {}
@@ -192,74 +338,202 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _value(value: Any) -> str:
+    """A chosen value, short: learning rates as ``1.6e-3``."""
+    if isinstance(value, float) and value != 0 and abs(value) < 0.01:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def chosen_text(methods: Sequence[Any]) -> str:
+    """What the sweep(s) of a tuned row chose: ``lr 1.6e-3`` (several studies: joined)."""
+    texts = [", ".join(f"{'lr' if k == 'learning_rate' else k} {_value(v)}"
+                       for k, v in m.params.items()) for m in methods]
+    return " / ".join(dict.fromkeys(t for t in texts if t)) or "?"
+
+
+def _method_cell(group: Any, tuned: Sequence[Any]) -> str:
+    return f"{group.method} (tuned: {chosen_text(tuned)})" if group.tuned else group.method
+
+
+def _ordered(groups: Sequence[Any]) -> list[Any]:
+    """Each method's default-rate group, then its tuned finals."""
+    first: dict[str, int] = {}
+    for g in groups:
+        first.setdefault(g.method, len(first))
+    return sorted(groups, key=lambda g: (first[g.method], g.tuned))
+
+
+def _tuned_of(group: Any, tuned: Sequence[Any]) -> list[Any]:
+    """The sweeps (report.tuning's TunedMethod) behind a tuned group; [] for a default one."""
+    if not group.tuned:
+        return []
+    return [m for m in tuned if (m.preset, m.method) == (group.key.preset, group.method)]
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What every row of one preset needs beyond its group."""
+
+    entry: Entry
+    reduced: str                 # the CPU plan's reason for a reduced size ('' at full size)
+    records: Sequence[Any]       # all of them: plan_minutes calibrates on the saved runs
+    tuned: Sequence[Any]         # report.tuning.tuned_methods(records)
+
+
+def _measured(section: Any, group: Any, ctx: RowContext, rv: dict[str, float],
+              subs: list[str]) -> tuple[str, str]:
+    """The measured metric cell and the verdict."""
+    from ftbench.presets import load_preset
+    from ftbench.report.groups import fmt_stat
+
+    metric, completed = section.primary_metric, group.completed
+    if not completed:
+        errors = {str(r.error or r.status) for r in group.runs}
+        return "-", "not measured: " + "; ".join(sorted(errors))[:160]
+    measured = group.stat(metric) if metric else None
+    text = fmt_stat(measured, "metric") if measured else "-"
+    if measured and measured.n > 1:
+        text += f" (n={measured.n})"
+    mean = measured.mean if measured else None
+    level = chance_level(metric, completed)
+    why = chance_reason(completed, load_preset(ctx.entry.preset), ctx.records,
+                        reduced=bool(ctx.reduced)) if at_chance(mean, level) else ""
+    return text, verdict(metric=metric, reported=rv.get(metric) if metric else None,
+                         measured=mean, dataset=group.key.dataset, substitutions=subs,
+                         reduced=ctx.reduced, chance=level, why_chance=why,
+                         trainable_pct=(rv.get("params.trainable_pct"),
+                                        group.mean("params.trainable_pct")))
+
+
+def _group_row(section: Any, group: Any, ctx: RowContext) -> list[str]:
+    """One row: the reported figures beside the group's measured ones, and its verdict."""
+    from ftbench.report.groups import fmt_count, fmt_number, fmt_stat
+
+    metric, completed, mem_key = section.primary_metric, group.completed, section.memory_key
+    first = (completed or group.runs)[0]
+    ref = next((r for r in section.references if r.method == group.method), None)
+    rv = ref.values if ref else {}
+    subs = list((first.spec or {}).get("substitutions") or [])
+    meas_metric, v = _measured(section, group, ctx, rv, subs)
+    rep_metric = fmt_number(rv.get(metric), "metric") if metric and rv else "-"
+    rep_time = fmt_number(rv.get("timing.train_s"), "seconds") if rv else "-"
+    rep_mem = fmt_number(rv.get("memory.torch_peak_allocated_mb"), "mb") if rv else "-"
+    rep_train = fmt_count(rv.get("params.trainable")) if rv.get("params.trainable") \
+        else (f"~{rv['params.trainable_pct']:.2g} %" if "params.trainable_pct" in rv else "-")
+    mem = fmt_stat(group.stat(mem_key), "mb") if mem_key and completed else "-"
+    if mem != "-" and mem_key and "rss" in mem_key:
+        mem += " RSS"
+    return [
+        ctx.entry.preset, _method_cell(group, _tuned_of(group, ctx.tuned)),
+        f"{_metric_name(metric)} {rep_metric}" if rep_metric != "-" else "-",
+        meas_metric,
+        rep_time, fmt_stat(group.stat("timing.train_s"), "seconds") if completed else "-",
+        rep_mem, mem,
+        rep_train, fmt_count(group.mean("params.trainable")),
+        f"{'; '.join(subs) or 'none'}; {_size(first)}"
+        + (f" ({ctx.reduced})" if ctx.reduced else "") + f"; {_hardware(first)}",
+        v]
+
+
+def _runs_line(group: Any, ctx: RowContext, link: Callable[[str], str]) -> str:
+    """The runs behind a row; a tuned row also says which validation score chose its value."""
+    sweeps = _tuned_of(group, ctx.tuned)
+    chose = ""
+    if sweeps:
+        tag = (group.runs[0].spec or {}).get("tune") or {}
+        fraction = tag.get("validation_fraction")
+        carve = f" on a {fraction:.0%} validation carve" if isinstance(fraction, float) else ""
+        scores = " / ".join(f"{m.validation:.3f}" for m in sweeps
+                            if isinstance(m.validation, (int, float)))
+        chose = f"chosen by validation {sweeps[0].metric.replace('_', ' ')} {scores or '-'}" \
+                f"{carve}; "
+    return (f"- `{ctx.entry.preset}` / {_method_cell(group, sweeps)}: {chose}"
+            + ", ".join(f"{link(r.run_id)} ({r.status})" for r in group.runs))
+
+
+def _missing_rows(entry: Entry, mode: str) -> list[list[str]]:
+    from ftbench.presets import load_preset
+
+    reason = entry.skip_cpu if mode == "cpu" and entry.skip_cpu else \
+        "not run yet: no record in the runs folder"
+    return [[entry.preset, method.name, *["-"] * 9, reason]
+            for method in load_preset(entry.preset).methods]
+
+
 def build_table(records: list, *, mode: str,
                 link: Callable[[str], str] = lambda run_id: f"`{run_id}`",
                 ) -> tuple[list[list[str]], list[str]]:
-    """Table cells (one row per preset x method, `HEADER`'s columns) and the run ids behind
-    them, from records."""
-    from ftbench.presets import load_preset
-    from ftbench.report.groups import build_comparison, fmt_count, fmt_number, fmt_stat
+    """Table cells (one row per preset x method, `HEADER`'s columns; a tuned method's finals
+    in their own row right after its default-rate row; sweep trials never) and the runs
+    behind them, from records."""
+    from ftbench.report.groups import build_comparison
+    from ftbench.report.tuning import tuned_methods
 
-    plan = {e.preset: e for e in PLAN}
     rows, runs = [], []
-    comparison = build_comparison(records)
-    done = {s.preset for s in comparison.sections}
+    comparison = build_comparison(records)  # leaves trials out, keeps tuned finals apart
+    tuned = tuned_methods(records)
     for entry in PLAN:
         sections = [s for s in comparison.sections if s.preset == entry.preset]
         if not sections:
-            reason = entry.skip_cpu if mode == "cpu" and entry.skip_cpu else \
-                "not run yet: no record in the runs folder"
-            preset = load_preset(entry.preset)
-            for method in preset.methods:
-                rows.append([entry.preset, method.name, "-", "-", "-", "-", "-", "-", "-",
-                             "-", "-", reason])
+            rows += _missing_rows(entry, mode)
             continue
+        ctx = RowContext(entry, entry.cpu_why if mode == "cpu" else "", records, tuned)
         for section in sections:
-            metric = section.primary_metric
-            for group in section.groups:
-                completed = group.completed
-                first = (completed or group.runs)[0]
-                ref = next((r for r in section.references if r.method == group.method), None)
-                rv = ref.values if ref else {}
-                reduced = plan[entry.preset].cpu_why if mode == "cpu" else ""
-                subs = list((first.spec or {}).get("substitutions") or [])
-                measured = group.stat(metric) if metric else None
-                mem_key = section.memory_key
-                if completed:
-                    meas_metric = fmt_stat(measured, "metric") if measured else "-"
-                    if measured and measured.n > 1:
-                        meas_metric += f" (n={measured.n})"
-                    v = verdict(metric=metric, reported=rv.get(metric) if metric else None,
-                                measured=measured.mean if measured else None,
-                                dataset=group.key.dataset, substitutions=subs, reduced=reduced,
-                                trainable_pct=(rv.get("params.trainable_pct"),
-                                               group.mean("params.trainable_pct")))
-                else:
-                    errors = {str(r.error or r.status) for r in group.runs}
-                    meas_metric, v = "-", "not measured: " + "; ".join(sorted(errors))[:160]
-                rep_metric = fmt_number(rv.get(metric), "metric") if metric and rv else "-"
-                rep_time = fmt_number(rv.get("timing.train_s"), "seconds") if rv else "-"
-                rep_mem = fmt_number(rv.get("memory.torch_peak_allocated_mb"), "mb") if rv else "-"
-                rep_train = fmt_count(rv.get("params.trainable")) if rv.get("params.trainable") \
-                    else (f"~{rv['params.trainable_pct']:.2g} %" if "params.trainable_pct" in rv
-                          else "-")
-                mem = fmt_stat(group.stat(mem_key), "mb") if mem_key and completed else "-"
-                if mem != "-" and mem_key and "rss" in mem_key:
-                    mem += " RSS"
-                rows.append([
-                    entry.preset, group.method,
-                    f"{_metric_name(metric)} {rep_metric}" if rep_metric != "-" else "-",
-                    meas_metric,
-                    rep_time, fmt_stat(group.stat("timing.train_s"), "seconds") if completed else "-",
-                    rep_mem, mem,
-                    rep_train, fmt_count(group.mean("params.trainable")),
-                    f"{'; '.join(subs) or 'none'}; {_size(first)}"
-                    + (f" ({reduced})" if reduced else "") + f"; {_hardware(first)}",
-                    v])
-                runs.append(f"- `{entry.preset}` / {group.method}: "
-                            + ", ".join(f"{link(r.run_id)} ({r.status})" for r in group.runs))
-    del done
+            for group in _ordered(section.groups):
+                rows.append(_group_row(section, group, ctx))
+                runs.append(_runs_line(group, ctx, link))
     return rows, runs
+
+
+# --- what each sweep spent ------------------------------------------------------------------
+
+def _role(record: Any) -> str | None:
+    tag = (record.spec or {}).get("tune")
+    return tag.get("role") if isinstance(tag, dict) else None
+
+
+def _device_hours(records: Sequence[Any]) -> dict[str, float]:
+    hours: dict[str, float] = {}
+    for r in records:
+        kind = "gpu" if str((r.environment or {}).get("device") or "cpu").startswith("cuda") \
+            else "cpu"
+        seconds = (r.timing or {}).get("total_s")
+        hours[kind] = hours.get(kind, 0.0) + (float(seconds) / 3600
+                                              if isinstance(seconds, (int, float)) else 0.0)
+    return hours
+
+
+def _compute(hours: dict[str, float]) -> str:
+    """``14.2 CPU min`` (hours past two)."""
+    return ", ".join(f"{h * 60:.1f} {k.upper()} min" if h < 2 else f"{h:.1f} {k.upper()} h"
+                     for k, h in sorted(hours.items())) or "time not recorded"
+
+
+def sweep_lines(records: Sequence[Any], tuned: Sequence[Any]) -> list[str]:
+    """One line per tuned preset: its trials and what they spent (the finals' ``spec.tune.sweep``,
+    summed over the methods' studies; without finals, the trial records), then its finals."""
+    lines = []
+    for entry in PLAN:
+        sweeps = [m for m in tuned if m.preset == entry.preset]
+        trials = [r for r in records if r.preset == entry.preset and _role(r) == "trial"]
+        finals = [r for r in records if r.preset == entry.preset and _role(r) == "final"]
+        if not sweeps and not trials:
+            continue
+        if sweeps:
+            count = sum(int(m.spent.get("trials") or 0) for m in sweeps)
+            hours: dict[str, float] = {}
+            for m in sweeps:
+                for kind, h in (m.spent.get("device_hours") or {}).items():
+                    hours[kind] = hours.get(kind, 0.0) + float(h)
+        else:
+            count, hours = len(trials), _device_hours(trials)
+        text = f"- {entry.preset} sweep: {count} trials, {_compute(hours)}"
+        text += (f"; its finals: {len(finals)} runs, {_compute(_device_hours(finals))}"
+                 if finals else "; no final runs yet")
+        lines.append(text)
+    return lines
 
 
 HEADER = ("| preset | method | reported | measured (mean ± std) | train s reported | train s "
@@ -271,18 +545,9 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def render(records: list, *, mode: str, runs_dir: Path, out: Path, note: str = "") -> str:
-    """The whole Markdown page; each run id links to its record, relative to ``out``."""
-    folder = Path(os.path.relpath(runs_dir.resolve(), out.resolve().parent)).as_posix()
-    rows, runs = build_table(records, mode=mode,
-                             link=lambda run_id: f"[`{run_id}`]({folder}/{run_id}.json)")
-    revisions = sorted({str((r.environment or {}).get("ftbench_revision") or "?")
-                        for r in records})
-    lines = [
-        "# Reproduction: the seed experiments, reported vs measured",
-        "",
-        "<!-- generated by benchmarks/reproduce.py from the run records; do not edit -->",
-        "",
+def _intro(mode: str, tuning_doc: str) -> list[str]:
+    tuned = ", ".join(e.preset for e in PLAN if e.cpu_tune)
+    return [
         "Each row is one preset × method of `docs/seeds.md`, run with `ftbench run --headless` "
         f"(plan: {mode.upper()}, `python benchmarks/reproduce.py{' --gpu' if mode == 'gpu' else ''}"
         "`). *Reported* is the write-up's figure as the preset's `[[references]]` hold it "
@@ -291,17 +556,56 @@ def render(records: list, *, mode: str, runs_dir: Path, out: Path, note: str = "
         "process RSS (marked) on a CPU, so a CPU figure is not comparable with a reported GPU "
         "figure; neither are train times across hardware.",
         "",
+        "A row *method (tuned: lr …)* follows the method's default-rate row: the same preset, "
+        "size and seeds at the learning rate `ftbench run --tune` chose "
+        f"([docs/tuning.md]({tuning_doc})). Its trials tried each method's rates (by default 5 "
+        "points over 2 decades around the preset's rate for it, x0.1 to x10) on a validation "
+        "split carved from the training data (20 % by default), never on the test set; the "
+        "best rate then trained on the whole training split and was tested on the test set. "
+        "The runs list gives the validation score that chose each rate, the lines under the "
+        "table what each sweep spent. Trials are never rows. "
+        f"The CPU plan tunes: {tuned or 'none'}.",
+        "",
         "Verdicts are computed from the figures by fixed rules: within 1 point of the reported "
         "metric is *reproduced*; a reported 100 % is judged not credible (on synthetic data "
         "it means the data was separable by keywords); otherwise the gap is stated with its "
-        "likely causes (a swapped model or dataset, a reduced size).",
+        "likely causes (a swapped model or dataset, a reduced size). A metric within 5 points "
+        "of chance (accuracy 0.5; for QA, the exact match of answering nothing) is marked *at "
+        "chance*, with the optimizer steps the run took against the preset's full size.",
         "",
+    ]
+
+
+def render(records: list, *, mode: str, runs_dir: Path, out: Path, note: str = "") -> str:
+    """The whole Markdown page; each run id links to its record, relative to ``out``."""
+    from ftbench.report.tuning import tuned_methods
+
+    here = out.resolve().parent
+    folder = Path(os.path.relpath(runs_dir.resolve(), here)).as_posix()
+    tuning_doc = Path(os.path.relpath(ROOT / "docs" / "tuning.md", here)).as_posix()
+    rows, runs = build_table(records, mode=mode,
+                             link=lambda run_id: f"[`{run_id}`]({folder}/{run_id}.json)")
+    revisions = sorted({str((r.environment or {}).get("ftbench_revision") or "?")
+                        for r in records})
+    trials = sum(_role(r) == "trial" for r in records)
+    sweeps = sweep_lines(records, tuned_methods(records))
+    lines = [
+        "# Reproduction: the seed experiments, reported vs measured",
+        "",
+        "<!-- generated by benchmarks/reproduce.py from the run records; do not edit -->",
+        "",
+        *_intro(mode, tuning_doc),
     ]
     if note:
         lines += [note, ""]
-    lines += [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|", *map(_row, rows), "",
-              f"Records: {len(records)} in `{runs_dir.name}/`, ftbench revision "
-              f"{', '.join(revisions) or '-'}.", "", "## Runs behind each row", "", *runs, ""]
+    lines += [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|", *map(_row, rows), ""]
+    if sweeps:
+        lines += ["What the tuning sweeps spent (trials score a validation carve of the "
+                  "training split; the finals are the tuned rows):", "", *sweeps, ""]
+    lines += [f"Records: {len(records)} in `{runs_dir.name}/`"
+              + (f" ({trials} of them tuning trials)" if trials else "")
+              + f", ftbench revision {', '.join(revisions) or '-'}.", "",
+              "## Runs behind each row", "", *runs, ""]
     return "\n".join(lines)
 
 

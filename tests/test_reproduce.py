@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 import sys
 from pathlib import Path
 
 import pytest
 
 from ftbench.presets import builtin_presets, load_preset
+from ftbench.results.record import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DOC = ROOT / "docs" / "seeds.md"
@@ -141,3 +143,150 @@ def test_verdicts_in_plain_words() -> None:
     assert _verdict(measured=None) == "not measured"
     assert _verdict(reported=None, measured=0.52).endswith(
         "measured only - at chance level: too little training at this size to judge the method")
+
+
+def test_the_cpu_plan_tunes_imdb_strategies_and_sizes_lora_qa(tmp_path: Path) -> None:
+    imdb = next(e for e in reproduce.PLAN if e.preset == "imdb-strategies")
+    default, tuned = reproduce.commands(imdb, tmp_path, gpu=False, tiny=False)
+    assert tuned == default + ["--tune"]  # the default run's size and seeds, tuned
+    assert shlex.join(tuned).endswith("--train-size 320 --eval-size 200 --seeds 3 --tune")
+    assert len(reproduce.commands(imdb, tmp_path, gpu=True, tiny=False)) == 1
+    qa = next(e for e in reproduce.PLAN if e.preset == "lora-qa")
+    assert qa.cpu_why == reproduce.REDUCED and not qa.cpu_tune  # --tune refuses QA presets
+    assert reproduce.commands(qa, tmp_path, gpu=False, tiny=False) == [
+        reproduce.command(qa, tmp_path, gpu=False, tiny=False)]
+    assert "--train-size 400 --eval-size 200" in shlex.join(
+        reproduce.command(qa, tmp_path, gpu=False, tiny=False))
+
+
+def test_dry_run_prints_the_tune_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert reproduce.main(["--dry-run", "--only", "imdb-strategies", "--runs-dir",
+                           str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].endswith("--seeds 3 --tune")
+    assert reproduce.main(["--dry-run", "--tiny", "--only", "imdb-strategies", "--runs-dir",
+                           str(tmp_path)]) == 0
+    tiny = capsys.readouterr().out.splitlines()
+    assert len(tiny) == 2 and "--tune" not in tiny[0]
+    assert "--model tiny-bert --max-steps 2" in tiny[1] and "--seeds 1" in tiny[1]
+    assert "--tune --tune-grid 1e-4,1e-3" in tiny[1]
+
+
+def test_the_tiny_sweep_passes_the_sweep_checks(tmp_path: Path) -> None:
+    """--tiny's sweep is checked as `ftbench run --tune` checks it before training anything
+    (a validation carve of at least one batch), so the CI smoke test reaches the trials."""
+    from ftbench.cli import _overrides, build_parser
+    from ftbench.presets import expand
+    from ftbench.tune.cli import config_from
+    from ftbench.tune.sweep import plan_sweep
+
+    entry = next(e for e in reproduce.PLAN if e.preset == "imdb-strategies")
+    cmd = reproduce.tune_command(entry, tmp_path, tiny=True)
+    args = build_parser().parse_args(cmd[3:])  # after `python -m ftbench`
+    preset = load_preset(args.preset)
+    plan = plan_sweep(expand(preset, _overrides(args)), config_from(args, preset), tmp_path,
+                      seeds=args.seeds)
+    assert [(m.method, m.size, m.seeds) for m in plan.methods] == [
+        (m.name, 2, [preset.seed]) for m in preset.methods]
+
+
+# --- the table from fixture records: tuned rows, sweep compute, at-chance explanations ------
+
+CPU_ENV = {"device": "cpu", "device_name": None, "cpu": "AMD EPYC", "cpu_count": 2,
+           "precision": "fp32"}
+
+
+def _rec(preset: str, method: str, seed: int, *, metrics: dict[str, float], lr: float = 5e-4,
+         tune: dict | None = None, task: str = "classification", data_info: dict | None = None,
+         steps: int = 40, prediction: dict | None = None) -> RunRecord:
+    spec = {"preset": preset, "model": "minilm-l6", "task": task, "seed": seed,
+            "data": {"name": "imdb", "train_size": 320, "eval_size": 200},
+            "train": {"epochs": 2.0, "batch_size": 16}, "method": {"name": method},
+            "learning_rate": lr, "substitutions": []}
+    if tune:
+        spec["tune"] = tune
+    role = (tune or {}).get("role", "default")
+    return RunRecord(
+        run_id=f"r-{preset}-{method}-{role}-{seed}-{lr:g}", preset=preset, method=method,
+        status="completed", created_at="2026-12-07T00:00:00+00:00", spec=spec, metrics=metrics,
+        params={"trainable": 74_498, "total": 22_787_714},
+        timing={"train_s": 100.0, "total_s": 120.0, "steps": steps, "achieved_tflops": 0.05},
+        environment=CPU_ENV, data_info=data_info or {}, prediction=prediction)
+
+
+FINAL_TAG = {"role": "final", "study": "imdb-strategies-lora-abc", "trial": 4,
+             "params": {"learning_rate": 1.6e-3},
+             "validation": {"metric": "accuracy", "value": 0.781}, "validation_fraction": 0.2,
+             "sweep": {"trials": 5, "seconds": 852.0, "device_hours": {"cpu": 0.2367}}}
+# 1.2e11 FLOPs a step at the 0.05 TFLOP/s these records achieved: 2.4 s a step
+PREDICTION = {"batch_size": 16, "max_length": 256, "time": {"flops_per_step": 1.2e11}}
+
+
+def _sweep_records() -> list[RunRecord]:
+    out = [_rec("imdb-strategies", "lora", s, metrics={"accuracy": a}, prediction=PREDICTION)
+           for s, a in ((42, 0.51), (43, 0.52), (44, 0.50))]
+    out += [_rec("imdb-strategies", "head-only", s, metrics={"accuracy": 0.70}) for s in (42, 43)]
+    out += [_rec("imdb-strategies", "lora", 42, metrics={"accuracy": 0.99}, lr=lr,
+                 tune={**FINAL_TAG, "role": "trial", "params": {"learning_rate": lr}})
+            for lr in (5e-5, 1.6e-4, 5e-4, 1.6e-3, 5e-3)]
+    out += [_rec("imdb-strategies", "lora", s, metrics={"accuracy": a}, lr=1.6e-3, tune=FINAL_TAG)
+            for s, a in ((42, 0.80), (43, 0.82), (44, 0.84))]
+    return out
+
+
+def _rows(records: list[RunRecord], preset: str) -> list[list[str]]:
+    rows, _ = reproduce.build_table(records, mode="cpu")
+    return [r for r in rows if r[0] == preset]
+
+
+def test_tuned_finals_form_a_row_after_the_default_row_and_trials_none() -> None:
+    records = _sweep_records()
+    rows = _rows(records, "imdb-strategies")
+    assert [r[1] for r in rows] == ["lora", "lora (tuned: lr 1.6e-3)", "head-only"]
+    assert rows[0][3] == "0.510 ± 0.010 (n=3)"
+    assert rows[1][3] == "0.820 ± 0.020 (n=3)"  # the finals alone: no trial's 0.99 in the mean
+    assert rows[1][10] == rows[0][10]  # the same size and hardware column
+    assert not any("0.99" in cell for row in rows for cell in row)
+    _, runs = reproduce.build_table(records, mode="cpu")
+    tuned = next(line for line in runs if "(tuned" in line)
+    assert "chosen by validation accuracy 0.781 on a 20% validation carve" in tuned
+    assert not any("-trial-" in line for line in runs)
+
+
+def test_the_sweep_compute_appears_once_per_preset_under_the_table(tmp_path: Path) -> None:
+    records = _sweep_records()
+    text = reproduce.render(records, mode="cpu", runs_dir=tmp_path / "runs",
+                            out=tmp_path / "reproduction.md")
+    line = "- imdb-strategies sweep: 5 trials, 14.2 CPU min; its finals: 3 runs, 6.0 CPU min"
+    assert text.count(line) == 1
+    assert text.index(line) > text.index("| imdb-strategies | lora (tuned: lr 1.6e-3) |")
+    assert "13 in `runs/` (5 of them tuning trials)" in text
+    assert "[docs/tuning.md](" in text and "validation split carved from the training data" in text
+    # no finals yet: the trial records alone say what was spent
+    trials_only = [r for r in records if (r.spec.get("tune") or {}).get("role") != "final"]
+    assert reproduce.sweep_lines(trials_only, []) == [
+        "- imdb-strategies sweep: 5 trials, 10.0 CPU min; no final runs yet"]
+
+
+def test_an_at_chance_row_says_how_many_steps_it_trained_and_what_full_size_needs() -> None:
+    (lora, tuned, _) = _rows(_sweep_records(), "imdb-strategies")
+    assert lora[11].endswith(
+        "(reduced size) - at chance: 40 optimizer steps at this reduced size; the preset's full "
+        "size is 1,250 steps (10,000 x 2 epochs / 16), which `ftbench plan` predicts at 50 min "
+        "on this CPU")
+    assert "at chance" not in tuned[11]
+
+
+def test_a_qa_row_at_the_no_answer_baseline_is_explained_too() -> None:
+    info = {"train_size": 400, "train_windows": 420,
+            "baselines": {"no_answer": {"exact_match": 0.5, "f1": 0.5}}}
+    records = [_rec("lora-qa", "lora", 42, task="qa", data_info=info, steps=50,
+                    metrics={"exact_match": 0.51, "f1": 0.52})]
+    (row,) = _rows(records, "lora-qa")
+    assert row[11].endswith(
+        "- at chance: answering nothing scores EM 0.500; 50 optimizer steps at this reduced "
+        "size; the preset's full size is 526 steps (4,000 questions ≈ 4,200 windows x 2 epochs "
+        "/ 16)")
+    assert _verdict(metric="metrics.exact_match", reported=0.387, measured=0.03).endswith(
+        "at chance level: too little training at this size to judge the method")
+    assert "chance" not in _verdict(metric="metrics.exact_match", reported=0.387, measured=0.4)
