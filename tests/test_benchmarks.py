@@ -155,3 +155,19 @@ def test_airgap_round_trip_tiny(tmp_path: Path) -> None:
 def test_screenshots_draw(tmp_path: Path) -> None:
     run("docs/screenshots.py", "--out", str(tmp_path))
     assert {p.name for p in tmp_path.glob("*.svg")} >= {"tui-live.svg", "tui-compare.svg"}
+
+
+def test_reproduce_tiny_reaches_the_tune_path(tmp_path: Path) -> None:
+    """imdb-strategies' CPU plan also runs a sweep: with --tiny, 2 rates per method on
+    tiny-bert, then one final per method, each a row under its default-rate row."""
+    out, runs = tmp_path / "reproduction.md", tmp_path / "runs"
+    run("benchmarks/reproduce.py", "--tiny", "--only", "imdb-strategies", "--runs-dir", str(runs),
+        "--out", str(out))
+    text = out.read_text()
+    lines = [line for line in text.splitlines() if line.startswith("| imdb-strategies |")]
+    methods = [line.split("|")[2].strip() for line in lines]
+    for method in ("head-only", "last-layer", "lora", "qlora"):
+        at = methods.index(method)
+        assert methods[at + 1].startswith(f"{method} (tuned: lr "), methods
+    assert len(methods) == 8
+    assert "imdb-strategies sweep: 8 trials" in text
