@@ -12,7 +12,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def test_the_order_table_quotes_its_records() -> None:
     page = (DOCS / "plan-vs-measured.md").read_text(encoding="utf-8")
     folders = sorted((DOCS / "plan-vs-measured-runs" / "order").iterdir())
-    assert len(folders) == 5
+    assert len(folders) == 7
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
             record = json.loads(path.read_text())
