@@ -41,7 +41,7 @@ def probe_device(index: int = 0) -> DeviceInfo:
 
 def cpu_device() -> DeviceInfo:
     try:
-        import psutil  # in the try: without psutil the plan says RAM unknown, not fails
+        import psutil  # in the try: without psutil the plan says RAM unknown instead of failing
 
         vm = psutil.virtual_memory()
         return DeviceInfo("cpu", _cpu_name(), vm.total / MB, vm.available / MB,
