@@ -81,7 +81,8 @@ def convert_gguf(gguf: Path, sha256: str | None, label: str, origin: str) -> Pat
 
 def _convert_into(gguf: Path, out: Path) -> None:
     try:
-        import gguf as _gguf  # noqa: F401  (transformers needs it to read GGUF)
+        # optional: transformers needs gguf to read a GGUF; here, a missing one is one clear line
+        import gguf as _gguf  # noqa: F401
     except ImportError:
         raise ModelUnavailable("reading a GGUF file needs the gguf package (pip install "
                                "gguf==0.19.0)") from None
