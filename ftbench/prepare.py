@@ -25,6 +25,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ftbench import preflight
+from ftbench.plan import device as devices
+from ftbench.plan import runs as planned
+from ftbench.plan.preflight import DoesNotFit, gates_fit, refusal
+from ftbench.presets import expand
+from ftbench.quiet import quiet_libraries
+from ftbench.results import store
 from ftbench.spec import RunSpec, amend
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,32 +61,27 @@ class Prepared:
 
     def refusal(self) -> str | None:
         """The line that refuses these runs (a planned run that would not fit), or None."""
-        from ftbench.plan.preflight import refusal
-
         return refusal(self.plans or (), self.device)
 
 
 def device_for(kind: str | None = None, index: int = 0) -> DeviceInfo:
     """The device runs will train on: ``kind`` "cpu" or "cuda" (GPU ``index``), or by default
     this machine as the engine will see it."""
-    from ftbench.plan.device import DeviceInfo, cpu_device, probe_device
-
     if kind == "cpu":
-        return cpu_device()
-    probed = probe_device(index)
+        return devices.cpu_device()
+    probed = devices.probe_device(index)
     if kind == "cuda":
-        return probed if probed.kind == "cuda" else DeviceInfo(
+        return probed if probed.kind == "cuda" else devices.DeviceInfo(
             "cuda", None, None, None, f"GPU {index} not readable through NVML")
     if probed.kind == "cuda" and not _torch_uses_cuda():
-        return replace(cpu_device(), source="psutil available RAM (torch cannot use the GPU "
-                                            "NVML reports)")
+        return replace(devices.cpu_device(), source="psutil available RAM (torch cannot use the GPU "
+                                                    "NVML reports)")
     return probed
 
 
 def _torch_uses_cuda() -> bool:
-    from ftbench.quiet import quiet_libraries
-
     quiet_libraries()
+    # after quiet_libraries(), and only for a GPU NVML found: a machine without one never loads torch
     import torch
 
     return bool(torch.cuda.is_available())
@@ -87,8 +89,6 @@ def _torch_uses_cuda() -> bool:
 
 def resolve(preset: Preset, overrides: Overrides, device: DeviceInfo) -> Prepared:
     """The preset's runs with ``overrides``, final for ``device`` (no gate runs here)."""
-    from ftbench.presets import expand
-
     kind = "cuda" if device.kind == "cuda" else "cpu"
     settings: dict[str, Any] | None = None
     if overrides.offline and preset.offline_device:
@@ -127,31 +127,22 @@ def plan(prepared: Prepared, records: Iterable[Any] = ()) -> Prepared:
     """``prepared`` with one prediction per method (kept if it has them already)."""
     if prepared.plans is not None:
         return prepared
-    from ftbench.plan.runs import plan_runs
-
-    return replace(prepared, plans=plan_runs(prepared.specs, prepared.device, records))
+    return replace(prepared, plans=planned.plan_runs(prepared.specs, prepared.device, records))
 
 
 def gate(prepared: Prepared, runs_dir: Any = None, *, force: bool | None = None) -> Prepared:
     """Run every gate once (a no-op for runs already gated); raise `FtbenchError` with one
     line for the first that fails. Fit plans the runs if they are not planned yet (on a GPU
-    only: a CPU is never refused, so nothing is imported for it); ``force`` (default:
+    only: a CPU is never refused, so neither planned nor torch loaded for it); ``force`` (default:
     ``prepared.forced``) waives it."""
     if prepared.gated:
         return prepared
     force = prepared.forced if force is None else force
-    from ftbench.preflight import check_trackers, preflight
-
     specs = list(prepared.specs)
-    check_trackers(specs[0].report_to if specs else ())
-    preflight(specs)
-    from ftbench.results.store import check_writable
-    from ftbench.results.store import runs_dir as resolve_runs_dir
-
-    check_writable(resolve_runs_dir(runs_dir))  # before training, not after it
+    preflight.check_trackers(specs[0].report_to if specs else ())
+    preflight.preflight(specs)
+    store.check_writable(store.runs_dir(runs_dir))  # before training, not after it
     if not force:
-        from ftbench.plan.preflight import DoesNotFit, gates_fit
-
         if gates_fit(prepared.device):
             prepared = plan(prepared)
             line = prepared.refusal()

@@ -77,6 +77,8 @@ def quiet_libraries() -> None:
     for pattern in _IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     try:
+        # after the settings above, which transformers reads as it loads: this module exists to
+        # run before transformers is imported
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()

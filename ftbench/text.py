@@ -34,7 +34,7 @@ def error_line(exc: BaseException, limit: int = 200) -> str:
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """`` (did you mean 'quickstart'?)`` for a near miss, else ""."""
-    import difflib
+    import difflib  # only for a near miss: every start-up (`ftbench --help` too) loads this module
 
     lowered = {c.casefold(): c for c in choices}
     close = difflib.get_close_matches(word.casefold(), list(lowered), n=1, cutoff=0.6)

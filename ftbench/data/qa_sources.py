@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Callable
 
 from ftbench.text import error_line
-from ftbench import bundles
+from ftbench import bundles, hub
 from ftbench.data.squad import (QAData, QAExample, SquadVersion, example_from_hub_row,
                                 read_squad_json, sample)
+from ftbench.data.synthetic_qa import synthetic_qa
 from ftbench.data.unanswerable import DEFAULT_SHARE, make_unanswerable
 from ftbench.errors import DataUnavailable
 from ftbench.spec import DataSpec
@@ -57,9 +58,7 @@ def load_qa(spec: DataSpec, seed: int, offline: bool, log: Log | None = None) ->
         return _from_files(spec, split_seed)
     if name == "squad":
         if spec.source == "hub" and not offline:
-            from ftbench.hub import hub_reachable
-
-            reachable, why = hub_reachable()
+            reachable, why = hub.hub_reachable()
             if not reachable:
                 raise DataUnavailable(f"cannot load squad from the hub: Hugging Face hub "
                                       f"unreachable ({why}); use source = \"auto\" for the "
@@ -144,9 +143,7 @@ def _squad_v2(spec: DataSpec, seed: int, offline: bool, log: Log | None) -> QADa
     if spec.source == "bundled":
         raise DataUnavailable("squad_v2 has no bundled copy; use dataset squad_v2-offline "
                               "(SQuAD 1.1 with constructed unanswerable questions) or source = \"auto\"")
-    from ftbench.hub import hub_reachable
-
-    reachable, why = hub_reachable()
+    reachable, why = hub.hub_reachable()
     problem = f"Hugging Face hub unreachable ({why})"
     if reachable:
         try:
@@ -177,7 +174,7 @@ def _from_hub(spec: DataSpec, seed: int, name: str, version: SquadVersion) -> QA
 
 def _hub_split(repo: str, split: str) -> list[QAExample]:
     try:
-        import datasets
+        import datasets  # slow to import (pyarrow, pandas): only to fetch from the hub, never offline
 
         rows = datasets.load_dataset(repo, split=split)
         return [example_from_hub_row(row) for row in rows]
@@ -208,8 +205,6 @@ def _declares_v2(path: str) -> bool:
 
 
 def _synthetic(spec: DataSpec, seed: int) -> QAData:
-    from ftbench.data.synthetic_qa import synthetic_qa
-
     filler = int(spec.options.get("filler", 2))
     share = _shares(spec) if spec.options.get("unanswerable_share") is not None else None
     try:

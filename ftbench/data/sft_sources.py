@@ -42,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftbench import bundles, hub
 from ftbench.data.math_problems import Difficulty, generate
+from ftbench.data.sources import read_frame, read_movie_reviews
 from ftbench.errors import DataUnavailable
 from ftbench.spec import DataSpec
 from ftbench.text import error_line
@@ -100,9 +102,7 @@ def load_sft(spec: DataSpec, seed: int, offline: bool, log: Log | None = None) -
         return _math_problems(spec, split_seed,
                               [(f"{name} needs the Hugging Face hub ({why}); generated "
                                "math-problems stand in")])
-    from ftbench.hub import hub_reachable
-
-    reachable, why = hub_reachable()
+    reachable, why = hub.hub_reachable()
     problem = "" if reachable else f"Hugging Face hub unreachable ({why})"
     if reachable:
         try:
@@ -149,6 +149,8 @@ def alpaca_row(row: dict[str, Any]) -> SFTExample:
 
 def _hub_rows(repo: str, split: str, config: str | None = None) -> list[dict[str, Any]]:
     try:
+        # datasets (pyarrow, pandas: slow to import) only to fetch from the hub; offline runs and
+        # the pre-run checks, which import this module, never load it
         import datasets
 
         ds = datasets.load_dataset(repo, config, split=split) if config else \
@@ -240,8 +242,6 @@ def pair_columns(options: dict[str, Any]) -> tuple[str, str, str | None]:
 
 def read_pairs(path: Path, options: dict[str, Any]) -> list[SFTExample]:
     """Examples of one local file; one-line `DataUnavailable` when its columns are missing."""
-    from ftbench.data.sources import read_frame
-
     prompt_col, response_col, answer_col = pair_columns(options)
     frame = read_frame(path)
     wanted = [prompt_col, response_col] + ([answer_col] if answer_col else [])
@@ -282,9 +282,7 @@ def general_texts(options: dict[str, Any], offline: bool,
     if choice == "auto":
         choice = "reviews"
         if not offline:
-            from ftbench.hub import hub_reachable
-
-            if hub_reachable()[0]:
+            if hub.hub_reachable()[0]:
                 choice = "wikitext"
     r = random.Random(GENERAL_SEED)
     if choice == "wikitext":
@@ -294,9 +292,6 @@ def general_texts(options: dict[str, Any], offline: bool,
         pool = [p for p in paragraphs if len(p) >= 200 and not p.startswith("=")]
         return draw_texts(pool, size, r), f"{repo} {config} {split} paragraphs (hub)"
     if choice == "reviews":
-        from ftbench import bundles
-        from ftbench.data.sources import read_movie_reviews
-
         package, version, members = bundles.MOVIE_REVIEWS
         path = bundles.bundled_path(package, version, bundles.MOVIE_REVIEWS_CSV,
                                     members[bundles.MOVIE_REVIEWS_CSV])

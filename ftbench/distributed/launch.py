@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ from typing import Any, Mapping
 
 from ftbench.engine.events import Emit, Log, RunFinished
 from ftbench.errors import FtbenchError
+from ftbench.results.record import RunRecord
 from ftbench.rules import Rule, ruled, validate_fields
 from ftbench.spec import RunSpec
 
@@ -67,7 +69,7 @@ class Launch:
     def local_gpus(self, env: Mapping[str, str] | None = None) -> tuple[int, ...]:
         """The NVML indices of the GPUs this node's ranks drive (local rank i uses CUDA device
         i, mapped through the ``CUDA_VISIBLE_DEVICES`` torchrun passes on), for the TUI."""
-        from ftbench.engine.world import World, nvml_index
+        from ftbench.engine.world import World, nvml_index  # not at import: `ftbench --help` loads this module
 
         return tuple(nvml_index(World(local_rank=i), env) for i in range(self.nproc_per_node))
 
@@ -178,7 +180,7 @@ def run_distributed(spec: RunSpec, emit: Emit, cancel: threading.Event, *, runs_
                     launch: Launch, run_id: str | None = None) -> RunFinished:
     """Run ``spec`` under torchrun; return the final `RunFinished` (saved by rank 0, or by
     this parent for a failure; on nodes other than 0, nothing is saved here)."""
-    from ftbench.results.store import new_run_id
+    from ftbench.results.store import new_run_id  # not at import: `ftbench --help` loads this module
 
     run_id = run_id or new_run_id(spec.preset, spec.method.name, spec.seed)
     supervisor = Supervisor(emit)
@@ -206,13 +208,11 @@ def run_distributed(spec: RunSpec, emit: Emit, cancel: threading.Event, *, runs_
                         world_size=launch.world_size, writes=launch.node_rank == 0)
     finally:
         server.close()
-        import shutil
-
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _wire_server(supervisor: Supervisor) -> Any:
-    from ftbench.distributed.wire import EventServer
+    from ftbench.distributed.wire import EventServer  # not at import: `ftbench --help` loads this module
 
     return EventServer(supervisor.on_message, supervisor.on_close)
 
@@ -259,7 +259,7 @@ def conclude(spec: RunSpec, run_id: str, runs_dir: Any, supervisor: Supervisor, 
     """The run's final record once its processes have ended: rank 0's own when it saved one,
     else a failed (or cancelled) record saved here (`runner.save_failed`), naming the first
     rank that failed and keeping what rank 0 measured."""
-    from ftbench.engine.saving import save_failed
+    from ftbench.engine.saving import save_failed  # not at import: `ftbench --help` loads this module
 
     finished = supervisor.finished
     failure = supervisor.first_failure()
@@ -297,8 +297,7 @@ def conclude(spec: RunSpec, run_id: str, runs_dir: Any, supervisor: Supervisor, 
 
 
 def _unsaved(spec: RunSpec, run_id: str) -> Any:
-    from ftbench.engine.failures import now as _now
-    from ftbench.results.record import RunRecord
+    from ftbench.engine.failures import now as _now  # not at import: `ftbench --help` loads this module
 
     return RunRecord(run_id=run_id, preset=spec.preset, method=spec.method.name, status="failed",
                      created_at=_now(), spec=spec.to_dict())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
+from rich.console import Console
+
+from ftbench.distributed.launch import Supervisor, conclude, job_document
+from ftbench.distributed.wire import EventServer
 from ftbench.engine.events import Event, RunFinished
 from ftbench.errors import FtbenchError
+from ftbench.headless import Interrupts, PlainPrinter, report
+from ftbench.results.store import new_run_id
 from ftbench.spec import RunSpec
 
 
@@ -47,7 +54,7 @@ def parse_devices(text: str) -> list[str]:
 def local_gpus() -> list[str]:
     """Every local GPU, by NVML (no torch import); --parallel without one is an error."""
     try:
-        import pynvml
+        import pynvml  # in the try: no nvidia-ml-py (or no driver) means no GPU here
 
         pynvml.nvmlInit()
         count = pynvml.nvmlDeviceGetCount()
@@ -102,8 +109,6 @@ class Prefixed:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, event: Event) -> None:
-        from ftbench.headless import PlainPrinter
-
         line = PlainPrinter(self.out).format(event)
         if not line:
             return
@@ -119,13 +124,6 @@ def run_parallel(prepared: Mapping[str, Any], devices: list[str], runs_dir: str 
     code. ``prepared``: the runs prepared (`ftbench.prepare.Prepared`) for each kind of device
     in ``devices`` ("cpu", "cuda"), in the same order: a device takes the next run as prepared
     for its kind."""
-    from rich.console import Console
-
-    from ftbench.distributed.launch import Supervisor, conclude, job_document
-    from ftbench.distributed.wire import EventServer
-    from ftbench.headless import Interrupts, report
-    from ftbench.results.store import new_run_id
-
     out = stream or (sys.stderr if as_json else sys.stdout)
     console = Console(file=out, highlight=False)
     printer = Prefixed(out)
@@ -211,8 +209,6 @@ def run_parallel(prepared: Mapping[str, Any], devices: list[str], runs_dir: str 
                         reap(slot, slot.proc.wait())
     finally:
         server.close()
-        import shutil
-
         shutil.rmtree(scratch, ignore_errors=True)
     return report(finished, time.perf_counter() - started, interrupted, console, out, as_json)
 

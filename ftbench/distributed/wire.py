@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -113,8 +114,6 @@ class EventServer:
     so a death is noticed without waiting for torchrun)."""
 
     def __init__(self, on_message: Any, on_close: Any = None) -> None:
-        import time
-
         self._time = time
         self.on_message = on_message
         self.on_close = on_close

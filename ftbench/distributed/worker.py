@@ -25,6 +25,12 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
+from ftbench.distributed.wire import Sender, control
+from ftbench.engine import world as worlds
+from ftbench.engine.events import ignore
+from ftbench.engine.runner import run
+from ftbench.plan.record import prediction_for_record
+from ftbench.spec import Reference, RunSpec
 from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
@@ -40,6 +46,8 @@ def fault_hook(rank: int, env: Mapping[str, str] | None = None) -> Callable[[int
         if step != at:
             return
         if kind == "oom":
+            # torch is loaded by now (inside a training step); this module must not load it at
+            # import, before the engine's quiet_libraries()
             import torch
 
             raise torch.OutOfMemoryError(
@@ -63,13 +71,6 @@ def _signals(cancel: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ftbench.distributed.wire import Sender, control
-    from ftbench.engine import world as worlds
-    from ftbench.engine.events import ignore
-    from ftbench.engine.runner import run
-    from ftbench.plan.record import prediction_for_record
-    from ftbench.spec import Reference, RunSpec
-
     args = sys.argv[1:] if argv is None else argv
     with open(args[0]) as f:
         job = json.load(f)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _leave_world() -> None:
     try:
-        import torch.distributed as dist
+        import torch.distributed as dist  # loaded by the run by now; never at import (see fault_hook)
 
         if dist.is_initialized():
             dist.destroy_process_group()

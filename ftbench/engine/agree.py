@@ -24,6 +24,7 @@ def join_world(device: str) -> Any:
     """Join torchrun's process group (nccl on GPUs, gloo on CPU) with a timeout, so a
     collective whose peer died raises instead of hanging; return a gloo group for the
     host-side agreements (cancel, totals) that must not sync a GPU stream."""
+    # torch only as a run has it: engine.session imports this module before quiet_libraries()
     import torch.distributed as dist
 
     timeout = timedelta(seconds=worlds.DDP_TIMEOUT_S)
@@ -35,7 +36,7 @@ def join_world(device: str) -> Any:
 
 def agree_min(value: int, side: Any) -> int:
     """The smallest of the ranks' values (host-side, over the gloo group)."""
-    import torch
+    import torch  # as in join_world: not at import
     import torch.distributed as dist
 
     tensor = torch.tensor([int(value)])
@@ -46,7 +47,7 @@ def agree_min(value: int, side: Any) -> int:
 def any_cancelled(cancel: threading.Event, side: Any) -> None:
     """After an optimizer step: if any rank's ``cancel`` is set, set it on every rank (so no
     rank waits in a collective for a peer that already left). One tiny all-reduce."""
-    import torch
+    import torch  # as in join_world: not at import
     import torch.distributed as dist
 
     flag = torch.tensor([1 if cancel.is_set() else 0])
@@ -62,7 +63,7 @@ def world_totals(world: worlds.World, side: Any, nvml_index: int | None, memory:
     ``memory["per_rank"]``. Call only when every rank finished training at the same step (a
     collective with a dead peer would wait for the timeout). A peer gone at the very end:
     this rank's figures stay and ``per_rank`` is not set."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # as in join_world: not at import
 
     mine = {"rank": world.rank, "local_rank": world.local_rank,
             "samples": samples, "tokens": tokens, "trained": trained,

@@ -19,6 +19,7 @@ from ftbench.spec import RunSpec
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    # after quiet_libraries(): engine.session imports this module at its top, before it runs that
     from transformers import AutoTokenizer
 
     with warnings.catch_warnings():

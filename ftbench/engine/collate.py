@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from ftbench.engine import levers
 
@@ -37,8 +38,6 @@ class PadCollator:
         return rounded
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
         first = features[0]
         batch: dict[str, Any] = {}
         seq_keys = [k for k, v in first.items() if isinstance(v, (list, tuple, np.ndarray))]

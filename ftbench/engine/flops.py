@@ -56,6 +56,8 @@ class FlopCount:
 
 def count_training_flops(model: Any, mean_seq_len: float) -> FlopCount:
     """Per-token training FLOPs of ``model`` as configured for this run (see module doc)."""
+    # torch only when counting: plan.estimate and engine.session (through finish) import this
+    # module torch-free, the session before quiet_libraries()
     import torch
 
     config = getattr(model, "config", None)

@@ -23,6 +23,8 @@ QLoRA's 4-bit base is a different model and is measured on its own.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import json
 import time
@@ -176,12 +178,8 @@ def release_heap() -> None:
     """Hand the memory a measurement freed back to the OS (glibc keeps freed blocks in the
     heap, so the process's RSS would stay at the measurement's peak through training and be
     read as training's). Linux with glibc only; elsewhere a no-op."""
-    import gc
-
     gc.collect()
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass

@@ -131,6 +131,7 @@ def run_baseline(device: str) -> dict[str, Any]:
 
 def _rss_mb() -> float | None:
     try:
+        # not at import: the TUI loads this module (through telemetry) at start-up without psutil
         import psutil
 
         return round(psutil.Process().memory_info().rss / 2**20, 1)

@@ -60,7 +60,7 @@ def cpu_bf16_feature(torch: Any | None = None) -> str | None:
     answers None (fp32 is always safe).
     """
     if torch is None:
-        import torch
+        import torch  # only when not given: plan.device and engine.session import this module torch-free
     try:
         caps = torch.cpu.get_capabilities()
         if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):

@@ -36,6 +36,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import save_file
+from transformers import GenerationConfig
+
 from ftbench.terms import json_safe
 
 WARMUP = 3        # untimed forwards (or generations) before each variant is timed
@@ -98,8 +102,6 @@ def measure_run(trainer: Any, prepared: Any, method: str, task: str, device: str
 def measure(model: Any, inputs: "Inputs", method: str, task: str, device: str, precision: str,
             log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Size and the three variants' timings of ``model`` (trained with ``method``)."""
-    import torch
-
     t0 = time.perf_counter()
     out: dict[str, Any] = {"kind": inputs.kind, "device": device, "precision": precision,
                            "batch_size": inputs.batch_size, "warmup": WARMUP, **inputs.counts()}
@@ -145,8 +147,6 @@ def size_on_disk(model: Any, method: str) -> dict[str, Any]:
             model.save_pretrained(str(folder))
             what = "full checkpoint (save_pretrained)"
         else:
-            from safetensors.torch import save_file
-
             tensors = {name: p.detach().to("cpu").contiguous()
                        for name, p in model.named_parameters() if p.requires_grad}
             save_file(tensors, str(folder / "trainable.safetensors"))
@@ -259,8 +259,6 @@ class Inputs:
 
 
 def _device_of(model: Any) -> Any:
-    import torch
-
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
@@ -269,8 +267,6 @@ def _on(batch: dict[str, Any], device: Any) -> dict[str, Any]:
 
 
 def _flat(output: Any) -> Any:
-    import torch
-
     parts = [output[k].float().flatten() for k in ("logits", "start_logits", "end_logits")
              if k in output and output[k] is not None]
     return torch.cat(parts).cpu()
@@ -336,8 +332,6 @@ class GenerateInputs(Inputs):
         return {"repeats": GEN_REPEATS, "new_tokens": NEW_TOKENS}
 
     def _tensors(self, prompts: Sequence[list[int]], device: Any) -> tuple[Any, Any]:
-        import torch
-
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -349,8 +343,6 @@ class GenerateInputs(Inputs):
     def _generate(self, model: Any, runner: _Timer, prompts: Sequence[list[int]],
                   tokens: int) -> tuple[float, int]:
         """Seconds for ``tokens`` new tokens per prompt, and the new tokens counted."""
-        from transformers import GenerationConfig
-
         ids, mask = self._tensors(prompts, _device_of(model))
         # exactly ``tokens`` tokens: the end-of-sequence token is held back until then
         config = GenerationConfig(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,

@@ -33,6 +33,8 @@ class NvmlInfo:
 def nvml_info(index: int = 0) -> NvmlInfo:
     """Describe GPU ``index`` through NVML, or say why that is not possible (never raises)."""
     try:
+        # optional (nvidia-ml-py may be missing), and not at import: the TUI loads this module at
+        # start-up and probes NVML in a worker
         import pynvml
     except ImportError:
         return NvmlInfo(False, "nvidia-ml-py is not installed")
@@ -127,7 +129,7 @@ class Telemetry:
 
 def nvml_sample(sample: TelemetrySample) -> None:
     """The real `GpuSampler`: NVML's used and total memory and utilisation."""
-    import pynvml
+    import pynvml  # not at import: the TUI loads this module at start-up (see nvml_info)
 
     handle = pynvml.nvmlDeviceGetHandleByIndex(sample.gpu_index)
     mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
@@ -139,7 +141,7 @@ def nvml_sample(sample: TelemetrySample) -> None:
 
 def _rss_mb() -> float | None:
     try:
-        import psutil
+        import psutil  # not at import: the TUI loads this module at start-up without psutil
 
         return psutil.Process().memory_info().rss / MB
     except Exception:

@@ -126,6 +126,7 @@ def training_kwargs(spec: RunSpec, *, device: str, precision: str, run_name: str
 def training_args(spec: RunSpec, *, device: str, precision: str, output_dir: str,
                   **kwargs: Any) -> Any:
     """`TrainingArguments` for this spec (see `training_kwargs`)."""
+    # transformers only for the Trainer: plan.timing imports this module torch-free (planned_steps)
     from transformers import TrainingArguments
 
     return TrainingArguments(output_dir=output_dir,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ftbench.methods import freeze
 from ftbench.methods.freeze import head_module_names
 from ftbench.methods.params import ParamCounts, count_parameters
 from ftbench.methods.registry import (
@@ -70,26 +71,25 @@ def apply_method(model: Any, method: "MethodSpec", task: str) -> Any:
     args = resolved_args(method.name, dict(method.args))
     name = method.name
     if task == "causal-lm" and name in ("head-only", "last-layer", "bitfit", "adapters"):
+        # not at import: this package loads at start-up (`ftbench presets`, the TUI)
         from ftbench.methods import lm
 
         if name == "adapters":
-            from ftbench.methods.adapters import apply_adapters
+            from ftbench.methods.adapters import apply_adapters  # torch at its top (see the docstring)
 
             return apply_adapters(model, args, heads=())
         fn0 = {"head-only": lm.apply_head_only, "last-layer": lm.apply_last_layer,
                "bitfit": lm.apply_bitfit}[name]
         return fn0(model, args)
     if name in ("full", "head-only", "last-layer", "bitfit"):
-        from ftbench.methods import freeze
-
         fn = {"full": freeze.apply_full, "head-only": freeze.apply_head_only,
               "last-layer": freeze.apply_last_layer, "bitfit": freeze.apply_bitfit}[name]
         return fn(model, args)
     if name == "adapters":
-        from ftbench.methods.adapters import apply_adapters
+        from ftbench.methods.adapters import apply_adapters  # torch at its top (see the docstring)
 
         return apply_adapters(model, args)
-    from ftbench.methods import peft_methods
+    from ftbench.methods import peft_methods  # not at import: this package loads at start-up
 
     fn2 = {"lora": peft_methods.apply_lora, "qlora": peft_methods.apply_qlora,
            "ia3": peft_methods.apply_ia3, "prefix": peft_methods.apply_prefix}[name]
@@ -101,13 +101,13 @@ def from_pretrained_kwargs(method: "MethodSpec", compute_dtype: "torch.dtype") -
     qlora (head and pooler skipped), ``{}`` for every other method."""
     if method.name != "qlora":
         return {}
-    from ftbench.methods.peft_methods import from_pretrained_kwargs as impl
+    from ftbench.methods.peft_methods import from_pretrained_kwargs as impl  # not at import (see apply_method)
 
     return impl(method, compute_dtype)
 
 
 def qlora_available() -> tuple[bool, str]:
     """(True, what works) or (False, why not -- one line) for bitsandbytes 4-bit on this machine."""
-    from ftbench.methods.peft_methods import qlora_available as impl
+    from ftbench.methods.peft_methods import qlora_available as impl  # not at import (see apply_method)
 
     return impl()

@@ -50,7 +50,7 @@ def untie(model: Any) -> bool:
     """Give ``lm_head`` its own copy of a tied matrix; True if it was tied."""
     if not is_tied(model):
         return False
-    import torch
+    import torch  # not at import: engine.session imports this module (through build) before torch
 
     head = output_layer(model)
     head.weight = torch.nn.Parameter(head.weight.detach().clone())

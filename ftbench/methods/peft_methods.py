@@ -66,6 +66,7 @@ QLORA_SKIP_MODULES: list[str] = ["pre_classifier", "classifier", "qa_outputs", "
 
 
 def _task_type(task: str) -> Any:
+    # after quiet_libraries(): engine.session imports this module (through build) before it runs that
     from peft import TaskType
 
     if task == "classification":
@@ -94,6 +95,7 @@ def lora_targets(model: Any, args: dict[str, Any], method: str = "lora") -> list
     mt = _model_type(model)
     if mt in LORA_TARGETS:
         return list(LORA_TARGETS[mt])
+    # after quiet_libraries() (see _task_type)
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as m
 
     if mt in m:
@@ -103,7 +105,7 @@ def lora_targets(model: Any, args: dict[str, Any], method: str = "lora") -> list
 
 
 def _lora(model: Any, args: dict[str, Any], task: str, method: str) -> Any:
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # after quiet_libraries() (see _task_type)
 
     config = LoraConfig(
         task_type=_task_type(task),
@@ -128,7 +130,7 @@ def keep_4bit_trainable(model: Any) -> int:
     """Switch off bitsandbytes' CPU inference repacking on every 4-bit layer (see the module
     docstring); call it before the model first runs in eval mode (a causal-LM run measures the
     base model before the method is applied). Returns how many 4-bit layers there are."""
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # after quiet_libraries() (see _task_type)
 
     four_bit = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     for module in four_bit:
@@ -138,7 +140,7 @@ def keep_4bit_trainable(model: Any) -> int:
 
 
 def apply_qlora(model: Any, args: dict[str, Any], task: str) -> Any:
-    from peft import prepare_model_for_kbit_training
+    from peft import prepare_model_for_kbit_training  # after quiet_libraries() (see _task_type)
 
     if not keep_4bit_trainable(model) or not getattr(model, "is_loaded_in_4bit", False):
         raise MethodError("method 'qlora': the model was not loaded in 4-bit; load it with "
@@ -154,7 +156,7 @@ def ia3_targets(model: Any, args: dict[str, Any]) -> tuple[list[str] | str, list
         if mt in IA3_TARGETS:
             default_t, default_ff = IA3_TARGETS[mt]
         else:
-            from peft.utils.constants import (
+            from peft.utils.constants import (  # after quiet_libraries() (see _task_type)
                 TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ffm,
                 TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as tm,
             )
@@ -174,7 +176,7 @@ def ia3_targets(model: Any, args: dict[str, Any]) -> tuple[list[str] | str, list
 
 
 def apply_ia3(model: Any, args: dict[str, Any], task: str) -> Any:
-    from peft import IA3Config, get_peft_model
+    from peft import IA3Config, get_peft_model  # after quiet_libraries() (see _task_type)
 
     target, ff = ia3_targets(model, args)
     config = IA3Config(task_type=_task_type(task), target_modules=target, feedforward_modules=ff,
@@ -275,7 +277,7 @@ def apply_prefix(model: Any, args: dict[str, Any], task: str) -> Any:
     ok, why = prefix_supported(model)
     if not ok:
         raise MethodUnsupported(why)
-    from peft import PrefixTuningConfig, get_peft_model
+    from peft import PrefixTuningConfig, get_peft_model  # after quiet_libraries() (see _task_type)
 
     heads = _heads(model, task)
     if task == "causal-lm":  # peft's causal-LM model passes the prefix as the cache itself
@@ -302,7 +304,7 @@ def from_pretrained_kwargs(method: Any, compute_dtype: Any) -> dict[str, Any]:
     ok, why = qlora_available()
     if not ok:
         raise MethodUnsupported(f"method 'qlora': {why}")
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig  # after quiet_libraries() (see _task_type)
 
     return {
         "quantization_config": BitsAndBytesConfig(
@@ -324,6 +326,7 @@ def _first_line(exc: BaseException) -> str:
 def qlora_available() -> tuple[bool, str]:
     """Whether bitsandbytes 4-bit works on this machine's device (CUDA, else CPU), and why not."""
     try:
+        # optional: a missing or broken bitsandbytes is this function's answer, not a failure
         import bitsandbytes as bnb
         import torch
     except Exception as exc:  # ImportError, or a broken native library

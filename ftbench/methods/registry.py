@@ -12,6 +12,7 @@ from typing import Any
 
 from ftbench.errors import MethodError, MethodUnsupported
 from ftbench.rules import Rule
+from ftbench.text import did_you_mean
 
 __all__ = [
     "METHODS",
@@ -179,8 +180,6 @@ def validate_method_args(method: str, args: dict[str, Any]) -> None:
 
 def unknown_method(name: str) -> str:
     """The one wording of an unknown method, with the near miss when there is one."""
-    from ftbench.text import did_you_mean
-
     return f"unknown method {name!r}{did_you_mean(name, METHOD_NAMES)} (known: {', '.join(METHOD_NAMES)})"
 
 

@@ -2,7 +2,8 @@
 parameters, the peak memory by part, the time per step and per run, and whether it fits the
 free memory of this machine's GPU (or RAM), with the largest batch that does.
 
-Modules, one job each (none imports torch at import time):
+Modules, one job each (none imports torch at import time but `meta` and `trace`, which
+`estimate.predict` imports as it plans, after torch):
 
 * `meta`: the run's model with its method applied, on the meta device (config only);
 * `weights`: parameter counts (the run's own rule) and weight bytes by dtype (NF4 for QLoRA);

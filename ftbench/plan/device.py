@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ftbench.engine import environment, precision
+
 MB = 1024 * 1024
 
 
@@ -39,7 +41,7 @@ def probe_device(index: int = 0) -> DeviceInfo:
 
 def cpu_device() -> DeviceInfo:
     try:
-        import psutil
+        import psutil  # in the try: without psutil the plan says RAM unknown instead of failing
 
         vm = psutil.virtual_memory()
         return DeviceInfo("cpu", _cpu_name(), vm.total / MB, vm.available / MB,
@@ -51,7 +53,7 @@ def cpu_device() -> DeviceInfo:
 
 def _nvml_free(index: int) -> DeviceInfo | None:
     try:
-        import pynvml
+        import pynvml  # optional: without nvidia-ml-py there is no GPU to plan for
     except ImportError:
         return None
     try:
@@ -69,12 +71,8 @@ def _nvml_free(index: int) -> DeviceInfo | None:
 
 def _cpu_bf16() -> str | None:
     """The CPU's native bf16 feature, asked of torch as the runner asks it."""
-    from ftbench.engine.precision import cpu_bf16_feature
-
-    return cpu_bf16_feature()
+    return precision.cpu_bf16_feature()
 
 
 def _cpu_name() -> str:
-    from ftbench.engine.environment import cpu_name  # /proc/cpuinfo's model name; no torch
-
-    return cpu_name() or "cpu"
+    return environment.cpu_name() or "cpu"

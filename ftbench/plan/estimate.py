@@ -10,14 +10,20 @@ evaluation runs at its own batch size), and the analytic FLOPs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
+from ftbench.engine.autobatch import CPU_BATCH
+from ftbench.engine.autobatch import MAX_BATCH as AUTO_MAX
+from ftbench.engine.environment import cpu_name
+from ftbench.engine.flops import count_training_flops
+from ftbench.engine.precision import choose
 from ftbench.errors import FtbenchError
 from ftbench.plan.device import DeviceInfo
 from ftbench.plan.live import LINE_BATCHES, peak_lines
 from ftbench.plan.memory import MB, MemoryParts, assemble
 from ftbench.plan.timing import TimeEstimate, estimate_time, planned_steps
+from ftbench.plan.weights import count_weights
 from ftbench.spec import RunSpec
 from ftbench.tasks.causal_lm_eval import LOSS_LOGITS_BYTES
 
@@ -78,8 +84,6 @@ class Prediction:
 def resolve_precision(asked: str, device: DeviceInfo) -> str:
     """The runner's rule (`ftbench.engine.precision.choose`): auto is bf16 (fp16 on
     pre-Ampere) on CUDA; on a CPU, bf16 with native bf16 support, else fp32."""
-    from ftbench.engine.precision import choose
-
     return choose(asked, device.kind, gpu_bf16=device.bf16, cpu_bf16=device.cpu_bf16).precision
 
 
@@ -87,12 +91,11 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
             records: Iterable[Any] = (), train_size: int | None = None) -> Prediction:
     """Plan one run. ``records``: saved runs to calibrate time from; ``train_size``: the
     training examples the run will see, when known better than the spec says."""
+    # torch (and, through meta, transformers) only as a plan is made: ftbench.prepare imports
+    # this module, through plan.runs, also to resolve runs it never plans (no torch on a CPU)
     import torch
 
-    from ftbench.engine.environment import cpu_name
-    from ftbench.engine.flops import count_training_flops
-    from ftbench.plan.meta import build_meta_model, load_config
-    from ftbench.plan.weights import count_weights
+    from ftbench.plan.meta import build_meta_model, enable_checkpointing_input_grads, load_config
 
     precision = resolve_precision(spec.train.precision, device)
     compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
@@ -110,8 +113,6 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
         raise FtbenchError("method 'prefix' cannot run with gradient checkpointing "
                            "(set gradient_checkpointing = false)")
     if gc:
-        from ftbench.plan.meta import enable_checkpointing_input_grads
-
         enable_checkpointing_input_grads(meta.model)
     one, two = (_trace(meta, spec.task, b, seq, mixed, device.kind) for b in (1, 2))
     activations = _activation_line(one, two, gc)
@@ -137,11 +138,6 @@ def predict(spec: RunSpec, device: DeviceInfo, *, num_labels: int | None = None,
     if spec.train.batch_size == "auto":
         # what the run's probe (engine/autobatch.py) looks for: the largest power of two that
         # fits, capped there; without a free-memory figure, the CPU size
-        from dataclasses import replace
-
-        from ftbench.engine.autobatch import CPU_BATCH
-        from ftbench.engine.autobatch import MAX_BATCH as AUTO_MAX
-
         _, most = _fit(parts, parts(1), device)
         batch = CPU_BATCH if device.kind != "cuda" or most is None else 1
         while device.kind == "cuda" and most and batch * 2 <= min(most, AUTO_MAX):
@@ -233,7 +229,7 @@ def _fit(parts: Any, memory: MemoryParts, device: DeviceInfo) -> tuple[bool | No
 
 
 def _trace(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str) -> Any:
-    from ftbench.plan.trace import trace_saved
+    from ftbench.plan.trace import trace_saved  # torch at its top: only as a plan is made
 
     return trace_saved(meta.model, meta.blocks, _inputs(task, batch, seq), mixed_dtype=mixed,
                        device=kind)
@@ -241,7 +237,7 @@ def _trace(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str) ->
 
 def _forward_live(meta: Any, task: str, batch: int, seq: int, mixed: Any, kind: str,
                   training: bool) -> list[int]:
-    from ftbench.plan.trace import trace_forward_live
+    from ftbench.plan.trace import trace_forward_live  # torch at its top: only as a plan is made
 
     return trace_forward_live(meta.model, _inputs(task, batch, seq), mixed_dtype=mixed,
                               device=kind, training=training)
@@ -269,7 +265,7 @@ def _peak_line(at_two: list[int], at_three: list[int]) -> PeakLine:
 def _inputs(task: str, batch: int, seq: int) -> dict[str, Any]:
     """A padded batch of full sequences with the task's labels (the loss is computed in
     training and in evaluation)."""
-    import torch
+    import torch  # only as a plan is made (see predict)
 
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}

@@ -36,7 +36,7 @@ class LiveBytes:
 
     def add(self, value: Any) -> None:
         """Count the tensors in ``value`` (a tensor, or a tuple / list of them)."""
-        import torch
+        import torch  # only as a plan traces: estimate imports this module, and must stay torch-free
 
         if isinstance(value, (tuple, list)):
             for item in value:

@@ -14,6 +14,14 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from accelerate import init_empty_weights
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForQuestionAnswering,
+                          AutoModelForSequenceClassification)
+
+from ftbench import methods
+from ftbench.methods.freeze import transformer_blocks, unwrap
+from ftbench.models import resolve_model
 from ftbench.spec import RunSpec
 
 
@@ -28,10 +36,6 @@ class MetaModel:
 
 def load_config(spec: RunSpec, num_labels: int | None) -> Any:
     """The model's config, as the run's ``from_pretrained`` would build it (config only)."""
-    from transformers import AutoConfig
-
-    from ftbench.models import resolve_model
-
     ref = resolve_model(spec.model)
     kwargs: dict[str, Any] = {}
     if spec.task == "classification":
@@ -42,9 +46,6 @@ def load_config(spec: RunSpec, num_labels: int | None) -> Any:
 
 
 def model_class(task: str) -> Any:
-    from transformers import (AutoModelForCausalLM, AutoModelForQuestionAnswering,
-                              AutoModelForSequenceClassification)
-
     if task == "causal-lm":
         return AutoModelForCausalLM
     return AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification
@@ -53,8 +54,6 @@ def model_class(task: str) -> Any:
 def weight_dtype(config: Any) -> Any:
     """What ``from_pretrained(dtype="auto")`` (transformers 5's default) loads: the config's
     dtype, else float32."""
-    import torch
-
     dtype = getattr(config, "dtype", None)  # transformers 5 (``torch_dtype`` is its deprecated alias)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None)
@@ -62,15 +61,10 @@ def weight_dtype(config: Any) -> Any:
 
 
 def build_meta_model(spec: RunSpec, config: Any, compute_dtype: Any) -> MetaModel:
-    from accelerate import init_empty_weights
-
-    from ftbench.methods import apply_method, from_pretrained_kwargs, head_module_names
-    from ftbench.methods.freeze import transformer_blocks
-
     cls = model_class(spec.task)
     quantized: frozenset[str] = frozenset()
     # Outside init_empty_weights: the QLoRA check runs a real 4-bit layer.
-    qconfig = from_pretrained_kwargs(spec.method, compute_dtype).get("quantization_config")
+    qconfig = methods.from_pretrained_kwargs(spec.method, compute_dtype).get("quantization_config")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # include_buffers=True is `with torch.device("meta")`, a torch function mode, which is
@@ -85,8 +79,8 @@ def build_meta_model(spec: RunSpec, config: Any, compute_dtype: Any) -> MetaMode
                 model.tie_weights()
             if qconfig is not None:
                 quantized = _quantize_on_meta(model, qconfig, compute_dtype)
-            heads = head_module_names(model)
-            model = apply_method(model, spec.method, spec.task)
+            heads = methods.head_module_names(model)
+            model = methods.apply_method(model, spec.method, spec.task)
     try:
         _, blocks = transformer_blocks(model)
     except Exception:
@@ -96,6 +90,7 @@ def build_meta_model(spec: RunSpec, config: Any, compute_dtype: Any) -> MetaMode
 
 def _quantize_on_meta(model: Any, config: Any, compute_dtype: Any) -> frozenset[str]:
     """Swap linears for bitsandbytes ``Linear4bit`` as ``from_pretrained`` would for QLoRA."""
+    # QLoRA only: bitsandbytes (and transformers' quantizers with it) load for 4-bit plans alone
     import bitsandbytes as bnb
     from transformers.quantizers import AutoHfQuantizer
 
@@ -111,8 +106,6 @@ def enable_checkpointing_input_grads(model: Any) -> None:
     ``input_ids``, PEFT or not): make the embeddings' output require grad, so frozen layers
     below the first trainable one pass gradients and save their inputs. Checkpointing itself is
     accounted for analytically (`SavedProfile.checkpointed`), not switched on here."""
-    from ftbench.methods.freeze import unwrap
-
     base = unwrap(model)
     enable = getattr(base, "enable_input_require_grads", None)
     if callable(enable) and getattr(base, "main_input_name", "") == "input_ids":

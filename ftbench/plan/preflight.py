@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ftbench.errors import FtbenchError
+from ftbench.plan.device import probe_device
+from ftbench.plan.runs import plan_runs
 from ftbench.spec import RunSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,9 +52,6 @@ def refusal(plans: Sequence[MethodPlan], device: DeviceInfo) -> str | None:
 def check_fit(specs: list[RunSpec], device: Any = None) -> None:
     """Raise `DoesNotFit` for the first run that would not fit. ``device``: a `DeviceInfo`
     (tests); default: NVML's view of GPU 0."""
-    from ftbench.plan.device import probe_device
-    from ftbench.plan.runs import plan_runs
-
     device = device or probe_device()
     if not gates_fit(device):
         return

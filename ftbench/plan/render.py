@@ -36,6 +36,7 @@ def _count(n: int) -> str:
 
 
 def plan_table(preset: str, rows: list[Prediction], references: dict[str, float] | None = None) -> Any:
+    # rich only for the table: `ftbench plan --json` imports this module and needs none
     from rich import box
     from rich.table import Table
 

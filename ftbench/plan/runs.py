@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ftbench.errors import FtbenchError
+from ftbench.plan import estimate
 from ftbench.spec import RunSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,13 +50,11 @@ def plan_runs(specs: Sequence[RunSpec], device: DeviceInfo,
               records: Iterable[Any] = ()) -> tuple[MethodPlan, ...]:
     """Predict the first run of each method on ``device``; ``records``: saved runs to
     calibrate time from. A method that cannot be predicted says why instead."""
-    from ftbench.plan.estimate import predict
-
     records = list(records)
     plans = []
     with LOADING:  # one plan at a time, never while a run in this process loads its libraries
         for spec in first_per_method(specs):
-            plans.append(_plan_one(spec, device, records, predict))
+            plans.append(_plan_one(spec, device, records, estimate.predict))
     return tuple(plans)
 
 

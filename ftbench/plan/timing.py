@@ -19,6 +19,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
+from ftbench.engine.flops import peak_tflops
 from ftbench.engine.trainargs import planned_steps  # noqa: F401  (one rule, shared with the engine)
 
 DEFAULT_MFU = 0.30
@@ -71,8 +72,6 @@ def estimate_time(flops_per_step: float, steps: int | None, *, model: str, metho
     """``recompute_flops``: the forward pass gradient checkpointing repeats per step. Model
     FLOPs (and so MFU and the achieved TFLOP/s of saved runs) leave it out; the datasheet
     basis adds it, since the device executes it."""
-    from ftbench.engine.flops import peak_tflops
-
     achieved, n, same = calibrate(records, model, method, precision, kind, device_name, cpu)
     tflops: float | None
     if achieved is not None and same:

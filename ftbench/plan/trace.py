@@ -40,6 +40,9 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import torch
+from torch.overrides import TorchFunctionMode
+
 from ftbench.plan.live import LiveBytes
 from ftbench.plan.live import nbytes as _bytes
 
@@ -80,8 +83,6 @@ class SavedProfile:
 
 class _Recorder:
     def __init__(self, model: Any, blocks: list[Any]) -> None:
-        import torch
-
         self.torch = torch
         self.params = {id(p) for p in model.parameters()}
         self.params |= {id(b) for b in model.buffers()}
@@ -146,9 +147,6 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str,
     casting rules when ``mixed_dtype`` is set and records what the target device's attention
     kernel keeps (see the module docstring). With ``live``, every tensor an op returns and
     every cast it makes is counted there while it is referenced."""
-    import torch
-    from torch.overrides import TorchFunctionMode
-
     def cast(value: Any, to: Any) -> Any:
         out = _cast(value, to)
         if live is not None and out is not value:
@@ -230,10 +228,8 @@ def _trace_mode(recorder: _Recorder, mixed_dtype: Any, device: str,
 @contextlib.contextmanager
 def _quiet_4bit(recorder: _Recorder, model: Any) -> Iterator[None]:
     """Linear4bit forward on meta: a plain matmul of the logical shape, saving nothing."""
-    import torch
-
     try:
-        import bitsandbytes as bnb
+        import bitsandbytes as bnb  # optional here: without it there is no Linear4bit to replace
     except Exception:
         yield
         return
@@ -266,8 +262,6 @@ def trace_saved(model: Any, blocks: list[Any], inputs: dict[str, Any], *, mixed_
     batches are padded, so attention gets a mask (data-dependent shortcuts that would drop
     it are answered "no" on meta, see `_trace_mode`).
     """
-    import torch
-
     recorder = _Recorder(model, blocks)
     handles = _block_hooks(recorder, blocks)
     model.train()
@@ -294,8 +288,6 @@ def trace_forward_live(model: Any, inputs: dict[str, Any], *, mixed_dtype: Any, 
     forward (``training=True``) holds at once besides the weights, e.g. a block's FFN input,
     intermediate and activation output. Autocast's cached casts of trainable weights count:
     autocast keeps them for the forward. See `ftbench.plan.live.peak_lines`."""
-    import torch
-
     recorder = _Recorder(model, [])
     live = LiveBytes(recorder.params)
     was_training = model.training

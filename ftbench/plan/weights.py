@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftbench.methods.params import canonical_name
+
 NF4_BLOCK = 64
 NESTED_BLOCK = 256
 
@@ -47,8 +49,6 @@ def nf4_state_bytes(n: int, double_quant: bool) -> int:
 
 
 def count_weights(model: Any, heads: tuple[str, ...], double_quant: bool = True) -> WeightCounts:
-    from ftbench.methods.params import canonical_name
-
     trainable = total = head = trainable_bytes = 0
     weight_bytes: dict[str, int] = {}
     by_dtype: dict[str, int] = {}

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from transformers import AutoModelForCausalLM
+
 from ftbench.data.sft_sources import SFTExample, general_texts, load_sft
 from ftbench.errors import DataUnavailable
 from ftbench.spec import RunSpec
@@ -86,8 +88,6 @@ class CausalLMTask:
 
     def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
                 cache: TokenCache | None = None) -> Prepared:
-        from transformers import AutoModelForCausalLM
-
         settings = SFTSettings.from_options(spec.data.options)
         kind = template_kind(settings, bool(getattr(tokenizer, "chat_template", None)))
         notes: list[str] = []

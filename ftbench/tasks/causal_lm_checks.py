@@ -20,12 +20,22 @@ A hub model is not fetched here; its checks happen when the run loads it.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ftbench.data import KNOWN_DATASETS
+from ftbench.data.math_problems import Difficulty
+from ftbench.data.sft_sources import pair_columns, read_pairs
 from ftbench.errors import FtbenchError
+from ftbench.methods import apply_method
+from ftbench.models import is_hub_id, resolve_model
+from ftbench.quiet import quiet_libraries
 from ftbench.spec import RunSpec
+from ftbench.tasks.sft_format import SFTSettings, template_kind
+from ftbench.text import error_line
 
 TASK = "causal-lm"
 
@@ -47,8 +57,6 @@ def check_causal_lm(specs: Iterable[RunSpec]) -> None:
 
 
 def _check_dataset_task(spec: RunSpec) -> None:
-    from ftbench.data import KNOWN_DATASETS
-
     info = KNOWN_DATASETS.get(spec.data.name)
     if info is None:
         return
@@ -59,10 +67,6 @@ def _check_dataset_task(spec: RunSpec) -> None:
 
 
 def check_spec(spec: RunSpec) -> None:
-    from ftbench.data.math_problems import Difficulty
-    from ftbench.data.sft_sources import pair_columns, read_pairs
-    from ftbench.tasks.sft_format import SFTSettings, template_kind
-
     options = dict(spec.data.options)
     settings = SFTSettings.from_options(options)
     general = options.get("general_text", "auto")
@@ -82,9 +86,6 @@ def check_spec(spec: RunSpec) -> None:
         read_pairs(Path(spec.data.path).expanduser(), options)
         if spec.data.eval_path:
             read_pairs(Path(spec.data.eval_path).expanduser(), options)
-    from ftbench.models import is_hub_id, resolve_model
-    from ftbench.quiet import quiet_libraries
-
     if is_hub_id(spec.model):
         return
     quiet_libraries()   # building tiny-llama or converting a GGUF: no library progress bars
@@ -106,14 +107,10 @@ def has_chat_template(folder: Path) -> bool:
 
 def check_method(path: str, spec: RunSpec) -> None:
     """Apply the run's method to the architecture on the meta device (see the module doc)."""
-    import warnings
-    from dataclasses import replace
-
+    # torch and transformers for a causal-LM run only: ftbench.preflight imports this module
+    # before every run (check_spec, the caller, has run quiet_libraries() by now)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from ftbench.methods import apply_method
-    from ftbench.quiet import quiet_libraries
 
     quiet_libraries()
     method = spec.method if spec.method.name != "qlora" else replace(spec.method, name="lora")
@@ -125,8 +122,6 @@ def check_method(path: str, spec: RunSpec) -> None:
                 model = AutoModelForCausalLM.from_config(config,
                                                          trust_remote_code=spec.trust_remote_code)
         except Exception as exc:  # not a causal LM, unknown architecture
-            from ftbench.text import error_line
-
             raise FtbenchError(f"model {spec.model} cannot be built as a causal LM: "
                                f"{error_line(exc, 160)}") from None
         apply_method(model, method, TASK)

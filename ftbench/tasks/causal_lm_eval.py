@@ -21,6 +21,8 @@ base model before training and the tuned model after it, and keeps both (``recor
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import re
 import time
@@ -28,6 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import torch
+from transformers import GenerationConfig
 
 _HASHES = re.compile(r"####\s*([^\n]*)")
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
@@ -103,9 +108,6 @@ class SFTEvaluator:
 
     def fingerprint(self) -> str:
         """A digest of everything `measure` depends on besides the model and precision."""
-        import hashlib
-        import json
-
         parts = [self.prompts, self.answers, [ex["input_ids"] for ex in self.eval_examples],
                  [ex["labels"] for ex in self.eval_examples], self.general, self.max_new_tokens,
                  self.batch_size, self.samples, self.stop_ids]
@@ -125,8 +127,6 @@ class SFTEvaluator:
                 tick: Callable[[int, int], None] | None = None) -> Measured:
         """Every metric of the module doc for ``model`` (``precision``: the run's, for autocast;
         ``progress`` gets a line per phase, ``tick(done, total)`` a call per batch)."""
-        import torch
-
         t0 = time.perf_counter()
         self.precision = precision
         total = self.batches()
@@ -178,8 +178,6 @@ class SFTEvaluator:
         return self.precision in ("bf16", "fp16")
 
     def _autocast(self, model: Any) -> Any:
-        import torch
-
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         if dtype is None:
             return contextlib.nullcontext()
@@ -189,8 +187,6 @@ class SFTEvaluator:
     def token_loss(self, model: Any, examples: Sequence[dict[str, list[int]]],
                    step: Callable[[], None] = lambda: None) -> float | None:
         """Mean NLL per label token over ``examples`` (token-weighted, not batch-weighted)."""
-        import torch
-
         device = _device(model)
         pad = self._pad_id()
         vocab = _vocab_size(model)
@@ -228,9 +224,6 @@ class SFTEvaluator:
     def generate(self, model: Any, prompts: Sequence[list[int]],
                  step: Callable[[], None] = lambda: None) -> list[str]:
         """Greedy continuations of ``prompts`` (token ids), decoded without special tokens."""
-        import torch
-        from transformers import GenerationConfig
-
         device = _device(model)
         pad = self._pad_id()
         config = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
@@ -314,8 +307,6 @@ def _vocab_size(model: Any) -> int:
 
 
 def _device(model: Any) -> Any:
-    import torch
-
     for param in model.parameters():
         return param.device
     return torch.device("cpu")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from transformers import AutoModelForSequenceClassification
+
+from ftbench.data import load_classification
 from ftbench.spec import RunSpec
 from ftbench.tasks.base import Prepared
 from ftbench.tasks.classification import (
@@ -20,10 +23,6 @@ class ClassificationTask:
 
     def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
                 cache: TokenCache | None = None) -> Prepared:
-        from transformers import AutoModelForSequenceClassification
-
-        from ftbench.data import load_classification
-
         data = load_classification(spec.data, seed=spec.seed, offline=spec.offline)
         max_length = spec.train.max_length
 

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from transformers import AutoModelForQuestionAnswering
 
+from ftbench.data.qa_sources import load_qa
 from ftbench.data.squad import QAData, to_squad_articles
 from ftbench.errors import FtbenchError
 from ftbench.spec import RunSpec
@@ -69,10 +71,6 @@ class QATask:
 
     def prepare(self, spec: RunSpec, tokenizer: Any, log: Callable[[str], None],
                 cache: TokenCache | None = None) -> Prepared:
-        from transformers import AutoModelForQuestionAnswering
-
-        from ftbench.data.qa_sources import load_qa
-
         settings = QASettings.from_options(spec.data.options)
         data = load_qa(spec.data, seed=spec.seed, offline=spec.offline, log=log)
         max_length = spec.train.max_length
