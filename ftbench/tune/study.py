@@ -60,7 +60,7 @@ def sqlite_path(url: str) -> Path | None:
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> Any:
     """Optuna's RDBStorage for ``url``; one line when it cannot be opened."""
-    # optuna (~0.3 s, SQLAlchemy with it) loads only once a study opens: planning a sweep needs none
+    # optuna (~0.3 s to import) loads only once a study opens: planning a sweep needs none
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
