@@ -232,6 +232,8 @@ def _cache_root(package: str, version: str) -> Path:
 def _installed_member(package: str, version: str, member: str,
                       digest: tuple[str, str] | None) -> Path | None:
     """The member inside an installed copy of exactly ``package==version``, if it matches."""
+    # importlib.metadata (~10 ms) loads only when a bundle is looked up: the TUI's first paint and
+    # `ftbench presets` import this module but look none up
     from importlib import metadata
 
     try:

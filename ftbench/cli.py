@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
+import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ftbench import __version__
+from ftbench.distributed.launch import Launch, check_rendezvous_port, run_distributed
 from ftbench.errors import FtbenchError
 from ftbench.rules import field_rules
 from ftbench.spec import SEEDS, SIZE, STEPS, TrainParams
+from ftbench.tasks.info import primary_value, short_name
 from ftbench.terms import EXIT_INTERRUPTED, EXIT_USAGE
 from ftbench.text import did_you_mean, printable
+from ftbench.tune.cli import add_tune_arguments, check_compatible, tune_command, wants_tuning
 
 if TYPE_CHECKING:  # pragma: no cover
     from ftbench.presets import Overrides
@@ -32,8 +39,6 @@ class _Parser(argparse.ArgumentParser):
 def _command_hint(message: str) -> str:
     """argparse's "invalid choice: 'quickstrat' (choose from ...)": name the near miss, and
     say when the word is a preset (``ftbench quickstart`` means ``run --preset quickstart``)."""
-    import re
-
     found = re.match(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if not found:
         return ""
@@ -41,7 +46,7 @@ def _command_hint(message: str) -> str:
     hint = did_you_mean(word, choices)
     if hint:
         return hint
-    from ftbench.presets import builtin_presets
+    from ftbench.presets import builtin_presets  # the presets load only for this hint, not for --help
 
     presets = list(builtin_presets())
     if word in presets:
@@ -98,8 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Trainer trackers, e.g. tensorboard, wandb (repeat or comma-separate)")
     run.add_argument("--force", action="store_true",
                      help="run even if the predicted peak exceeds the GPU's free memory")
-    from ftbench.tune.cli import add_tune_arguments
-
     add_tune_arguments(run)
     spread = run.add_argument_group(
         "across processes", "one run over several processes through torchrun (data parallel), "
@@ -210,6 +213,7 @@ def _add_pack_parser(data_sub: argparse._SubParsersAction) -> None:
 
 def _add_report_commands(sub: argparse._SubParsersAction) -> None:
     try:
+        # local, inside the try: a report that fails to import drops compare and export, not the CLI
         from ftbench.report.cli import add_compare_parser, add_export_parser
     except ImportError:
         return
@@ -231,9 +235,7 @@ def _copy_args(source: argparse.ArgumentParser, target: argparse.ArgumentParser,
 
 def _load_preset(name: str) -> Any:
     """`load_preset` with the mistakes people make named: a folder, a near-miss name."""
-    from pathlib import Path
-
-    from ftbench.presets import builtin_presets, load_preset
+    from ftbench.presets import builtin_presets, load_preset  # loaded for a run, not for --help
 
     path = Path(name)
     if path.is_dir():
@@ -253,6 +255,7 @@ def _load_preset(name: str) -> Any:
 
 
 def _overrides(args: argparse.Namespace) -> Overrides:
+    # the methods and presets load for run and plan, not for --help
     from ftbench.methods.registry import METHOD_NAMES
     from ftbench.presets import Overrides
 
@@ -270,13 +273,12 @@ def _overrides(args: argparse.Namespace) -> Overrides:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    # loaded when a run starts, not for --help (ftbench.headless pulls in Rich)
     from ftbench.engine.levers import levers_off
     from ftbench.headless import run_specs
     from ftbench.prepare import device_for, prepare
 
     levers_off()  # a misspelt FTBENCH_LEVERS_OFF is one line here, not a failed run later
-    from ftbench.tune.cli import check_compatible, tune_command, wants_tuning
-
     tuning = wants_tuning(args)
     if tuning:
         check_compatible(args)
@@ -298,6 +300,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return tune_command(args, preset, list(prepared.specs))
     runner: Callable[..., Any] | None = spread[1] if spread is not None else None
     if not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty():
+        # the TUI (and Textual) loads only when it opens, not for --help
         from ftbench.tui import (
             main as tui_main,  # watch it live; the same engine and files
         )
@@ -311,8 +314,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _launch_rules() -> dict[str, Any]:
-    from ftbench.distributed.launch import Launch
-
     return field_rules(Launch)
 
 
@@ -329,6 +330,7 @@ def _spread(args: argparse.Namespace) -> tuple[str, Any] | None:
     if args.parallel and args.devices is not None:
         raise FtbenchError("--parallel uses every local GPU; --devices names them: give one")
     if queue:
+        # loaded only for --parallel / --devices, not for --help
         from ftbench.distributed.parallel import local_gpus, parse_devices, run_parallel
 
         devices = parse_devices(args.devices) if args.devices is not None else local_gpus()
@@ -336,13 +338,6 @@ def _spread(args: argparse.Namespace) -> tuple[str, Any] | None:
                                                                args.json))
     if not torchrun:
         return None
-    import functools
-
-    from ftbench.distributed.launch import (
-        Launch,
-        check_rendezvous_port,
-        run_distributed,
-    )
 
     def given(value: int | None, default: int) -> int:
         return default if value is None else value
@@ -354,16 +349,17 @@ def _spread(args: argparse.Namespace) -> tuple[str, Any] | None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from ftbench.plan_cli import plan_command
+    from ftbench.plan_cli import plan_command  # loaded only for this command, not for --help
 
     return plan_command(args, _overrides(args))
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    import json
-
+    # Rich and the presets load only for this command, not for --help
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ftbench.presets import load_all, runnable_here
 
@@ -375,9 +371,6 @@ def _cmd_presets(args: argparse.Namespace) -> int:
                  "runs_here": runnable_here(p), "path": p.path} for p in presets]
         print(json.dumps(rows, indent=2))
     else:
-        from rich import box
-        from rich.text import Text
-
         table = Table(title="ftbench presets", box=box.SIMPLE_HEAD, show_edge=False,
                       padding=(0, 1, 0, 0), pad_edge=False)
         table.add_column("name", no_wrap=True, style="bold")
@@ -394,8 +387,8 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    import json
-
+    # Rich and the run store load only for this command, not for --help; ftbench.report is
+    # imported here, not at the top, for the reason _add_report_commands gives
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -403,7 +396,6 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
     from ftbench.report.select import short_id
     from ftbench.results.store import load_runs, runs_dir
-    from ftbench.tasks.info import primary_value, short_name
 
     def clean(value: object) -> str:
         # Run files are outside input: no Rich markup, no terminal control characters.
@@ -478,7 +470,7 @@ def _created(stamp: str) -> str:
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
-    from ftbench import bundles
+    from ftbench import bundles  # loaded only for this command, not for --help
 
     table = bundles.BUNDLES
     names = list(args.names)
@@ -490,9 +482,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
         print(f"  {line}", end="" if line.endswith("\n") else "\n", file=sys.stderr)
 
     if args.from_dir is not None:
-        from pathlib import Path
-
-        from ftbench.pack import fetch_from
+        from ftbench.pack import fetch_from  # loaded only for --from, not for --help
 
         for name, paths in fetch_from(Path(args.from_dir), names, log).items():
             folders = sorted({str(p.parent) for p in paths})
@@ -513,7 +503,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_pack(args: argparse.Namespace) -> int:
-    from ftbench.pack import make_pack, parse_request, summary_lines
+    from ftbench.pack import make_pack, parse_request, summary_lines  # only for this command
 
     request = parse_request(
         args.dir, bundles=args.bundles, lock=args.lock, python_version=args.python_version,
@@ -532,13 +522,13 @@ def _cmd_tui(args: argparse.Namespace) -> int:
         raise FtbenchError(f"the TUI needs a terminal, and the {which} is not one; for text "
                            "output use `ftbench runs`, `ftbench compare` or `ftbench run "
                            "--headless`")
-    from ftbench.tui import main as tui_main
+    from ftbench.tui import main as tui_main  # the TUI (and Textual) loads only when it opens
 
     return tui_main(args.runs_dir)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from ftbench.doctor import main as doctor_main
+    from ftbench.doctor import main as doctor_main  # Rich and the checks load only for doctor
 
     return doctor_main(as_json=args.json)
 

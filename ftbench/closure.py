@@ -21,13 +21,13 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+
+from ftbench.bundles import _pip_reason, _run_streaming
 from ftbench.errors import FtbenchError, PackFailed
-
-if TYPE_CHECKING:  # pragma: no cover
-    from packaging.requirements import Requirement
-    from packaging.specifiers import SpecifierSet
 
 Log = Callable[[str], None]
 
@@ -58,8 +58,6 @@ def resolve(target: Target, own_wheel: Path, extra: Sequence[str], folder: Path,
             log: Log) -> Closure:
     """Every wheel the target needs besides what it has: ftbench's (``own_wheel``), its
     dependencies' and those of the ``extra`` requirements, downloaded into ``folder``."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
     walk = _Walk(target, folder, log)
     roots = walk.add(read_wheel(own_wheel, locked=True))
     for text in extra:
@@ -120,8 +118,6 @@ def pip_source_flags(target: Target) -> list[str]:
 def target_environment(target: Target) -> dict[str, str]:
     """PEP 508 marker values of the target (this machine's, with the target's Python and
     platform put in)."""
-    from packaging.markers import default_environment
-
     env = dict(default_environment())
     if target.python_version:
         env["python_version"] = target.python_version
@@ -194,8 +190,6 @@ class _Walk:
         self.left_out: dict[str, str] = {}
 
     def deps(self, wheel: Wheel, extras: Iterable[str]) -> list[tuple[Requirement, str]]:
-        from packaging.requirements import InvalidRequirement, Requirement
-
         contexts = [{**self.env, "extra": e} for e in ("", *sorted(extras))]
         out = []
         for line in wheel.requires:
@@ -214,8 +208,6 @@ class _Walk:
         return self.deps(wheel, wheel.extras)
 
     def run(self, roots: list[tuple[Requirement, str]]) -> Closure:
-        from packaging.specifiers import SpecifierSet
-
         queue = roots
         while queue:
             batch: dict[str, tuple[SpecifierSet, set[str], list[str]]] = {}
@@ -291,8 +283,6 @@ class _Walk:
 
     def pip_download(self, pins: list[str], extra_flags: list[str],
                      where: str = "the package index") -> dict[str, Wheel]:
-        from ftbench.bundles import _pip_reason, _run_streaming
-
         out = Path(tempfile.mkdtemp(prefix="round-", dir=self.folder))
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "--no-input", "--timeout", str(PIP_TIMEOUT_S),

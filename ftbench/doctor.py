@@ -7,6 +7,7 @@ always, unless ftbench itself cannot import its own modules.
 from __future__ import annotations
 
 import importlib.util
+import json
 import platform
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
+
+from ftbench.quiet import quiet_libraries
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Check:
 def _torch() -> list[Check]:
     if importlib.util.find_spec("torch") is None:
         return [Check("torch", False, "not installed: pip install torch==2.13.0 (CPU) or a CUDA build")]
-    import torch
+    import torch  # seconds: imported in its own check, under its progress line, once found
 
     checks = [Check("torch", True, f"{torch.__version__} ({torch.get_num_threads()} threads)")]
     if torch.cuda.is_available():
@@ -39,6 +42,7 @@ def _torch() -> list[Check]:
 
 
 def _nvml() -> list[Check]:
+    # in the check: run_checks turns a failed import into this check's row, not a crash
     from ftbench.engine.telemetry import nvml_info
 
     info = nvml_info()
@@ -49,6 +53,7 @@ def _nvml() -> list[Check]:
 
 def _bitsandbytes() -> list[Check]:
     try:
+        # in the check, inside the try: a failed import is this check's row, not a crash
         from ftbench.methods import qlora_available
     except ImportError as exc:
         return [Check("bitsandbytes", False, f"cannot check: {exc}")]
@@ -57,6 +62,7 @@ def _bitsandbytes() -> list[Check]:
 
 
 def _bundles() -> list[Check]:
+    # in the check: run_checks turns a failed import into this check's row, not a crash
     from ftbench import bundles
 
     out = []
@@ -67,6 +73,7 @@ def _bundles() -> list[Check]:
 
 
 def _hub() -> list[Check]:
+    # in the check: run_checks turns a failed import into this check's row, not a crash
     from ftbench.hub import hub_reachable
 
     ok, why = hub_reachable()
@@ -75,6 +82,7 @@ def _hub() -> list[Check]:
 
 
 def _presets() -> list[Check]:
+    # in the check: run_checks turns a failed import into this check's row, not a crash
     from ftbench.presets import load_all, runnable_here
 
     errors: list[str] = []
@@ -95,8 +103,6 @@ PROGRESS = {"_torch": "importing torch", "_nvml": "asking NVML for a GPU",
 def run_checks(on_progress: Callable[[str], None] | None = None) -> list[Check]:
     """Every check in order; ``on_progress`` hears what each one is about to do (some take
     seconds: importing torch, reaching the hub)."""
-    from ftbench.quiet import quiet_libraries
-
     quiet_libraries()
     checks = [Check("python", sys.version_info >= (3, 11), platform.python_version())]
     for i, probe in enumerate(CHECKS, 1):
@@ -118,8 +124,6 @@ def main(as_json: bool = False) -> int:
     else:
         checks = run_checks()
     if as_json:
-        import json
-
         print(json.dumps([c.__dict__ for c in checks], indent=2))
         return 0
     table = Table(title="ftbench doctor", show_header=False)

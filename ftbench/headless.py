@@ -259,6 +259,8 @@ def run_specs(specs: list[RunSpec], runs_dir: str | None, as_json: bool, stream:
               runner: Callable[..., RunFinished] | None = None) -> int:
     """Run the specs in order; print progress; return the exit code. ``runner`` replaces the
     in-process `engine.runner.run` (a torchrun launch: `distributed.launch.run_distributed`)."""
+    # the engine loads only when runs start here: --parallel's parent imports this module for its
+    # printers alone
     from ftbench.engine.runner import run as run_here
     from ftbench.plan.record import prediction_for_record
 

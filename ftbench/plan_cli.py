@@ -9,21 +9,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 from ftbench.errors import FtbenchError
+from ftbench.models import resolve_model
+from ftbench.plan.device import DeviceInfo, cpu_device, probe_device
+from ftbench.plan.render import plan_json, plan_table
+from ftbench.prepare import device_for, plan, resolve
+from ftbench.presets import load_preset
+from ftbench.quiet import quiet_libraries
+from ftbench.results.store import load_runs
 from ftbench.terms import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def device_from_args(args: argparse.Namespace) -> Any:
-    from ftbench.plan.device import DeviceInfo, cpu_device, probe_device
-
     if args.gpu_name and args.device != "cuda":
         raise FtbenchError("--gpu-name needs --device cuda")
     if args.free_mb is not None and args.free_mb <= 0:
         raise FtbenchError("--free-mb must be > 0")
-    from ftbench.prepare import device_for
-
     # by default the device `ftbench run` would prepare for (the engine's own view)
     probed = device_for() if args.device is None else (
         cpu_device() if args.device == "cpu" else None)
@@ -37,26 +41,17 @@ def device_from_args(args: argparse.Namespace) -> Any:
             probed = DeviceInfo("cuda", args.gpu_name, None, None, "--device cuda (no GPU queried)",
                                 bf16=not no_bf16)
     if args.free_mb is not None:
-        from dataclasses import replace
-
         probed = replace(probed, free_mb=float(args.free_mb), source="--free-mb")
     return probed
 
 
 def plan_command(args: argparse.Namespace, overrides: Any) -> int:
-    from ftbench.prepare import plan, resolve
-    from ftbench.presets import load_preset
-
     preset = load_preset(args.preset)
     device = device_from_args(args)
     prepared = resolve(preset, overrides, device)  # the runs `ftbench run` would train here
     specs = prepared.specs
-    from ftbench.models import resolve_model
-
     for model in dict.fromkeys(s.model for s in specs):
         resolve_model(model)  # a hub model without the hub: one line, before any planning
-    from ftbench.quiet import quiet_libraries
-
     quiet_libraries()
     plans = plan(prepared, _records(args.runs_dir)).plans or ()
     rows = [p.prediction for p in plans if p.prediction is not None]
@@ -66,17 +61,13 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
     if not rows:
         return EXIT_USAGE
     if args.json:
-        from ftbench.plan.render import plan_json
-
         doc = plan_json(preset.name, rows)
         by_method = {p.method: p.spec for p in plans}
         for run in doc["runs"]:  # what would be trained, exactly
             run["spec"] = by_method[run["method"]].to_dict()
         print(json.dumps(doc, indent=2))
     else:
-        from rich.console import Console
-
-        from ftbench.plan.render import plan_table
+        from rich.console import Console  # Rich only for the table, not for --json
 
         reported = {r.method: float(r.metrics["peak_mb"]) for s in specs for r in s.references
                     if isinstance(r.metrics.get("peak_mb"), (int, float))}
@@ -93,8 +84,6 @@ def plan_command(args: argparse.Namespace, overrides: Any) -> int:
 
 
 def _records(runs_dir: str | None) -> list[Any]:
-    from ftbench.results.store import load_runs
-
     try:
         return list(load_runs(runs_dir).records)
     except Exception:  # calibration is optional: an unreadable folder only loses it

@@ -3,20 +3,20 @@ instead of saving a failed record per method."""
 
 from __future__ import annotations
 
+import importlib.util
+
+from ftbench import hub
+from ftbench.data import KNOWN_DATASETS
 from ftbench.errors import FtbenchError
+from ftbench.models import is_hub_id
 from ftbench.spec import RunSpec
+from ftbench.tasks.causal_lm_checks import check_causal_lm
 
 
 def preflight(specs: list[RunSpec]) -> None:
     """Raise `FtbenchError` if a run needs the hub and the hub is unreachable, or a
     causal-LM run cannot run (`ftbench.tasks.causal_lm_checks`)."""
-    from ftbench.tasks.causal_lm_checks import check_causal_lm
-
     check_causal_lm(specs)
-    from ftbench.data import KNOWN_DATASETS
-    from ftbench.hub import hub_reachable
-    from ftbench.models import is_hub_id
-
     needs: list[str] = []
     for spec in specs:
         if is_hub_id(spec.model) and f"model {spec.model}" not in needs:
@@ -28,7 +28,7 @@ def preflight(specs: list[RunSpec]) -> None:
             needs.append(f"dataset {spec.data.name}")
     if not needs:
         return
-    ok, why = hub_reachable()
+    ok, why = hub.hub_reachable()  # through the module: tests replace hub_reachable
     if not ok:
         raise FtbenchError(
             f"the Hugging Face hub is unreachable ({why}) and this run needs {', '.join(needs)}; "
@@ -46,8 +46,6 @@ _TRACKER_PACKAGES: dict[str, str] = {
 
 def check_trackers(names: tuple[str, ...]) -> None:
     """`--report-to` names must be trackers the Trainer knows and whose package is installed."""
-    import importlib.util
-
     for name in names:
         if name in ("none", "all"):
             raise FtbenchError(f"--report-to {name}: name the trackers instead "

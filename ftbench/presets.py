@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from ftbench.errors import FtbenchError, PresetError
+from ftbench.methods.registry import METHOD_NAMES, unknown_method
 from ftbench.rules import Rule, field_rules, printable_key, typename
 from ftbench.spec import (LEARNING_RATE, SEED, SEEDS, SIZE, STEPS, TASKS, DataSpec, MethodSpec, Preset,
                           Reference, RunSpec, TrainParams, amend)
@@ -239,6 +240,7 @@ def _is_slug(name: str) -> bool:
 
 
 def _check_dataset(data: dict[str, Any], c: _Checker) -> None:
+    # ftbench.data loads only when a preset is checked, not when presets are listed by name
     from ftbench.data import KNOWN_DATASETS
 
     name = data["name"]
@@ -292,13 +294,11 @@ class Overrides:
     allow_pickle: bool = False
 
     def __post_init__(self) -> None:
-        from ftbench.methods.registry import METHOD_NAMES, unknown_method
-
         for name in self.methods:
             if name not in METHOD_NAMES:
                 raise PresetError(unknown_method(name))
         if self.dataset:
-            from ftbench.data import KNOWN_DATASETS
+            from ftbench.data import KNOWN_DATASETS  # see _check_dataset
 
             if self.dataset not in KNOWN_DATASETS:
                 raise PresetError(f"unknown dataset {self.dataset!r} (known: {', '.join(KNOWN_DATASETS)})")
@@ -375,6 +375,7 @@ def _batch_size(value: int | str) -> int | str:
 
 def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, DataSpec, list[str]]:
     """Swap hub models for the bundled one and hub datasets for bundled copies; say so."""
+    # ftbench.data and ftbench.models load only when used, not when presets are listed by name
     from ftbench.data import KNOWN_DATASETS
     from ftbench.models import is_hub_id
 
@@ -396,6 +397,7 @@ def offline_swaps(preset: Preset, model: str, data: DataSpec) -> tuple[str, Data
 
 def runnable_here(preset: Preset) -> str:
     """A short word for `ftbench presets`: can this run without network / a GPU?"""
+    # ftbench.data and ftbench.models load only when used, not when presets are listed by name
     from ftbench.data import KNOWN_DATASETS
     from ftbench.models import is_hub_id
 

@@ -17,7 +17,7 @@ import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
-from ftbench.errors import SpecError
+from ftbench.errors import MethodError, SpecError
 from ftbench.rules import Rule, ruled, validate_fields
 
 Task = Literal["classification", "qa", "causal-lm"]
@@ -120,7 +120,7 @@ class MethodSpec:
     def __post_init__(self) -> None:
         """The one check of a method's name and arguments (presets, the CLI and the TUI build
         a MethodSpec; the method code trusts it)."""
-        from ftbench.errors import MethodError
+        # the method registry loads when a MethodSpec is built, not for --help
         from ftbench.methods.registry import METHOD_NAMES, unknown_method, validate_method_args
 
         validate_fields(self, SpecError)

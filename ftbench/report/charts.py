@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 import threading
 from typing import Any, NamedTuple, Sequence
 
@@ -103,7 +104,7 @@ class _Plot:
     """The handful of plotext calls the charts need, for plotext 5.x and 6.x."""
 
     def __init__(self, width: int, height: int, title: str, colorless: bool) -> None:
-        import plotext as plt
+        import plotext as plt  # ~0.1 s: loads when a chart is drawn, not when this module is imported
 
         self.plt = plt
         self.colorless = colorless
@@ -518,8 +519,6 @@ def _serving_cost_name(section: Section) -> str:
 
 
 def _wrap(text: str, width: int) -> str:
-    import textwrap
-
     return "\n".join(textwrap.wrap(text, max(width, MIN_WIDTH), subsequent_indent="  "))
 
 

@@ -12,10 +12,13 @@ errors: each is reported as one ``ftbench: skipped <path>: <why>`` line and left
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ftbench.errors import FtbenchError
+from ftbench.report.groups import build_comparison
+from ftbench.report.select import Selection, select_runs, split_values
 from ftbench.terms import EXIT_OK, EXIT_USAGE
 from ftbench.text import printable
 
@@ -125,8 +128,6 @@ def _warn_problems(loaded: "LoadResult") -> None:
 
 
 def _statuses(values: Sequence[str]) -> tuple[str, ...]:
-    from ftbench.report.select import split_values
-
     statuses = split_values(values)
     unknown = [s for s in statuses if s.casefold() not in STATUSES]
     if unknown:
@@ -139,8 +140,7 @@ def load_selected(args: argparse.Namespace) -> "tuple[LoadResult, list[RunRecord
 
     Raises `UsageError` when there is nothing to report on, saying why.
     """
-    from ftbench.report.select import Selection, select_runs, split_values
-    from ftbench.results.store import load_runs, runs_dir
+    from ftbench.results.store import load_runs, runs_dir  # the run store: not for --help
 
     folder = runs_dir(args.runs_dir)
     if not folder.exists():
@@ -180,13 +180,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ftbench.report.groups import build_comparison
-
     loaded, records = load_selected(args)
     comparison = build_comparison(records, per_run=args.per_run, by_budget=args.by_budget)
     references = not args.no_references
     if args.json:
-        from ftbench.report.export import comparison_json, dumps_json
+        from ftbench.report.export import comparison_json, dumps_json  # Rich, through it: not for --help
 
         data = comparison_json(comparison, loaded.problems)
         if not references:
@@ -195,6 +193,7 @@ def _compare(args: argparse.Namespace) -> int:
         sys.stdout.write(dumps_json(data))
         return EXIT_OK
 
+    # Rich, the tables and the charts load only for this command, not for --help
     from rich.console import Console
     from rich.text import Text
 
@@ -206,7 +205,7 @@ def _compare(args: argparse.Namespace) -> int:
     # Charts fill the terminal's width and, up to 22 rows, its height (one chart per screen).
     height = args.height or max(12, min(22, console.height - 2))
     colorless = console.no_color or console.color_system is None
-    from ftbench.report.planned import plan_table
+    from ftbench.report.planned import plan_table  # only for this command, not for --help
 
     for section in comparison.sections:  # each preset: its tables, then its charts
         for table in section_tables(section, width, references=references):
@@ -221,13 +220,13 @@ def _compare(args: argparse.Namespace) -> int:
                 console.print(Text.from_ansi(chart.text), no_wrap=True, overflow="crop")
                 console.print()
     if not args.per_run:  # --tune sweeps: chosen values, tuned vs default, sensitivity
-        from ftbench.report.tuning import tuning_lines
+        from ftbench.report.tuning import tuning_lines  # only for this command, not for --help
 
         for item in tuning_lines(records, width, height, colorless):
             console.print(Text.from_ansi(item) if isinstance(item, str) else item)
             console.print()
     if args.save_charts:
-        from ftbench.report.export import write_atomic
+        from ftbench.report.export import write_atomic  # only for this command, not for --help
 
         if str(args.save_charts).lower().endswith(".png"):
             raise UsageError("PNG is not supported; save as .svg (any browser or "
@@ -244,9 +243,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def charts_svg(items: Sequence[Any], width: int) -> str:
     """The charts as one SVG picture, drawn by Rich from the same text the terminal shows."""
-    import io
-
-    from rich.console import Console
+    from rich.console import Console  # Rich: not for --help
     from rich.text import Text
 
     console = Console(width=width, record=True, file=io.StringIO(), force_terminal=True,
@@ -265,8 +262,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ftbench.report.export import export_text, write_atomic
-    from ftbench.report.groups import build_comparison
+    from ftbench.report.export import export_text, write_atomic  # Rich, through it: not for --help
 
     _, records = load_selected(args)
     comparison = build_comparison(records, per_run=args.per_run, by_budget=args.by_budget) \

@@ -22,10 +22,12 @@ from typing import Any, Sequence
 from ftbench.errors import FtbenchError
 from ftbench.report.groups import (
     IDENTITY_COLUMNS, MEMORY_NAMES, RATE_KEYS, WHOLE_RUN_MARK, Comparison, Section, Stat,
-    flatten_record, fmt_count, fmt_number, fmt_pct, fmt_stat,
+    build_comparison, flatten_record, fmt_count, fmt_number, fmt_pct, fmt_stat,
 )
+from ftbench.report.serving import serving_columns, serving_note
 from ftbench.report.tables import Column, best_groups, section_columns
 from ftbench.results.record import RunRecord
+from ftbench.results.store import _umask
 from ftbench.terms import json_safe
 
 FORMATS: tuple[str, ...] = ("csv", "md", "json")
@@ -175,8 +177,6 @@ def _md_section(section: Section, references: bool) -> list[str]:
 
 def _md_serving(section: Section) -> list[str]:
     """The serving table (size, latency, throughput) where runs measured it."""
-    from ftbench.report.serving import serving_columns, serving_note
-
     columns = [Column(*c) for c in serving_columns(section.task)
                if any(g.mean(c[0]) is not None for g in section.groups)]
     if not columns:
@@ -257,8 +257,6 @@ def export_text(fmt: str, records: Sequence[RunRecord], comparison: Comparison |
     if fmt == "json":
         return to_json(records)
     if fmt == "md":
-        from ftbench.report.groups import build_comparison
-
         return to_markdown(comparison or build_comparison(records), references=references)
     raise ExportError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
 
@@ -282,8 +280,6 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     except OSError as exc:
         raise ExportError(f"cannot write to {raw}: {exc.strerror or exc}") from exc
     try:
-        from ftbench.results.store import _umask
-
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the export from others
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)

@@ -540,6 +540,7 @@ class Comparison:
 
 
 def _plan_json(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    # report.planned imports Rich: not loaded for --help, which imports this module
     from ftbench.report.planned import plan_json
 
     return plan_json(runs)
@@ -665,7 +666,7 @@ def build_comparison(records: Sequence[RunRecord], *, per_run: bool = False,
         section.size_front = front(groups, section.primary_metric, SIZE_KEY)
         section.notes = _section_notes(section, per_run)
         if ties:
-            from ftbench.report.stats import tie_note
+            from ftbench.report.stats import tie_note  # see _mark_ties
 
             best = max((g for g in groups if g.mean(section.primary_metric or "") is not None),
                        key=lambda g: g.mean(section.primary_metric or "") or 0.0)
@@ -684,6 +685,7 @@ def _tune_role(record: RunRecord) -> str | None:
 def _mark_ties(groups: Sequence[Group], metric: str | None) -> bool:
     """Mark the groups the seeds cannot tell from the best by ``metric``; whether any was
     judged (report.stats: a bootstrap over seeds)."""
+    # report.stats loads only to compare runs, not for --help, which imports this module
     from ftbench.report.stats import tied
 
     if metric is None:

@@ -24,6 +24,7 @@ from ftbench.report.groups import (
     LOWER_METRICS, MEMORY_KEYS, MEMORY_NAMES, NEUTRAL_METRICS, RATE_KEYS, WHOLE_RUN_MARK, Comparison, Group,
     ReferenceRow, Section, Stat, fmt_count, fmt_number, fmt_pct, fmt_stat,
 )
+from ftbench.report.serving import serving_columns, serving_note
 
 BEST_STYLE = "bold green"
 WARNING_STYLE = "bold red"
@@ -298,8 +299,6 @@ def section_tables(section: Section, width: int | None = None, *,
 
 def serving_table(section: Section, width: int | None = None) -> Table | None:
     """The section's serving cost (size, latency, throughput), or None where no run measured it."""
-    from ftbench.report.serving import serving_columns, serving_note
-
     columns = [Column(*c) for c in serving_columns(section.task) if _present(section, c[0], False)]
     if not columns:
         return None

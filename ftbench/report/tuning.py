@@ -13,7 +13,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from ftbench.report.charts import _build, _colorless, nice_ticks, tick_label
 from ftbench.report.groups import Stat
+from ftbench.report.stats import tie_note, tied
 from ftbench.results.record import RunRecord
 from ftbench.tasks.info import primary_value, short_name
 
@@ -49,8 +55,6 @@ def _tune(record: RunRecord) -> dict[str, Any]:
 
 def tuned_methods(records: Sequence[RunRecord]) -> list[TunedMethod]:
     """One entry per (preset, method, study) with final runs, in the order they first appear."""
-    from ftbench.report.stats import tied
-
     finals: dict[tuple[str, str, str], list[RunRecord]] = {}
     trials: dict[str, list[RunRecord]] = {}
     for r in records:
@@ -129,10 +133,6 @@ def spent_text(spent: dict[str, Any]) -> str:
 
 def tuning_table(methods: Sequence[TunedMethod]) -> Any:
     """The Rich table: one row per tuned method."""
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
     name = short_name(methods[0].metric) if methods else "score"
     table = Table(title=Text(f"{methods[0].preset if methods else ''}: tuned on a validation carve, "
                              "tested on the test set"), box=box.SIMPLE_HEAD, title_justify="left",
@@ -147,8 +147,6 @@ def tuning_table(methods: Sequence[TunedMethod]) -> Any:
         table.add_row(Text(m.label), Text(default), Text(_fmt_params(m.params)),
                       Text(f"{m.validation:.4f}" if isinstance(m.validation, (int, float)) else "-"),
                       Text(_fmt_stat(m.tuned)), Text(spent_text(m.spent)))
-    from ftbench.report.stats import tie_note
-
     notes = ["tuned: mean ± sample std over the final runs' seeds, each on the whole training set",
              "default-rate: untuned runs of the method in the same folder (absent: none were run)"]
     if any(m.tied is not None for m in methods):
@@ -164,8 +162,6 @@ def sensitivity_chart(methods: Sequence[TunedMethod], width: int = 80, height: i
                       colorless: bool | None = None) -> str:
     """Validation score against the learning rate (log x), one line per method; '' when no
     method has two scored rates."""
-    from ftbench.report.charts import _build, _colorless, nice_ticks, tick_label
-
     lines = [(m, [(math.log10(lr), s) for lr, s, _ in m.curve if s is not None and math.isfinite(s)])
              for m in methods]
     lines = [(m, pts) for m, pts in lines if pts]

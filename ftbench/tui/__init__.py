@@ -14,6 +14,6 @@ def main(runs_dir: str | None = None, start: "Prepared | None" = None,
     """Open the TUI on ``runs_dir`` (default: $FTBENCH_RUNS_DIR or ./runs); with ``start``
     (a preset's prepared runs) those runs start at once on the live screen; ``gpus``: the
     local GPUs (NVML indices) a multi-process ``runner`` uses, one Memory panel row each."""
-    from ftbench.tui.app import run_app
+    from ftbench.tui.app import run_app  # Textual loads only here: this package imports without it
 
     return run_app(runs_dir, start, runner, gpus)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -24,6 +26,11 @@ from textual.reactive import var
 from textual.worker import Worker, WorkerState
 
 from ftbench.engine.events import Event, Log
+from ftbench.errors import FtbenchError
+from ftbench.presets import load_all
+from ftbench.results.record import RecordError
+from ftbench.results.store import find_run
+from ftbench.results.store import runs_dir as resolve_runs_dir
 from ftbench.tui.commands import FtbenchCommands
 from ftbench.tui.controller import TRAINING, TrainingController, run_summary
 from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -102,14 +109,10 @@ class FtbenchApp(App[None]):
         # the NVML indices of the local GPUs a multi-process run uses (its launch): the Memory
         # panel reads each of them, since only rank 0's own GPU arrives as events
         self.gpus = gpus
-        from ftbench.results.store import runs_dir as resolve_runs_dir
-
         # the saved runs, the selection for Compare and what it shows: shared by the screens
         self.workspace = Workspace(resolve_runs_dir(runs_dir))
         self.preset_errors: list[str] = []
         if presets is None:
-            from ftbench.presets import load_all
-
             presets = load_all(self.preset_errors.append)
         self.presets = presets
         if machine is not None:
@@ -133,11 +136,12 @@ class FtbenchApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="probe", description="looking for a GPU")
     def probe_machine(self) -> Machine:
+        # imported in this worker, so the first paint does not wait for the GPU code
         from ftbench.engine.telemetry import nvml_info
 
         sampler = self.gpu_sampler
         if sampler is not None:  # a simulated GPU (tests): the same device the engine sees
-            from ftbench.tui.gpu_probe import gpu_now
+            from ftbench.tui.gpu_probe import gpu_now  # in this worker, as above
 
             sample = gpu_now(sampler)
             if sample is not None:
@@ -156,7 +160,7 @@ class FtbenchApp(App[None]):
         return self.workspace.label
 
     def open_start(self, preset: Preset) -> None:
-        from ftbench.tui.screens.start import StartRequest, StartScreen
+        from ftbench.tui.screens.start import StartRequest, StartScreen  # when first opened, not for the first paint
 
         def started(request: StartRequest | None) -> None:
             if request is not None:
@@ -174,9 +178,7 @@ class FtbenchApp(App[None]):
         """The start dialog's Tune box: the sweep's trials in the queue, then its finals
         (ftbench.tune.bridge), both from the prepared runs and gated like them (with the
         dialog's "Run anyway"); one notice and nothing queued when it cannot start."""
-        from dataclasses import replace
-
-        from ftbench.errors import FtbenchError
+        # the sweep code loads only when tuning starts, not for the first paint
         from ftbench.tune.bridge import QueuedSweep, queued_sweep
 
         if self.training or (self.runner is not None and not isinstance(self.runner, QueuedSweep)):
@@ -199,9 +201,7 @@ class FtbenchApp(App[None]):
         self.start_runs(batch(sweep.queue()))
 
     def open_run(self, run_id: str) -> None:
-        from ftbench.results.record import RecordError
-        from ftbench.results.store import find_run
-        from ftbench.tui.screens.run_detail import RunScreen
+        from ftbench.tui.screens.run_detail import RunScreen  # when first opened, not for the first paint
 
         try:
             record = find_run(run_id, self.runs_dir)
@@ -335,6 +335,7 @@ class FtbenchApp(App[None]):
         self.notify(text, title="Could not run", severity="error", timeout=12)
 
     def action_cancel_run(self) -> None:
+        # the dialog loads when first opened, not for the first paint
         from ftbench.tui.screens.confirm import CancelChoice, CancelRunScreen
 
         queue = self.queue
@@ -365,7 +366,7 @@ class FtbenchApp(App[None]):
         if self._quitting or not self.training or queue is None:
             self.exit()
             return
-        from ftbench.tui.screens.confirm import QuitScreen
+        from ftbench.tui.screens.confirm import QuitScreen  # when first opened, not for the first paint
 
         item = queue.current
         label = f"{queue.preset} · {item.label}" if item else queue.preset
@@ -384,7 +385,7 @@ class FtbenchApp(App[None]):
         self.push_screen(QuitScreen(label), decided)
 
     def action_help(self) -> None:
-        from ftbench.tui.screens.help import HelpScreen
+        from ftbench.tui.screens.help import HelpScreen  # when first opened, not for the first paint
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -392,7 +393,7 @@ class FtbenchApp(App[None]):
     def action_hide_keys(self) -> bool:
         """Esc closes Textual's keys panel (opened from the palette's "Keys"); screens with
         an Esc of their own call this first. True if there was a panel to close."""
-        from textual.widgets import HelpPanel
+        from textual.widgets import HelpPanel  # Textual loads it when first used, not for the first paint
 
         if not self.screen.query(HelpPanel):
             return False
@@ -417,6 +418,7 @@ def run_app(runs_dir: str | None = None, start: Prepared | None = None,
     queue = app.queue
     if start is not None and queue is not None and queue.records():
         # `ftbench run` on a terminal: after q, the same results table as headless prints.
+        # (ftbench.headless loads only for it)
         from rich.console import Console
 
         from ftbench.headless import summary_table
@@ -443,8 +445,6 @@ def queue_exit_code(statuses: list[str], queued: int) -> int:
 def measure_first_paint(t0: float) -> float:
     """Seconds from ``t0`` (a `time.time()` taken at process start) to the first frame of
     the TUI, run headless on the default runs folder (benchmarks/startup.py)."""
-    import time
-
     painted: list[float] = []
 
     class _Timed(FtbenchApp):

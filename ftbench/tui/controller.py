@@ -20,7 +20,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from ftbench.engine.events import Event, Log, RunFinished, RunStarted
+from ftbench.errors import FtbenchError
 from ftbench.text import one_line
+from ftbench.tui.format import duration, number, primary_metric
 from ftbench.tui.messages import ItemStarted, QueueDone, Refused, RunEnded, RunProgress
 from ftbench.tui.session import QueueItem, RunQueue, summary
 
@@ -67,8 +69,7 @@ class TrainingController:
 
     def run_queue(self, queue: RunQueue) -> None:
         """Run the queue in order, one `run()` per item. Runs in a thread, never on the UI."""
-        from ftbench.errors import FtbenchError
-        from ftbench.prepare import gate
+        from ftbench.prepare import gate  # loads in this worker, not for the first paint
 
         gated: dict[int, Any] = {}  # id(the start's Prepared) -> what its gates returned
         while (taken := queue.take_next()) is not None:
@@ -156,8 +157,6 @@ class TrainingController:
     def failed(self, error: BaseException | None) -> str:
         """The worker failed outside `run()`: keep or save the record of the run in progress,
         skip the rest of the queue, and return the reason in one line."""
-        from ftbench.errors import FtbenchError
-
         text = str(error) if isinstance(error, FtbenchError) else f"{type(error).__name__}: {error}"
         text = one_line(text, 300)
         queue = self.queue
@@ -169,7 +168,7 @@ class TrainingController:
             finished = item.feed.finished
             queue.finish(item, finished.record, finished.path)
         elif item is not None:
-            from ftbench.engine.runner import save_failed
+            from ftbench.engine.runner import save_failed  # the engine: not for the first paint
 
             finished = save_failed(item.spec, text, runs_dir=self.app.runs_dir,
                                    **self.saver())
@@ -181,8 +180,6 @@ class TrainingController:
 
 def run_summary(record: Any, path: str | None, runs_label: str = "") -> str:
     """The log's last line for a run: status, its metrics, train time, where it was saved."""
-    from ftbench.tui.format import duration, number, primary_metric
-
     name, value = primary_metric(record.metrics, record.task)
     parts = [f"{record.method} · seed {record.seed}: {record.status}"]
     if value is not None:
@@ -205,7 +202,7 @@ class _Loading:
     any thread): while a run loads torch, transformers and its model, no plan runs beside it."""
 
     def __init__(self) -> None:
-        from ftbench.plan.runs import LOADING
+        from ftbench.plan.runs import LOADING  # the planner loads with the first run, not for the first paint
 
         self._lock = LOADING
         self._lock.acquire()

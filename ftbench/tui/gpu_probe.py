@@ -40,7 +40,7 @@ def gpus_now(sampler: Callable[[TelemetrySample], None] | None,
 
 
 def _nvml(sample: TelemetrySample, index: int) -> None:
-    import pynvml
+    import pynvml  # inside gpu_now's try: without pynvml there is no reading, not an error
 
     pynvml.nvmlInit()  # reference-counted by NVML: cheap after the start-up probe
     handle: Any = pynvml.nvmlDeviceGetHandleByIndex(index)

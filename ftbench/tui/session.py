@@ -21,6 +21,7 @@ from ftbench.engine.events import (
     CancelRequest, Eval, EvalProgress, Event, GpuSample, Log, RunFinished, RunStarted, Step,
     StepProgress,
 )
+from ftbench.tasks.info import primary_metric_in
 
 if TYPE_CHECKING:
     from ftbench.results.record import RunRecord
@@ -289,8 +290,6 @@ def smooth(values: list[float], weight: float = 0.6) -> list[float]:
 
 def primary_eval_key(task: str, evals: list[Eval]) -> str | None:
     """The metric the live eval chart follows: the report's primary metric for the task."""
-    from ftbench.tasks.info import primary_metric_in
-
     return primary_metric_in(task, {k for ev in evals for k, v in ev.metrics.items() if _is_number(v)})
 
 

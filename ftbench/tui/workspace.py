@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ftbench.results.store import LoadResult
+from ftbench.results.store import LoadResult, load_runs
 
 
 @dataclass(frozen=True)
@@ -35,8 +33,6 @@ class Workspace:
     def runs(self) -> "LoadResult":
         """The runs folder's runs (read on first use after a reload)."""
         if self._loaded is None:
-            from ftbench.results.store import load_runs
-
             self._loaded = load_runs(self.runs_dir)
         return self._loaded
 

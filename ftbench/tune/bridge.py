@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ftbench.spec import RunSpec
-from ftbench.tune.space import TuneConfig, TuneError
+from ftbench.tune.space import TuneConfig, TuneError, parse_config
+from ftbench.tune.study import _holds, _params_of, claim, point_key
 from ftbench.tune.sweep import SweepPlan, final_specs, open_studies, plan_sweep, run_trial, trial_spec
 
 
 class QueuedSweep:
     def __init__(self, plan: SweepPlan, add_runs: Callable[[list[RunSpec]], None],
                  say: Callable[[str], None] = lambda line: None) -> None:
-        from ftbench.tune.study import _holds, _params_of, point_key
-
         self.plan, self.add_runs, self.say = plan, add_runs, say
         self.runs_dir: str | None = None
         self.storage, self.studies = open_studies(plan)
@@ -47,9 +46,9 @@ class QueuedSweep:
 
     def __call__(self, spec: RunSpec, emit: Callable[[Any], None], cancel: threading.Event, *,
                  runs_dir: Any = None, **kwargs: Any) -> Any:
+        # the engine loads when a run starts, not when the sweep is queued (a bad [tune]: one notice)
         from ftbench.engine.runner import run as engine_run
         from ftbench.plan.record import prediction_for_record
-        from ftbench.tune.study import claim
 
         run = partial(engine_run, predict=prediction_for_record)
         if spec.tune.get("role") != "trial" or spec.tune.get("trial") != -1:
@@ -77,8 +76,6 @@ class QueuedSweep:
 def queued_sweep(preset: Any, specs: list[RunSpec], runs_dir: Path,
                  add_runs: Callable[[list[RunSpec]], None], config: TuneConfig | None = None) -> QueuedSweep:
     """The preset's [tune] table (or the defaults) planned and checked for these specs."""
-    from ftbench.tune.space import parse_config
-
     config = config or parse_config(getattr(preset, "tune", {}) or {}, f"{preset.name} [tune]")
     plan = plan_sweep(specs, config, runs_dir)
     if config.storage is None:

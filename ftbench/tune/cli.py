@@ -67,6 +67,7 @@ def check_compatible(args: argparse.Namespace) -> None:
 
 def tune_command(args: argparse.Namespace, preset: Any, specs: list[Any]) -> int:
     """Plan (every check, nothing trained), then run the sweep."""
+    # the sweep and the run store load only for --tune, not for --help, which imports this module
     from ftbench.results.store import runs_dir
     from ftbench.tune.sweep import open_studies, plan_sweep, run_sweep
 

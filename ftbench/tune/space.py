@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from ftbench.errors import FtbenchError
+from ftbench.errors import FtbenchError, SpecError
 from ftbench.spec import MethodSpec, RunSpec
 
 SAMPLERS = ("grid", "tpe")
@@ -148,7 +148,7 @@ def default_rates(center: float, points: int, decades: float) -> tuple[float, ..
 
 def method_space(config: TuneConfig, method: MethodSpec, base_rate: float) -> dict[str, tuple[Any, ...]]:
     """name -> values searched for ``method`` (``base_rate``: the rate the preset gives it)."""
-    from ftbench.methods.registry import METHODS, METHOD_NAMES
+    from ftbench.methods.registry import METHODS, METHOD_NAMES  # not for --help, which imports this module
 
     space: dict[str, tuple[Any, ...]] = {}
     for key, values in config.grid.items():
@@ -181,8 +181,6 @@ def grid_points(space: Mapping[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 def apply_params(spec: RunSpec, params: Mapping[str, Any]) -> RunSpec:
     """``spec`` with a trial's values: training parameters, the method's rate and arguments.
     Raises TuneError (one line) for a value the spec's rules refuse."""
-    from ftbench.errors import SpecError
-
     method, train = spec.method, spec.train
     try:
         for name, value in params.items():
@@ -224,7 +222,7 @@ def digest(document: Any) -> str:
 
 def check_fraction(config: TuneConfig, spec: RunSpec) -> None:
     """A validation fraction that leaves less than one batch on either side: one line."""
-    from ftbench.data.holdout import validation_size
+    from ftbench.data.holdout import validation_size  # not for --help, which imports this module
 
     n = spec.data.train_size
     if n is None:

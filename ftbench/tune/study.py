@@ -60,6 +60,7 @@ def sqlite_path(url: str) -> Path | None:
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> Any:
     """Optuna's RDBStorage for ``url``; one line when it cannot be opened."""
+    # optuna (~0.3 s to import) loads only once a study opens: planning a sweep needs none
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -96,7 +97,7 @@ def open_study(storage: Any, name: str, document: Mapping[str, Any], config: Tun
 
 def _open_study(storage: Any, name: str, wanted: str, config: TuneConfig,
                 space: Mapping[str, tuple[Any, ...]]) -> Any:
-    import optuna
+    import optuna  # see open_storage
 
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                 sampler=_sampler(config, space), pruner=_pruner(config),
@@ -114,7 +115,7 @@ def _open_study(storage: Any, name: str, wanted: str, config: TuneConfig,
 
 
 def _sampler(config: TuneConfig, space: Mapping[str, tuple[Any, ...]]) -> Any:
-    import optuna
+    import optuna  # see open_storage
 
     if config.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=0)
@@ -122,7 +123,7 @@ def _sampler(config: TuneConfig, space: Mapping[str, tuple[Any, ...]]) -> Any:
 
 
 def _pruner(config: TuneConfig) -> Any:
-    import optuna
+    import optuna  # see open_storage
 
     if config.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
@@ -146,7 +147,7 @@ def point_key(params: Mapping[str, Any]) -> str:
 
 
 def _holds(trial: Any) -> bool:
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # see open_storage
 
     if trial.state in (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED):
         return True
@@ -176,6 +177,7 @@ def claim(study: Any, url: str, config: TuneConfig, space: Mapping[str, tuple[An
           points: list[dict[str, Any]]) -> tuple[Any, dict[str, Any]] | None:
     """The next trial this worker runs and its values, or None when every point (or the TPE
     budget) is taken."""
+    # see open_storage
     import optuna
     from optuna.trial import TrialState
 
@@ -208,7 +210,7 @@ def claim(study: Any, url: str, config: TuneConfig, space: Mapping[str, tuple[An
 
 
 def others_running(study: Any) -> int:
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # see open_storage
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
@@ -238,7 +240,7 @@ class Heartbeat:
 
 def wait_for_others(study: Any, poll_s: float = 5.0, say: Any = None) -> None:
     """Until no trial of ``study`` is running (other workers' trials, or stale ones)."""
-    import optuna
+    import optuna  # see open_storage
 
     told = False
     while True:

@@ -27,12 +27,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from ftbench.engine.events import Eval, Step
+from ftbench.results.store import load_runs, save_record
 from ftbench.spec import RunSpec
 from ftbench.tasks.info import primary_value
 from ftbench.terms import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ftbench.tune import space as sp
 from ftbench.tune.space import TuneConfig, TuneError
-from ftbench.tune.study import redact
+from ftbench.tune.study import (
+    Heartbeat, claim, default_storage, open_storage, open_study, point_key, redact, wait_for_others,
+)
 
 EXPLODE = 10.0  # a logged loss this many times the first one counts as diverged
 
@@ -71,8 +75,6 @@ def plan_sweep(specs: list[RunSpec], config: TuneConfig, runs_folder: Path,
         firsts.setdefault(spec.method.name, spec)
         seed_lists.setdefault(spec.method.name, []).append(spec.seed)
     preset = specs[0].preset
-    from ftbench.tune.study import default_storage
-
     url = config.storage or default_storage(runs_folder)
     plan = SweepPlan(preset=preset, config=config, storage_url=url)
     for name, base in firsts.items():
@@ -101,8 +103,6 @@ def plan_sweep(specs: list[RunSpec], config: TuneConfig, runs_folder: Path,
 
 def open_studies(plan: SweepPlan) -> tuple[Any, dict[str, Any]]:
     """The storage and each method's study (created, or loaded when its space matches)."""
-    from ftbench.tune.study import open_storage, open_study
-
     storage = open_storage(plan.storage_url)
     studies = {m.method: open_study(storage, m.study_name, m.document, plan.config, m.space)
                for m in plan.methods}
@@ -119,8 +119,6 @@ class Watch:
         self.pruned_at: int | None = None
 
     def __call__(self, event: Any) -> None:
-        from ftbench.engine.events import Eval, Step
-
         self.forward(event)
         if isinstance(event, Step) and event.loss is not None and math.isfinite(event.loss):
             if self.first_loss is None:
@@ -150,10 +148,7 @@ def run_trial(m: MethodSweep, plan: SweepPlan, study: Any, storage: Any, trial: 
               index: int, emit: Callable[[Any], None], cancel: threading.Event, runs_dir: str | None,
               run: Callable[..., Any]) -> tuple[str, Any]:
     """Train one trial, record it in its run file and the study; its status and `RunFinished`."""
-    from optuna.trial import TrialState
-
-    from ftbench.results.store import save_record
-    from ftbench.tune.study import Heartbeat
+    from optuna.trial import TrialState  # optuna loads once a study opens (tune.study.open_storage)
 
     spec = trial_spec(m, plan, trial.number, index, params)
     watch = Watch(trial, spec.task, cancel, emit)
@@ -202,10 +197,10 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
               cancel: threading.Event | None = None,
               emit: Callable[[Any], None] | None = None) -> int:
     """Run this worker's share of the trials, then the final runs; the exit code."""
+    # the engine and the printers (Rich) load when the sweep runs, not when it is planned and checked
     from ftbench.engine.runner import run as run_here
     from ftbench.headless import Interrupts, PlainPrinter
     from ftbench.plan.record import prediction_for_record
-    from ftbench.tune.study import claim
 
     run = run or partial(run_here, predict=prediction_for_record)
     out = stream or (sys.stderr if as_json else sys.stdout)
@@ -251,7 +246,7 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
     if not finals:
         summarise(plan, runs_dir, out)
         return EXIT_FAILED if missing else EXIT_OK
-    from ftbench.headless import run_specs
+    from ftbench.headless import run_specs  # see above
 
     code = run_specs(finals, runs_dir, as_json, stream=stream, runner=run)
     summarise(plan, runs_dir, out)
@@ -260,11 +255,11 @@ def run_sweep(plan: SweepPlan, runs_dir: str | None, as_json: bool = False, stre
 
 def summarise(plan: SweepPlan, runs_dir: str | None, out: TextIO) -> None:
     """The tuning table and the sensitivity chart of this sweep's studies (report.tuning)."""
+    # Rich and the report load for the summary, after the runs, not when the sweep is planned
     from rich.console import Console
     from rich.text import Text
 
     from ftbench.report.tuning import tuning_lines
-    from ftbench.results.store import load_runs
 
     studies = {m.study_name for m in plan.methods}
     records = [r for r in load_runs(runs_dir).records
@@ -279,8 +274,6 @@ def final_specs(plan: SweepPlan, studies: dict[str, Any], runs_dir: str | None,
                 say: Callable[[str], None]) -> tuple[list[RunSpec], list[str]]:
     """Once no trial runs anywhere: per method, the best value's runs on the whole training set
     (those already in the runs folder left out), and the methods no trial completed for."""
-    from ftbench.tune.study import point_key, wait_for_others
-
     finals: list[RunSpec] = []
     missing: list[str] = []
     done = finished_finals(runs_dir)
@@ -314,9 +307,6 @@ def final_specs(plan: SweepPlan, studies: dict[str, Any], runs_dir: str | None,
 def finished_finals(runs_dir: str | None) -> set[tuple[str, int, str]]:
     """(study, seed, values) of every completed final run in the runs folder: a sweep run again
     does not train them twice."""
-    from ftbench.results.store import load_runs
-    from ftbench.tune.study import point_key
-
     out = set()
     for r in load_runs(runs_dir).records:
         tag = r.spec.get("tune")
@@ -326,15 +316,13 @@ def finished_finals(runs_dir: str | None) -> set[tuple[str, int, str]]:
 
 
 def _index(m: MethodSweep, params: dict[str, Any], trial: Any) -> int:
-    from ftbench.tune.study import point_key
-
     keys = [point_key(p) for p in m.points]
     key = point_key(params)
     return keys.index(key) + 1 if key in keys else trial.number + 1
 
 
 def best(study: Any) -> Any | None:
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optuna loads once a study opens (tune.study.open_storage)
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:

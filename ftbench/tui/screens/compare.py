@@ -9,6 +9,7 @@ pane; the screen rebuilds when the runs, the selection or the width change.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -20,6 +21,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from ftbench.errors import FtbenchError
 from ftbench.tui.commands import ScreenCommands
 from ftbench.tui.screens.base import MainScreen
 from ftbench.tui.workspace import CompareRequest
@@ -93,6 +95,7 @@ class CompareScreen(MainScreen):
         self.call_after_refresh(self.rebuild)
 
     def selected(self) -> "list[RunRecord]":
+        # ftbench.report loads when runs are compared, not for the first paint
         from ftbench.report.select import Selection, SelectionError, select_runs
 
         request = self.app.workspace.compare
@@ -155,7 +158,7 @@ class CompareScreen(MainScreen):
                                 style="bold red"))
 
     def action_pick_preset(self) -> None:
-        from ftbench.tui.screens.choice import ChoiceScreen
+        from ftbench.tui.screens.choice import ChoiceScreen  # when first opened, not for the first paint
 
         presets = self.app.workspace.saved_presets()
         if not presets:
@@ -180,9 +183,7 @@ class CompareScreen(MainScreen):
 
     def action_save_charts(self) -> None:
         """The charts shown, as an SVG picture (in colour) next to the run files."""
-        from datetime import datetime
-
-        from ftbench.errors import FtbenchError
+        # the report modules load when runs are compared, not for the first paint
         from ftbench.report.charts import charts
         from ftbench.report.cli import charts_svg
         from ftbench.report.export import write_atomic
@@ -213,6 +214,7 @@ class CompareScreen(MainScreen):
 def report_renderable(records: "list[RunRecord]", width: int, height: int, per_run: bool,
                       colorless: bool, by_budget: bool = False, x_axis: str = "step") -> Group:
     """Tables then charts per section, as ``ftbench compare`` prints them."""
+    # the report modules load when runs are compared, not for the first paint
     from ftbench.report.charts import section_charts
     from ftbench.report.groups import build_comparison
     from ftbench.report.planned import plan_table
@@ -229,7 +231,7 @@ def report_renderable(records: "list[RunRecord]", width: int, height: int, per_r
         for chart in section_charts(section, width, height, colorless, x_axis):
             parts += [Text.from_ansi(chart.text, no_wrap=True, overflow="crop"), Text("")]
     if not per_run:  # --tune sweeps: the tuning table and the sensitivity chart
-        from ftbench.report.tuning import tuning_lines
+        from ftbench.report.tuning import tuning_lines  # as above
 
         for item in tuning_lines(records, width, height, colorless):
             parts += [Text.from_ansi(item, no_wrap=True, overflow="crop") if isinstance(item, str) else item,

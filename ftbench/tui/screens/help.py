@@ -42,6 +42,8 @@ def _keys(bindings: Iterable[Any]) -> list[tuple[str, str]]:
 
 
 def help_text() -> Table:
+    # cycle: ftbench.tui.app imports this module; the app and the screens whose keys are listed
+    # are imported here instead
     from ftbench.tui.app import FtbenchApp
     from ftbench.tui.screens.compare import CompareScreen
     from ftbench.tui.screens.live import LiveScreen

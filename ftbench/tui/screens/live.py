@@ -72,7 +72,7 @@ class LiveScreen(MainScreen):
         self.watch(self.app, "machine", self.query_one(MemoryPanel).set_machine)
         self.set_interval(1.0, self.poll_gpu)
         if len(self.app.gpus) > 1:
-            from ftbench.engine.telemetry import INTERVAL_S
+            from ftbench.engine.telemetry import INTERVAL_S  # only for a multi-GPU run, not for the first paint
 
             self.set_interval(INTERVAL_S, self.poll_gpus)
         self.show_all()
@@ -203,7 +203,7 @@ class LiveScreen(MainScreen):
 
     @work(thread=True, exit_on_error=False, group="gpu-now", description="reading the GPU")
     def read_gpu(self) -> Any:
-        from ftbench.tui.gpu_probe import gpu_now
+        from ftbench.tui.gpu_probe import gpu_now  # in this worker, not for the first paint
 
         return gpu_now(self.app.gpu_sampler)
 
@@ -222,7 +222,7 @@ class LiveScreen(MainScreen):
 
     @work(thread=True, exit_on_error=False, group="gpus-now", description="reading the GPUs")
     def read_gpus(self) -> Any:
-        from ftbench.tui.gpu_probe import gpus_now
+        from ftbench.tui.gpu_probe import gpus_now  # in this worker, not for the first paint
 
         return gpus_now(self.app.gpu_sampler, self.app.gpus)
 

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from ftbench.presets import runnable_here
 from ftbench.tui.commands import ScreenCommands
 from ftbench.tui.screens.base import MainScreen
 
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 def where_it_runs(preset: "Preset", machine: "Machine | None") -> tuple[Text, list[str]]:
     """A short tag for the list and the full explanation for the detail pane."""
-    from ftbench.presets import runnable_here
-
     where = runnable_here(preset)
     needs_hub = where.startswith("hub")
     tag = Text()
@@ -107,7 +106,7 @@ def _ref_value(key: str, value: float | None) -> str:
     if value is None:
         return "-"
     if key in ("trainable",):
-        from ftbench.report.groups import fmt_count
+        from ftbench.report.groups import fmt_count  # ftbench.report: not for the first paint
 
         return fmt_count(value)
     return f"{value:g}"

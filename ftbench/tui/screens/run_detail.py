@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from ftbench.plan.judge import prediction_error
+from ftbench.report.planned import error_text
 from ftbench.tui.format import STATUS_STYLE, count, duration, mb, number, one_line, rate, short_time
 from ftbench.tui.sft_view import comparison_table, is_generative, samples_table
 from ftbench.tui.widgets.eval_chart import EvalChart
@@ -135,9 +137,6 @@ def facts(record: RunRecord) -> Group:
 def plan_vs_measured(record: RunRecord) -> Text | None:
     """``1,057 MB needs · measured 1,081 MB (RSS growth …) · -2%``, or why it cannot be
     measured; None when the run stored no prediction or measured nothing to hold it against."""
-    from ftbench.plan.judge import prediction_error
-    from ftbench.report.planned import error_text
-
     j = prediction_error(record)
     if j is None:
         return None

@@ -64,6 +64,7 @@ def row_cells(record: "RunRecord", marked: bool) -> list[Text]:
     name, metric = primary_metric(record.metrics, record.task)
     _, peak = peak_memory(record.memory)
     trainable = number(record.params.get("trainable"))
+    # ftbench.report loads when runs are listed, not for the first paint
     from ftbench.report.groups import fmt_count
 
     from ftbench.report.select import short_id
@@ -277,7 +278,7 @@ class RunsScreen(MainScreen):
         self.query_one("#filter-preset", Select).focus()
 
     def action_sort(self) -> None:
-        from ftbench.tui.screens.choice import ChoiceScreen
+        from ftbench.tui.screens.choice import ChoiceScreen  # when first opened, not for the first paint
 
         choices = [(key, header.strip() or key) for key, header in COLUMNS if key != "mark"]
         current = dict(choices).get(self.sort_key, self.sort_key)

@@ -27,12 +27,17 @@ from textual.widgets import Button, Checkbox, Input, Label, SelectionList, Stati
 from textual.worker import Worker, WorkerState
 
 from ftbench.errors import FtbenchError
+from ftbench.plan.preflight import gates_fit
+from ftbench.prepare import device_for, resolve
+from ftbench.prepare import plan as plan_prepared  # show_plans names a local `plan`
+from ftbench.presets import Overrides, expand, runnable_here
+from ftbench.spec import SEEDS, SIZE, STEPS
 from ftbench.text import one_line
+from ftbench.tune.space import grid_points, method_space, parse_config
 
 if TYPE_CHECKING:
     from ftbench.plan.runs import MethodPlan
     from ftbench.prepare import Prepared
-    from ftbench.presets import Overrides
     from ftbench.rules import Rule
     from ftbench.spec import Preset, RunSpec
 
@@ -96,8 +101,6 @@ class StartScreen(ModalScreen["StartRequest | None"]):
                 yield Input(placeholder=f"preset: {preset.data.eval_size or 'all'}",
                             type="integer", id="start-eval-size",
                             tooltip="Evaluation examples: every evaluation reads all of them")
-            from ftbench.presets import runnable_here
-
             offline_already = not runnable_here(preset).startswith("hub")
             yield Checkbox("Offline: not needed, the model and data are bundled" if offline_already
                            else "Offline: bundled model and data instead of the hub",
@@ -129,9 +132,6 @@ class StartScreen(ModalScreen["StartRequest | None"]):
     def build(self) -> list[RunSpec]:
         """The runs the form asks for (expanded, not yet prepared for a device); remembers
         the form's `Overrides` and asks for a plan when they changed."""
-        from ftbench.presets import Overrides, expand
-        from ftbench.spec import SEEDS, SIZE, STEPS
-
         chosen = set(self.query_one(SelectionList).selected)
         methods = tuple(m.name for m in self.preset.methods if m.name in chosen)
         if not methods:
@@ -206,8 +206,6 @@ class StartScreen(ModalScreen["StartRequest | None"]):
     def resolve_runs(self, overrides: Overrides) -> tuple[Overrides, Prepared]:
         """The form's runs as `ftbench run` would prepare them here (NVML; torch only when
         there is a GPU to ask about)."""
-        from ftbench.prepare import device_for, resolve
-
         device = getattr(self.app, "device", None) or device_for()
         return overrides, resolve(self.preset, overrides, device)
 
@@ -216,9 +214,7 @@ class StartScreen(ModalScreen["StartRequest | None"]):
     def plan_runs(self, overrides: Overrides, prepared: Prepared,
                   records: list[Any]) -> tuple[Overrides, Prepared]:
         """Plan's figures for the prepared runs (torch loads here, never on the UI thread)."""
-        from ftbench.prepare import plan
-
-        return overrides, plan(prepared, records)
+        return overrides, plan_prepared(prepared, records)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -244,8 +240,6 @@ class StartScreen(ModalScreen["StartRequest | None"]):
     def _ready(self) -> bool:
         """Whether Start can go now: the runs are prepared and, where plan can refuse them
         (a GPU), planned."""
-        from ftbench.plan.preflight import gates_fit
-
         prepared = self.prepared
         return prepared is not None and (prepared.plans is not None or not gates_fit(prepared.device))
 
@@ -312,8 +306,6 @@ class StartScreen(ModalScreen["StartRequest | None"]):
 
 def _tune_summary(preset: Preset, specs: list[RunSpec]) -> str:
     """What the sweep will do, in one line (or what is wrong with the preset's [tune] table)."""
-    from ftbench.tune.space import grid_points, method_space, parse_config
-
     try:
         config = parse_config(preset.tune, f"{preset.name} [tune]")
         firsts = {s.method.name: s for s in specs}
@@ -337,6 +329,7 @@ def _device_words(prepared: Prepared) -> str:
 def _figures(plan: MethodPlan) -> Text:
     """``fits · peak 755 MB · needs 1,057 MB · 1.2 min`` for a method's line (the plan
     table's PEAK, needs and run time; fits is judged on needs)."""
+    # the planner loads in the planning worker; this runs once plans exist, not when the dialog opens
     from ftbench.plan.render import format_mb, format_secs
 
     p = plan.prediction

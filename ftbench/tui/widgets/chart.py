@@ -64,7 +64,7 @@ class PlotView(Static):
     def _render_chart(self, width: int, height: int) -> Text:
         if not any(len(xs) for xs, _ in self._lines):
             return Text(self.placeholder, style="dim")
-        from ftbench.report.charts import line_chart
+        from ftbench.report.charts import line_chart  # with the first chart drawn, not for the first paint
 
         self.builds += 1
         text = line_chart(self._lines, width, height, xlabel=self._labels[0],

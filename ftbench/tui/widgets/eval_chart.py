@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftbench.tasks.info import primary_metric_in
 from ftbench.tui.session import LiveFeed, primary_eval_key
 from ftbench.tui.widgets.chart import PlotView
 
@@ -26,8 +27,6 @@ class EvalChart(PlotView):
         self._plot(points)
 
     def show_series(self, evals: list[dict[str, Any]], task: str) -> None:
-        from ftbench.tasks.info import primary_metric_in
-
         key = primary_metric_in(task, {k for p in evals for k, v in p.items()
                                        if isinstance(v, (int, float))})
         self._set_metric(key)

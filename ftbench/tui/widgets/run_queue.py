@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from ftbench.tasks.info import primary_metrics, short_name
 from ftbench.tui.format import (
     STATUS_ICON, STATUS_STYLE, duration, fixed, peak_memory, primary_metric,
 )
@@ -44,8 +45,6 @@ class QueueTable(DataTable):
         if queue is None:
             return
         if queue.items:
-            from ftbench.tasks.info import primary_metrics, short_name
-
             label = short_name(primary_metrics(queue.items[0].spec.task)[0])
             self.columns["metric"].label = Text(label)  # type: ignore[index]
         for item in queue:
