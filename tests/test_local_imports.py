@@ -82,7 +82,8 @@ def test_every_function_local_import_says_why() -> None:
     ("def f():\n    # heavy: not at start-up\n    import torch\n    import numpy\n    return torch\n", []),
     ("def f():\n    x = 1\n    if x:\n        from a import b\n    return b\n", ["<source>:4"]),
     ("import os\n\ndef f():\n    return os\n", []),
-    ("class C:\n    def m(self):\n        from a import (b,\n                       c)\n        return b\n", ["<source>:3"]),
+    ("class C:\n    def m(self):\n        from a import (b,\n                       c)\n"
+     "        return b\n", ["<source>:3"]),
 ])
 def test_the_checker_finds_what_it_should(source: str, expected: list[str]) -> None:
     assert uncommented_local_imports(source) == expected
