@@ -90,6 +90,7 @@ def test_a_causal_lm_is_evaluated_in_the_sft_evaluators_loss_chunks(
     from types import SimpleNamespace
 
     from ftbench.plan import estimate
+    from ftbench.tasks import causal_lm_eval
     from ftbench.tasks.causal_lm_eval import LOSS_LOGITS_BYTES
 
     smollm2 = SimpleNamespace(vocab_size=49152)
@@ -102,7 +103,7 @@ def test_a_causal_lm_is_evaluated_in_the_sft_evaluators_loss_chunks(
     assert estimate.eval_forward_rows(periodic, smollm2, 50) == 50
     assert estimate.eval_forward_rows(replace(spec, task="classification"), smollm2, 50) == 50
     # the prediction follows (tiny-llama's 100-token vocabulary: chunks of 2 rows here)
-    monkeypatch.setattr(estimate, "LOSS_LOGITS_BYTES", 2 * 160 * 100 * 4)
+    monkeypatch.setattr(causal_lm_eval, "LOSS_LOGITS_BYTES", 2 * 160 * 100 * 4)
     chunked, trainer = (estimate.predict(replace(s, train=replace(s.train, eval_batch_size=50)),
                                          CPU).memory.forward_working_set for s in (spec, periodic))
     assert chunked < trainer

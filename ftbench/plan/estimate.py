@@ -25,7 +25,6 @@ from ftbench.plan.memory import MB, MemoryParts, assemble
 from ftbench.plan.timing import TimeEstimate, estimate_time, planned_steps
 from ftbench.plan.weights import count_weights
 from ftbench.spec import RunSpec
-from ftbench.tasks.causal_lm_eval import LOSS_LOGITS_BYTES
 
 MAX_BATCH = 65_536
 
@@ -180,6 +179,9 @@ def eval_forward_rows(spec: RunSpec, config: Any, eval_batch: int) -> int:
     `LOSS_LOGITS_BYTES` (its generation keeps one position's logits: less)."""
     if spec.task != "causal-lm" or spec.train.eval_steps:
         return eval_batch
+    # the evaluator's module imports torch: plan's modules load none at import (package doc)
+    from ftbench.tasks.causal_lm_eval import LOSS_LOGITS_BYTES
+
     vocab = int(getattr(config, "vocab_size", 0) or 0)
     if vocab <= 0:
         return eval_batch
