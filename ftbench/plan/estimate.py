@@ -18,6 +18,7 @@ from ftbench.engine.autobatch import MAX_BATCH as AUTO_MAX
 from ftbench.engine.environment import cpu_name
 from ftbench.engine.flops import count_training_flops
 from ftbench.engine.precision import choose
+from ftbench.engine.trainargs import eval_strategy
 from ftbench.errors import FtbenchError
 from ftbench.plan.device import DeviceInfo
 from ftbench.plan.live import LINE_BATCHES, peak_lines
@@ -177,15 +178,15 @@ def eval_forward_rows(spec: RunSpec, config: Any, eval_batch: int) -> int:
     Trainer only every ``eval_steps`` (`engine.trainargs.eval_strategy`); otherwise only by the
     SFT evaluator, whose loss forwards take as many rows as keep their fp32 logits under
     `LOSS_LOGITS_BYTES` (its generation keeps one position's logits: less)."""
-    if spec.task != "causal-lm" or spec.train.eval_steps:
+    if spec.task != "causal-lm" or eval_strategy(spec) != "no":
         return eval_batch
     # the evaluator's module imports torch: plan's modules load none at import (package doc)
-    from ftbench.tasks.causal_lm_eval import LOSS_LOGITS_BYTES
+    from ftbench.tasks.causal_lm_eval import loss_rows
 
     vocab = int(getattr(config, "vocab_size", 0) or 0)
     if vocab <= 0:
         return eval_batch
-    return min(eval_batch, max(1, LOSS_LOGITS_BYTES // (spec.train.max_length * vocab * 4)))
+    return min(eval_batch, loss_rows(spec.train.max_length, vocab))
 
 
 def _line(at_one: float, at_two: float) -> Line:

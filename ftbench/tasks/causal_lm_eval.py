@@ -44,6 +44,11 @@ SAMPLE_TEXT_LIMIT = 600     # characters of a prompt / generation kept in the re
 LOSS_LOGITS_BYTES = 128 * 2**20
 
 
+def loss_rows(width: int, vocab: int) -> int:
+    """Rows of one loss forward: as many as keep their fp32 logits under `LOSS_LOGITS_BYTES`."""
+    return max(1, LOSS_LOGITS_BYTES // max(1, width * vocab * 4))
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer by the GSM8K convention: the number after the last ``####``, else
     the last number in the text; normalised (no commas, no ``$``, ``42.0`` -> ``42``)."""
@@ -197,7 +202,7 @@ class SFTEvaluator:
         for start in range(0, len(order), self.batch_size):
             batch = [examples[i] for i in order[start:start + self.batch_size]]
             width = max(len(ex["input_ids"]) for ex in batch)
-            rows = max(1, LOSS_LOGITS_BYTES // max(1, width * vocab * 4))
+            rows = loss_rows(width, vocab)
             chunks += [(batch[i:i + rows], i + rows >= len(batch))
                        for i in range(0, len(batch), rows)]
         for chunk, last in chunks:
