@@ -495,14 +495,10 @@ def _role(record: Any) -> str | None:
 
 
 def _device_hours(records: Sequence[Any]) -> dict[str, float]:
-    hours: dict[str, float] = {}
-    for r in records:
-        kind = "gpu" if str((r.environment or {}).get("device") or "cpu").startswith("cuda") \
-            else "cpu"
-        seconds = (r.timing or {}).get("total_s")
-        hours[kind] = hours.get(kind, 0.0) + (float(seconds) / 3600
-                                              if isinstance(seconds, (int, float)) else 0.0)
-    return hours
+    from ftbench.tune.sweep import device_hours
+
+    return device_hours(((r.environment or {}).get("device"), (r.timing or {}).get("total_s"))
+                        for r in records)
 
 
 def _compute(hours: dict[str, float]) -> str:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
 from ftbench.engine.events import Eval, Step
 from ftbench.results.store import load_runs, save_record
@@ -331,14 +331,22 @@ def best(study: Any) -> Any | None:
     return max(done, key=lambda t: (t.value, -t.number))
 
 
+def device_hours(runs: Iterable[tuple[Any, Any]]) -> dict[str, float]:
+    """Hours by device kind ("gpu" for a cuda device, else "cpu") from (device, seconds) pairs;
+    a missing time counts as none."""
+    hours: dict[str, float] = {}
+    for device, seconds in runs:
+        kind = "gpu" if str(device or "cpu").startswith("cuda") else "cpu"
+        hours[kind] = hours.get(kind, 0.0) + (float(seconds) / 3600
+                                              if isinstance(seconds, (int, float)) else 0.0)
+    return hours
+
+
 def sweep_cost(study: Any) -> dict[str, Any]:
     """What the study's trials spent: count, seconds, and device-hours by device kind."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") not in (None, "duplicate")]
     seconds = sum(float(t.user_attrs.get("total_s") or 0.0) for t in trials)
-    hours: dict[str, float] = {}
-    for t in trials:
-        kind = "gpu" if str(t.user_attrs.get("device") or "cpu").startswith("cuda") else "cpu"
-        hours[kind] = hours.get(kind, 0.0) + float(t.user_attrs.get("total_s") or 0.0) / 3600
+    hours = device_hours((t.user_attrs.get("device"), t.user_attrs.get("total_s")) for t in trials)
     statuses: dict[str, int] = {}
     for t in trials:
         statuses[t.user_attrs["status"]] = statuses.get(t.user_attrs["status"], 0) + 1
