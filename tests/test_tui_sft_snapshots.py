@@ -19,7 +19,7 @@ import pytest
 from ftbench.presets import parse_preset_text
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.widgets.memory_panel import Machine
-from tui_helpers import open_live_queue, settle
+from tui_helpers import open_live_queue, settle, still_clock  # noqa: F401  (autouse fixture)
 
 DETAIL = Path(__file__).parent / "fixtures" / "sft_detail"
 CPU = Machine(False, reason="NVML unavailable")
@@ -54,12 +54,6 @@ name = "qlora"
 args = { r = 16, alpha = 32, target_modules = "all-linear" }
 """
 
-
-@pytest.fixture(autouse=True)
-def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ftbench.tui import session
-
-    monkeypatch.setattr(session, "monotonic", lambda: 1000.0)
 
 
 @pytest.fixture

@@ -16,19 +16,13 @@ import pytest
 from ftbench.plan.device import DeviceInfo
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.widgets.memory_panel import Machine
-from tui_helpers import copy_fixture_runs, demo_preset, gpu_preset, show_scene, tiny_preset
+from tui_helpers import (copy_fixture_runs, demo_preset, gpu_preset, show_scene,  # noqa: F401
+                         still_clock, tiny_preset)  # still_clock: an autouse fixture
 
 CPU = Machine(False, reason="NVML unavailable")
 H200 = Machine(True, "NVIDIA H200", 143771.0)
 SMALL, LARGE = (80, 24), (120, 40)
 
-
-@pytest.fixture(autouse=True)
-def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The live panels tick with the wall clock; a snapshot must not depend on it."""
-    from ftbench.tui import session
-
-    monkeypatch.setattr(session, "monotonic", lambda: 1000.0)
 
 
 @pytest.fixture

@@ -14,19 +14,13 @@ from ftbench.results.store import save_record
 from ftbench.tui.app import FtbenchApp
 from ftbench.tui.widgets.memory_panel import Machine
 from test_tune_report import sweep
-from tui_helpers import demo_preset, step_events, tiny_preset
+from tui_helpers import demo_preset, step_events, still_clock, tiny_preset  # noqa: F401  (still_clock: autouse)
 
 CPU = Machine(False, reason="NVML unavailable")
 LARGE = (120, 40)
 # the device the start dialog plans for (this machine's free RAM would change the picture)
 PLAN_CPU = DeviceInfo("cpu", "test cpu", 16000.0, 8000.0, "test")
 
-
-@pytest.fixture(autouse=True)
-def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ftbench.tui import session
-
-    monkeypatch.setattr(session, "monotonic", lambda: 1000.0)
 
 
 @pytest.fixture

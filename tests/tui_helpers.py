@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ftbench.presets import parse_preset_text
 from ftbench.spec import Preset
 
@@ -267,3 +269,12 @@ async def show_scene(pilot: Any, scene: str) -> None:
             for event in step_events("lora-run", 30, gpu=gpu):
                 emit(event)
     await settle(pilot)
+
+
+@pytest.fixture(autouse=True)
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live panels tick with the wall clock; a snapshot must not depend on it (autouse in
+    every test module that imports it)."""
+    from ftbench.tui import session
+
+    monkeypatch.setattr(session, "monotonic", lambda: 1000.0)
